@@ -1,0 +1,573 @@
+"""Read and validate a suite file into frozen ``Suite`` / ``Prompt`` / ``ConfigSpec`` / ``Case``.
+
+A suite is one TOML file (format: docs/suite-format.md): the workflow template, where the
+prompt text and the seed go, the reference config, the configs as input overrides, the
+prompts, the seeds, optional gate parameters and expected-fail declarations. Every problem is
+a ``SuiteError`` naming the file, the key and the fix; nothing here imports pytest or torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import SuiteError
+from .workflow import Graph, InputRef, Workflow, canonical_json
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+__all__ = [
+    "MAX_SEED",
+    "Case",
+    "ConfigSpec",
+    "ExpectedFail",
+    "Prompt",
+    "Suite",
+    "load_suite",
+]
+
+#: KSampler's largest seed (0xffffffffffffffff).
+MAX_SEED = 2**64 - 1
+
+_KEY_RE = re.compile(r"^[^\s\-/\\\[\]:]+$")
+_KEY_RULE = "non-empty, without spaces or any of - / \\ [ ] :"
+
+_SUITE_KEYS = {
+    "name": "a short name for the suite (default: the file name)",
+    "description": "free text",
+    "workflow": "path of the API-format workflow JSON, relative to this file",
+    "reference": "key of the reference config (the baseline, e.g. BF16)",
+    "seeds": "list of integer seeds",
+    "prompt_input": "{ node = '<id>', input = '<name>' } where the prompt text goes",
+    "seed_input": "{ node = '<id>', input = '<name>' } where the seed goes",
+    "output_node": "id of the SaveImage node to read (default: the only one)",
+    "tolerance": "per-case CLIPScore tolerance against the reference",
+    "margin": "non-inferiority margin δ of the per-config gate",
+    "alpha": "one-sided level α of the per-config gate",
+    "clip_floor": "lowest CLIPScore a reference image may have",
+    "revision": "free text folded into the image cache key",
+}
+_CONFIG_KEYS = {"label", "description", "overrides"}
+_PROMPT_KEYS = {"key", "text", "tags"}
+_XFAIL_KEYS = {"prompt", "config", "reason", "strict"}
+_TOP_KEYS = {"suite", "configs", "prompts", "expected_fail"}
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One prompt: a short ``key`` used in test ids, the full ``text``, optional ``tags``."""
+
+    key: str
+    text: str
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ConfigSpec:
+    """One config: a named set of input overrides on the workflow (model files, dtypes...)."""
+
+    key: str
+    label: str
+    overrides: tuple[tuple[InputRef, Any], ...] = ()
+    description: str = ""
+
+    def override_map(self) -> dict[InputRef, Any]:
+        return dict(self.overrides)
+
+
+@dataclass(frozen=True)
+class ExpectedFail:
+    """An expected failure of a prompt (all configs) or of one (prompt, config) pair."""
+
+    prompt: str
+    config: str | None
+    reason: str
+    strict: bool | None = None
+
+    def matches(self, prompt: str, config: str) -> bool:
+        return self.prompt == prompt and self.config in (None, config)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One (prompt, config, seed) of a suite: one image, one test."""
+
+    suite: str
+    prompt: Prompt
+    config: ConfigSpec
+    seed: int
+    reference: str
+    expected_fail: ExpectedFail | None = None
+
+    @property
+    def id(self) -> str:
+        return case_id(self.prompt.key, self.config.key, self.seed)
+
+    @property
+    def is_reference(self) -> bool:
+        return self.config.key == self.reference
+
+    @property
+    def reference_id(self) -> str:
+        """Id of the reference case with the same prompt and seed."""
+        return case_id(self.prompt.key, self.reference, self.seed)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """(suite name, case id): unique across every suite of a run."""
+        return (self.suite, self.id)
+
+
+def case_id(prompt: str, config: str, seed: int) -> str:
+    return f"{prompt}-{config}-s{seed}"
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A validated suite file."""
+
+    name: str
+    path: Path
+    workflow: Workflow = field(compare=False, repr=False)
+    text_input: InputRef
+    seed_input: InputRef
+    output_node: str
+    reference: str
+    configs: tuple[ConfigSpec, ...]
+    prompts: tuple[Prompt, ...]
+    seeds: tuple[int, ...]
+    expected_fail: tuple[ExpectedFail, ...] = ()
+    description: str = ""
+    tolerance: float | None = None
+    margin: float | None = None
+    alpha: float | None = None
+    clip_floor: float | None = None
+    revision: str = ""
+    sha256: str = ""
+
+    # -- lookups -------------------------------------------------------------------------
+    def config(self, key: str) -> ConfigSpec:
+        for config in self.configs:
+            if config.key == key:
+                return config
+        raise KeyError(key)
+
+    def prompt(self, key: str) -> Prompt:
+        for prompt in self.prompts:
+            if prompt.key == key:
+                return prompt
+        raise KeyError(key)
+
+    @property
+    def reference_config(self) -> ConfigSpec:
+        return self.config(self.reference)
+
+    @property
+    def candidate_configs(self) -> tuple[ConfigSpec, ...]:
+        return tuple(c for c in self.configs if c.key != self.reference)
+
+    def expected_fail_for(self, prompt: str, config: str) -> ExpectedFail | None:
+        """The pair-specific declaration wins over the prompt-wide one."""
+        pair = [x for x in self.expected_fail if x.prompt == prompt and x.config == config]
+        if pair:
+            return pair[0]
+        wide = [x for x in self.expected_fail if x.prompt == prompt and x.config is None]
+        return wide[0] if wide else None
+
+    # -- cases ---------------------------------------------------------------------------
+    def make_case(self, prompt: str, config: str, seed: int) -> Case:
+        return Case(
+            suite=self.name,
+            prompt=self.prompt(prompt),
+            config=self.config(config),
+            seed=seed,
+            reference=self.reference,
+            expected_fail=self.expected_fail_for(prompt, config),
+        )
+
+    def cases(
+        self,
+        *,
+        configs: Iterable[str] | None = None,
+        prompts: Iterable[str] | None = None,
+        seeds: Sequence[int] | None = None,
+    ) -> list[Case]:
+        """Cases in collection order: reference config first, then each config's block.
+
+        ``configs`` and ``prompts`` filter (unknown keys raise KeyError with the key);
+        ``seeds`` replaces the suite's seeds.
+        """
+        wanted_configs = self._select(configs, [c.key for c in self.configs], "config")
+        wanted_prompts = self._select(prompts, [p.key for p in self.prompts], "prompt")
+        use_seeds = tuple(seeds) if seeds is not None else self.seeds
+        ordered = [self.reference_config, *self.candidate_configs]
+        return [
+            self.make_case(prompt.key, config.key, seed)
+            for config in ordered
+            if config.key in wanted_configs
+            for prompt in self.prompts
+            if prompt.key in wanted_prompts
+            for seed in use_seeds
+        ]
+
+    @staticmethod
+    def _select(chosen: Iterable[str] | None, known: list[str], what: str) -> set[str]:
+        if chosen is None:
+            return set(known)
+        chosen = list(chosen)
+        unknown = [key for key in chosen if key not in known]
+        if unknown:
+            raise KeyError(f"unknown {what} {unknown[0]!r} (the suite has: {', '.join(known)})")
+        return set(chosen)
+
+    def graph_for(self, case: Case, *, prefix: str | None = None) -> Graph:
+        """The graph that generates ``case``'s image; ``prefix`` sets filename_prefix."""
+        prefix_ref = InputRef(self.output_node, "filename_prefix")
+        return self.workflow.render(
+            text=(self.text_input, case.prompt.text),
+            seed=(self.seed_input, case.seed),
+            overrides=case.config.override_map(),
+            prefix=(prefix_ref, prefix) if prefix is not None else None,
+        )
+
+    @property
+    def prefix_input(self) -> InputRef:
+        return InputRef(self.output_node, "filename_prefix")
+
+
+# ---------------------------------------------------------------------------------------
+# loading
+
+
+def load_suite(path: Path) -> Suite:
+    """Read and validate the suite file at ``path``."""
+    path = Path(path)
+    try:
+        raw_bytes = path.read_bytes()
+    except OSError as exc:
+        raise SuiteError(
+            f"cannot read the suite file: {exc.strerror or exc}",
+            path=str(path),
+            hint="check the path given to --zimage-suite or the zimage_suite ini key",
+        ) from exc
+    try:
+        data = tomllib.loads(raw_bytes.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise SuiteError(
+            "the suite file is not UTF-8 text", path=str(path), hint="save it as UTF-8"
+        ) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise SuiteError(
+            f"invalid TOML: {exc}",
+            path=str(path),
+            hint="fix the syntax at that line; docs/suite-format.md has a complete example",
+        ) from exc
+    return _Parser(path, data, raw_bytes).parse()
+
+
+class _Parser:
+    def __init__(self, path: Path, data: dict[str, Any], raw: bytes) -> None:
+        self.path = path
+        self.where = str(path)
+        self.data = data
+        self.raw = raw
+
+    def error(self, key: str, message: str, hint: str) -> SuiteError:
+        return SuiteError(message, path=self.where, key=key, hint=hint)
+
+    # -- generic readers ------------------------------------------------------------------
+    def table(self, value: object, key: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.error(key, f"expected a table, got {_kind(value)}", "see docs/suite-format.md")
+        return value
+
+    def require(self, table: Mapping[str, Any], name: str, key: str, hint: str) -> Any:
+        if name not in table:
+            raise self.error(key, f"missing required key {name!r}", hint)
+        return table[name]
+
+    def string(self, value: object, key: str, *, allow_empty: bool = False) -> str:
+        if not isinstance(value, str) or (not allow_empty and not value.strip()):
+            raise self.error(key, f"expected a non-empty string, got {_kind(value)}", "quote the value")
+        return value
+
+    def number(self, value: object, key: str, *, low: float, high: float) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.error(key, f"expected a number, got {_kind(value)}", "write e.g. 0.04")
+        if not low <= float(value) <= high:
+            raise self.error(key, f"{value} is out of range [{low}, {high}]", "pick a value in range")
+        return float(value)
+
+    def ident(self, value: object, key: str, what: str) -> str:
+        text = self.string(value, key)
+        if not _KEY_RE.match(text):
+            raise self.error(
+                key,
+                f"{what} key {text!r} is not usable in a test id",
+                f"a {what} key must be {_KEY_RULE}, e.g. photo_woman or nvfp4_fp8e",
+            )
+        return text
+
+    def no_unknown(self, table: Mapping[str, Any], known: Iterable[str], key: str) -> None:
+        known = sorted(known)
+        for name in table:
+            if name not in known:
+                raise self.error(
+                    f"{key}.{name}" if key else name,
+                    f"unknown key {name!r}",
+                    f"known keys here: {', '.join(known)} (check the spelling)",
+                )
+
+    def input_ref(self, value: object, key: str, workflow: Workflow) -> InputRef:
+        table = self.table(value, key)
+        self.no_unknown(table, {"node", "input"}, key)
+        node = self.require(table, "node", key, "write { node = '27', input = 'text' }")
+        name = self.require(table, "input", key, "write { node = '27', input = 'text' }")
+        if isinstance(node, int) and not isinstance(node, bool):
+            node = str(node)
+        ref = InputRef(self.string(node, f"{key}.node"), self.string(name, f"{key}.input"))
+        workflow.check_input(ref, key=key, suite_path=self.where)
+        return ref
+
+    # -- the file -------------------------------------------------------------------------
+    def parse(self) -> Suite:
+        self.no_unknown(self.data, _TOP_KEYS, "")
+        hint_suite = "add a [suite] table; docs/suite-format.md has a complete example"
+        suite_t = self.table(self.require(self.data, "suite", "suite", hint_suite), "suite")
+        self.no_unknown(suite_t, _SUITE_KEYS, "suite")
+
+        workflow_rel = self.string(
+            self.require(suite_t, "workflow", "suite", "add workflow = 'my_workflow_api.json'"),
+            "suite.workflow",
+        )
+        workflow_path = (self.path.parent / workflow_rel).resolve()
+        if not workflow_path.is_file():
+            raise self.error(
+                "suite.workflow",
+                f"workflow file {workflow_rel!r} not found (looked for {workflow_path})",
+                "the path is relative to the suite file; export the graph with 'Export (API)'",
+            )
+        workflow = Workflow.load(workflow_path)
+
+        text_input = self.input_ref(
+            self.require(suite_t, "prompt_input", "suite", "add prompt_input = { node = '27', input = 'text' }"),
+            "suite.prompt_input",
+            workflow,
+        )
+        seed_input = self.input_ref(
+            self.require(suite_t, "seed_input", "suite", "add seed_input = { node = '3', input = 'seed' }"),
+            "suite.seed_input",
+            workflow,
+        )
+        output_node = self.output_node(suite_t, workflow)
+        configs = self.configs(workflow)
+        reference = self.string(
+            self.require(suite_t, "reference", "suite", "add reference = '<config key>', e.g. 'bf16'"),
+            "suite.reference",
+        )
+        config_keys = [c.key for c in configs]
+        if reference not in config_keys:
+            raise self.error(
+                "suite.reference",
+                f"reference config {reference!r} is not one of the configs ({', '.join(config_keys)})",
+                "set reference to the key of a [configs.<key>] table",
+            )
+        prompts = self.prompts()
+        seeds = self.seeds(self.require(suite_t, "seeds", "suite", "add seeds = [42, 7777, 12345]"))
+        expected_fail = self.expected_fail(config_keys, [p.key for p in prompts])
+
+        def optional_number(name: str, low: float, high: float) -> float | None:
+            if name not in suite_t:
+                return None
+            return self.number(suite_t[name], f"suite.{name}", low=low, high=high)
+
+        name = self.string(suite_t.get("name", self.path.stem), "suite.name")
+        digest = hashlib.sha256(self.raw)
+        digest.update(canonical_json(workflow.graph).encode("utf-8"))
+        return Suite(
+            name=name,
+            path=self.path,
+            workflow=workflow,
+            text_input=text_input,
+            seed_input=seed_input,
+            output_node=output_node,
+            reference=reference,
+            configs=tuple(configs),
+            prompts=tuple(prompts),
+            seeds=seeds,
+            expected_fail=tuple(expected_fail),
+            description=self.string(suite_t.get("description", ""), "suite.description", allow_empty=True),
+            tolerance=optional_number("tolerance", 0.0, 2.0),
+            margin=optional_number("margin", 0.0, 2.0),
+            alpha=optional_number("alpha", 1e-9, 0.5),
+            clip_floor=optional_number("clip_floor", -1.0, 1.0),
+            revision=self.string(suite_t.get("revision", ""), "suite.revision", allow_empty=True),
+            sha256=digest.hexdigest(),
+        )
+
+    def output_node(self, suite_t: Mapping[str, Any], workflow: Workflow) -> str:
+        outputs = workflow.output_nodes()
+        if "output_node" in suite_t:
+            value = suite_t["output_node"]
+            node = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+            node = self.string(node, "suite.output_node")
+            if node not in outputs:
+                raise self.error(
+                    "suite.output_node",
+                    f"node {node!r} is not a SaveImage/PreviewImage node of the workflow "
+                    f"(those are: {', '.join(outputs) or 'none'})",
+                    "name the node that saves the image",
+                )
+            return node
+        saves = [n for n in outputs if workflow.class_of(n) == "SaveImage"]
+        if len(saves) == 1:
+            return saves[0]
+        if not saves:
+            raise self.error(
+                "suite.workflow",
+                "the workflow has no SaveImage node, so no image can be fetched",
+                "add a SaveImage node to the graph and export it again",
+            )
+        raise self.error(
+            "suite.output_node",
+            f"the workflow has {len(saves)} SaveImage nodes ({', '.join(saves)})",
+            "set output_node = '<id>' in [suite] to pick the one to score",
+        )
+
+    def configs(self, workflow: Workflow) -> list[ConfigSpec]:
+        hint = "add [configs.<key>] tables, e.g. [configs.bf16] with overrides"
+        table = self.table(self.require(self.data, "configs", "configs", hint), "configs")
+        if not table:
+            raise self.error("configs", "no configs defined", hint)
+        configs = []
+        labels: dict[str, str] = {}
+        for key, body in table.items():
+            where = f"configs.{key}"
+            self.ident(key, where, "config")
+            body = self.table(body, where)
+            self.no_unknown(body, _CONFIG_KEYS, where)
+            label = self.string(body.get("label", key), f"{where}.label")
+            if label in labels:
+                raise self.error(
+                    f"{where}.label",
+                    f"label {label!r} is used by config {labels[label]!r} too",
+                    "give each config its own label",
+                )
+            labels[label] = key
+            overrides = []
+            over_t = self.table(body.get("overrides", {}), f"{where}.overrides")
+            for node, inputs in over_t.items():
+                inputs_t = self.table(inputs, f"{where}.overrides.{node}")
+                for name, value in inputs_t.items():
+                    ref = InputRef(str(node), str(name))
+                    okey = f'{where}.overrides."{node}".{name}'
+                    workflow.check_input(ref, key=okey, suite_path=self.where)
+                    if isinstance(value, dict | list):
+                        raise self.error(
+                            okey,
+                            f"override value must be a string, number or boolean, got {_kind(value)}",
+                            "override literal inputs only (file names, numbers, text)",
+                        )
+                    overrides.append((ref, value))
+            configs.append(
+                ConfigSpec(
+                    key=key,
+                    label=label,
+                    overrides=tuple(sorted(overrides, key=lambda item: item[0])),
+                    description=self.string(body.get("description", ""), f"{where}.description", allow_empty=True),
+                )
+            )
+        return configs
+
+    def prompts(self) -> list[Prompt]:
+        hint = "add [[prompts]] entries with key = '...' and text = '...'"
+        items = self.require(self.data, "prompts", "prompts", hint)
+        if not isinstance(items, list) or not items:
+            raise self.error("prompts", "expected a non-empty array of [[prompts]] tables", hint)
+        prompts: list[Prompt] = []
+        seen: dict[str, int] = {}
+        for index, body in enumerate(items):
+            where = f"prompts[{index}]"
+            body = self.table(body, where)
+            self.no_unknown(body, _PROMPT_KEYS, where)
+            key = self.ident(self.require(body, "key", where, "add key = 'photo_woman'"), f"{where}.key", "prompt")
+            if key in seen:
+                raise self.error(
+                    f"{where}.key",
+                    f"duplicate prompt key {key!r} (also prompts[{seen[key]}])",
+                    "give every prompt its own key: keys name the tests and the report rows",
+                )
+            seen[key] = index
+            text = self.string(self.require(body, "text", where, "add text = '...'"), f"{where}.text")
+            tags = body.get("tags", [])
+            if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+                raise self.error(f"{where}.tags", "expected a list of strings", "write tags = ['photo']")
+            prompts.append(Prompt(key=key, text=text, tags=tuple(tags)))
+        return prompts
+
+    def seeds(self, value: object) -> tuple[int, ...]:
+        if not isinstance(value, list) or not value:
+            raise self.error("suite.seeds", f"expected a non-empty list of integers, got {_kind(value)}",
+                             "write seeds = [42, 7777, 12345]")
+        seeds: list[int] = []
+        for seed in value:
+            if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+                raise self.error("suite.seeds", f"seed {seed!r} is not an integer in [0, 2**64-1]",
+                                 "use whole non-negative numbers")
+            if seed in seeds:
+                raise self.error("suite.seeds", f"seed {seed} is listed twice", "list each seed once")
+            seeds.append(seed)
+        return tuple(seeds)
+
+    def expected_fail(self, configs: list[str], prompts: list[str]) -> list[ExpectedFail]:
+        items = self.data.get("expected_fail", [])
+        if not isinstance(items, list):
+            raise self.error("expected_fail", "expected an array of [[expected_fail]] tables",
+                             "write [[expected_fail]] with prompt, optional config, and reason")
+        result: list[ExpectedFail] = []
+        seen: set[tuple[str, str | None]] = set()
+        for index, body in enumerate(items):
+            where = f"expected_fail[{index}]"
+            body = self.table(body, where)
+            self.no_unknown(body, _XFAIL_KEYS, where)
+            prompt = self.string(self.require(body, "prompt", where, "name the prompt key"), f"{where}.prompt")
+            if prompt not in prompts:
+                raise self.error(f"{where}.prompt", f"unknown prompt {prompt!r} (prompts: {', '.join(prompts)})",
+                                 "use a key of a [[prompts]] entry")
+            config = body.get("config")
+            if config is not None:
+                config = self.string(config, f"{where}.config")
+                if config not in configs:
+                    raise self.error(f"{where}.config", f"unknown config {config!r} (configs: {', '.join(configs)})",
+                                     "use a key of a [configs.<key>] table, or leave config out for every config")
+            reason = self.string(self.require(body, "reason", where, "say why it is expected to fail"),
+                                 f"{where}.reason")
+            strict = body.get("strict")
+            if strict is not None and not isinstance(strict, bool):
+                raise self.error(f"{where}.strict", f"expected true or false, got {_kind(strict)}", "write strict = true")
+            if (prompt, config) in seen:
+                raise self.error(where, f"prompt {prompt!r} / config {config!r} is declared twice",
+                                 "keep one declaration per prompt or (prompt, config) pair")
+            seen.add((prompt, config))
+            result.append(ExpectedFail(prompt=prompt, config=config, reason=reason, strict=strict))
+        return result
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return f"string {value!r}"
+    return f"{type(value).__name__} {value!r}"

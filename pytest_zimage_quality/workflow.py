@@ -1,0 +1,192 @@
+"""The ComfyUI API-format workflow template: load it, patch it for one case, hash it.
+
+A case's graph is the template with the config's input overrides, the prompt text, the seed
+and a per-case ``filename_prefix`` applied. The graph hash ignores the prefix (it names the
+output file but does not change the pixels), so it identifies the image a graph produces and
+serves as the cache key's core.
+
+Imports neither pytest nor torch.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import SuiteError
+
+__all__ = ["OUTPUT_NODE_CLASSES", "InputRef", "Workflow", "canonical_json", "graph_hash"]
+
+#: Node classes that write an image the client can fetch through ``/view``.
+OUTPUT_NODE_CLASSES = frozenset({"SaveImage", "PreviewImage"})
+
+Graph = dict[str, dict[str, Any]]
+
+
+@dataclass(frozen=True, order=True)
+class InputRef:
+    """One input of one node of the graph: ``node`` id and ``input`` name."""
+
+    node: str
+    input: str
+
+    def __str__(self) -> str:
+        return f"{self.node}.{self.input}"
+
+
+def canonical_json(value: object) -> str:
+    """JSON with sorted keys and no whitespace: equal values give equal strings."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def graph_hash(graph: Mapping[str, Any], *, ignore: Iterable[InputRef] = ()) -> str:
+    """sha256 of the canonical graph, without ``_meta`` and the ``ignore``d inputs."""
+    stripped: dict[str, Any] = {}
+    ignored = {(ref.node, ref.input) for ref in ignore}
+    for node_id, node in graph.items():
+        inputs = {
+            name: value
+            for name, value in node.get("inputs", {}).items()
+            if (node_id, name) not in ignored
+        }
+        stripped[node_id] = {"class_type": node.get("class_type"), "inputs": inputs}
+    return hashlib.sha256(canonical_json(stripped).encode("utf-8")).hexdigest()
+
+
+class Workflow:
+    """An API-format graph template read from a JSON file."""
+
+    def __init__(self, graph: Graph, *, path: str = "<memory>") -> None:
+        self.path = path
+        self._graph = graph
+        self._check_shape()
+
+    @classmethod
+    def load(cls, path: Path) -> Workflow:
+        """Read ``path``; a missing, unreadable or non-API-format file is a SuiteError."""
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SuiteError(
+                f"cannot read the workflow file: {exc.strerror or exc}",
+                path=str(path),
+                hint="the workflow path is relative to the suite file; fix [suite] workflow",
+            ) from exc
+        try:
+            graph = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SuiteError(
+                f"the workflow is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})",
+                path=str(path),
+                hint="export the workflow from ComfyUI with 'Export (API)'",
+            ) from exc
+        if isinstance(graph, dict) and "nodes" in graph and "links" in graph:
+            raise SuiteError(
+                "this is a UI-format workflow (it has 'nodes' and 'links'), not API format",
+                path=str(path),
+                hint="in ComfyUI use 'Workflow > Export (API)' and point the suite at that file",
+            )
+        return cls(graph, path=str(path))
+
+    def _check_shape(self) -> None:
+        if not isinstance(self._graph, dict) or not self._graph:
+            raise SuiteError(
+                "the workflow must be a non-empty JSON object of nodes",
+                path=self.path,
+                hint="export the workflow from ComfyUI with 'Export (API)'",
+            )
+        for node_id, node in self._graph.items():
+            if (
+                not isinstance(node, dict)
+                or not isinstance(node.get("class_type"), str)
+                or not isinstance(node.get("inputs", {}), dict)
+            ):
+                raise SuiteError(
+                    f"node {node_id!r} is not an API-format node "
+                    "({'class_type': str, 'inputs': {...}})",
+                    path=self.path,
+                    hint="export the workflow from ComfyUI with 'Export (API)'",
+                )
+
+    @property
+    def graph(self) -> Graph:
+        """A deep copy of the template graph."""
+        return copy.deepcopy(self._graph)
+
+    def node_ids(self) -> list[str]:
+        return list(self._graph)
+
+    def class_of(self, node_id: str) -> str:
+        return str(self._graph[node_id]["class_type"])
+
+    def has_input(self, ref: InputRef) -> bool:
+        return ref.node in self._graph and ref.input in self._graph[ref.node].get("inputs", {})
+
+    def value(self, ref: InputRef) -> Any:
+        return self._graph[ref.node]["inputs"][ref.input]
+
+    def output_nodes(self) -> list[str]:
+        """Ids of the nodes that save or preview an image, in the file's order."""
+        return [nid for nid, node in self._graph.items() if node["class_type"] in OUTPUT_NODE_CLASSES]
+
+    def check_input(self, ref: InputRef, *, key: str, suite_path: str) -> None:
+        """Raise a SuiteError naming ``key`` of the suite file if ``ref`` is not in the graph."""
+        if ref.node not in self._graph:
+            raise SuiteError(
+                f"node id {ref.node!r} is not in the workflow {Path(self.path).name} "
+                f"(its nodes: {', '.join(sorted(self._graph, key=_id_order))})",
+                path=suite_path,
+                key=key,
+                hint="use the node ids of the API-format workflow (the JSON object's keys)",
+            )
+        inputs = self._graph[ref.node].get("inputs", {})
+        if ref.input not in inputs:
+            raise SuiteError(
+                f"node {ref.node} ({self.class_of(ref.node)}) has no input {ref.input!r} "
+                f"(its inputs: {', '.join(sorted(inputs))})",
+                path=suite_path,
+                key=key,
+                hint="name an input the node has in the API-format workflow",
+            )
+        if _is_link(inputs[ref.input]):
+            raise SuiteError(
+                f"input {ref} ({self.class_of(ref.node)}) is a link to another node, "
+                "not a value that can be set",
+                path=suite_path,
+                key=key,
+                hint="override literal inputs only (file names, numbers, text)",
+            )
+
+    def render(
+        self,
+        *,
+        text: tuple[InputRef, str],
+        seed: tuple[InputRef, int],
+        overrides: Mapping[InputRef, Any],
+        prefix: tuple[InputRef, str] | None = None,
+    ) -> Graph:
+        """The template with overrides, then prompt text and seed, then the prefix, applied."""
+        graph = self.graph
+        for ref, value in overrides.items():
+            graph[ref.node]["inputs"][ref.input] = value
+        for ref, value in (text, seed, *((prefix,) if prefix else ())):
+            graph[ref.node]["inputs"][ref.input] = value
+        return graph
+
+
+def _is_link(value: object) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == 2
+        and isinstance(value[0], str)
+        and isinstance(value[1], int)
+    )
+
+
+def _id_order(node_id: str) -> tuple[int, str]:
+    return (int(node_id), "") if node_id.isdigit() else (1 << 30, node_id)
