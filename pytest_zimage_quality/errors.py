@@ -69,7 +69,12 @@ class SuiteError(ZImageError):
     """Raised when a suite file or its workflow template is malformed (names file and key)."""
 
     def __init__(
-        self, message: str, *, path: str | None = None, key: str | None = None, hint: str | None = None
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        key: str | None = None,
+        hint: str | None = None,
     ) -> None:
         where = path or ""
         if key:
@@ -133,7 +138,11 @@ class ModelFilesMissingError(ComfyUIError):
     """Raised before any generation when a config names a model file the server lacks."""
 
     def __init__(
-        self, message: str, *, host: str = "", missing: list[dict[str, str]] | None = None,
+        self,
+        message: str,
+        *,
+        host: str = "",
+        missing: list[dict[str, str]] | None = None,
         hint: str | None = None,
     ) -> None:
         super().__init__(message, host=host, hint=hint)
@@ -192,7 +201,11 @@ class WeightsNotFoundError(ScorerError):
     """Raised when pretrained weights are needed but not available offline."""
 
     def __init__(
-        self, message: str, *, filename: str = "", searched: list[str] | None = None,
+        self,
+        message: str,
+        *,
+        filename: str = "",
+        searched: list[str] | None = None,
         hint: str | None = None,
     ) -> None:
         super().__init__(message, hint=hint)

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import pytest
 
@@ -95,17 +95,26 @@ def parse_host(text: str) -> HostSpec:
     host, port = hostport, ""
     if hostport.startswith("["):  # [ipv6]:port
         close = hostport.find("]")
-        host, port = hostport[: close + 1], hostport[close + 2 :] if close + 1 < len(hostport) else ""
+        host, port = (
+            hostport[: close + 1],
+            hostport[close + 2 :] if close + 1 < len(hostport) else "",
+        )
     elif hostport.count(":") == 1:
         host, port = hostport.split(":")
     if not host or not _HOSTNAME_RE.match(host):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a host (write host:port or http://host:port)")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a host (write host:port or http://host:port)"
+        )
     if port:
         if not port.isdigit() or not 0 < int(port) < 65536:
             raise argparse.ArgumentTypeError(f"{text!r}: port {port!r} is not a number in 1-65535")
     elif match.group("scheme") is None:
         port = str(DEFAULT_PORT)
-    url = f"{scheme}://{host}" + (f":{port}" if port else "") + (f"/{path.rstrip('/')}" if path.strip("/") else "")
+    url = (
+        f"{scheme}://{host}"
+        + (f":{port}" if port else "")
+        + (f"/{path.rstrip('/')}" if path.strip("/") else "")
+    )
     return HostSpec(url)
 
 
@@ -211,68 +220,196 @@ class _Option:
 
 
 _OPTIONS: tuple[_Option, ...] = (
-    _Option("--zimage-host", "zimage_host", parse_host, "HOST",
-            "ComfyUI host to generate on: host:port, http(s)://host:port, or 'simulated' for "
-            "the built-in fake server (dry run). Repeatable. Also $ZIMAGE_HOST.", append=True),
-    _Option("--zimage-header", "zimage_headers", parse_header, "'NAME: VALUE'",
-            "extra HTTP header for an authenticated host; values are never printed. Repeatable.",
-            append=True),
-    _Option("--zimage-suite", "zimage_suite", str, "PATH",
-            "suite file whose cases parametrize Python tests that use the zimage_case fixture."),
-    _Option("--zimage-configs", "zimage_configs", parse_keys, "KEYS",
-            "run only these configs (comma-separated keys); the reference is still generated "
-            "where candidates need it."),
+    _Option(
+        "--zimage-host",
+        "zimage_host",
+        parse_host,
+        "HOST",
+        "ComfyUI host to generate on: host:port, http(s)://host:port, or 'simulated' for "
+        "the built-in fake server (dry run). Repeatable. Also $ZIMAGE_HOST.",
+        append=True,
+    ),
+    _Option(
+        "--zimage-header",
+        "zimage_headers",
+        parse_header,
+        "'NAME: VALUE'",
+        "extra HTTP header for an authenticated host; values are never printed. Repeatable.",
+        append=True,
+    ),
+    _Option(
+        "--zimage-suite",
+        "zimage_suite",
+        str,
+        "PATH",
+        "suite file whose cases parametrize Python tests that use the zimage_case fixture.",
+    ),
+    _Option(
+        "--zimage-configs",
+        "zimage_configs",
+        parse_keys,
+        "KEYS",
+        "run only these configs (comma-separated keys); the reference is still generated "
+        "where candidates need it.",
+    ),
     _Option("--zimage-prompts", "zimage_prompts", parse_keys, "KEYS", "run only these prompts."),
-    _Option("--zimage-seeds", "zimage_seeds", parse_seeds, "SEEDS",
-            "use these seeds instead of the suite's (comma-separated)."),
-    _Option("--zimage-tolerance", "zimage_tolerance", parse_tolerance, "DELTA",
-            f"per-case: fail when CLIPScore < reference - DELTA. Default: suite file, else {DEFAULTS.tolerance}."),
-    _Option("--zimage-margin", "zimage_margin", parse_tolerance, "DELTA",
-            f"per-config non-inferiority margin on the mean CLIPScore drop. Default: suite file, else {DEFAULTS.margin}."),
-    _Option("--zimage-alpha", "zimage_alpha", parse_alpha, "ALPHA",
-            f"one-sided level of the per-config gate. Default: suite file, else {DEFAULTS.alpha}."),
-    _Option("--zimage-clip-floor", "zimage_clip_floor", parse_score, "SCORE",
-            f"lowest CLIPScore a reference image may have. Default: suite file, else {DEFAULTS.clip_floor}."),
-    _Option("--zimage-lpips-close", "zimage_lpips_close", parse_lpips, "DIST",
-            f"mean LPIPS below which a config counts as 'close' to the reference. Default: {DEFAULTS.lpips_close}.",
-            default=DEFAULTS.lpips_close),
-    _Option("--zimage-inconclusive", "zimage_inconclusive", parse_inconclusive, "pass|fail",
-            "exit status of a gate that passed without the power to detect the margin. "
-            f"Default: {DEFAULTS.inconclusive!r}.", default=DEFAULTS.inconclusive),
-    _Option("--zimage-per-prompt-gate", "zimage_per_prompt_gate", parse_bool, "",
-            "also fail the run when a prompt's corrected per-prompt test flags a drop.",
-            default=False, flag_only=True),
-    _Option("--zimage-device", "zimage_device", parse_device, "DEVICE",
-            f"scorer device: auto (first CUDA GPU, else CPU), cpu, cuda, cuda:N. Default: {DEFAULTS.device!r}.",
-            default=DEFAULTS.device),
-    _Option("--zimage-weights", "zimage_weights", parse_weights, "pretrained|random",
-            "scorer weights; 'random' initialises the networks randomly (dry runs and tests: "
-            f"NOT a quality measurement). Default: {DEFAULTS.weights!r}.", default=DEFAULTS.weights),
-    _Option("--zimage-clip-model", "zimage_clip_model", str, "NAME",
-            f"open_clip model name. Default: {DEFAULT_CLIP_MODEL!r}.", default=DEFAULT_CLIP_MODEL),
-    _Option("--zimage-clip-pretrained", "zimage_clip_pretrained", str, "TAG|FILE",
-            "open_clip pretrained tag, or a local weights file. "
-            f"Default: {DEFAULT_CLIP_PRETRAINED!r}.", default=DEFAULT_CLIP_PRETRAINED),
-    _Option("--zimage-lpips-net", "zimage_lpips_net", parse_lpips_net, "alex|vgg",
-            f"LPIPS trunk network. Default: {DEFAULTS.lpips_net!r}.", default=DEFAULTS.lpips_net),
-    _Option("--zimage-lpips-weights", "zimage_lpips_weights", str, "FILE",
-            "local file of the LPIPS trunk's ImageNet weights (else torchvision's cache under $TORCH_HOME)."),
-    _Option("--zimage-report-dir", "zimage_report_dir", str, "DIR",
-            "where results.jsonl, summary.json, report.html and images go. "
-            "Default: zimage/report under pytest's cache dir."),
-    _Option("--zimage-cache-dir", "zimage_cache_dir", str, "DIR",
-            "content-addressed image cache. Default: zimage/images under pytest's cache dir."),
-    _Option("--zimage-refresh", "zimage_refresh", parse_bool, "",
-            "ignore cached images and make the server run every graph again.",
-            default=False, flag_only=True),
-    _Option("--zimage-revision", "zimage_revision", str, "TEXT",
-            "free text folded into the image cache key (bump it when a model file changes "
-            "in place). Default: the suite's revision."),
-    _Option("--zimage-timeout", "zimage_timeout", parse_timeout, "SECONDS",
-            f"longest wait for one generation. Default: {DEFAULTS.timeout:g}.", default=DEFAULTS.timeout),
-    _Option("--zimage-queue-depth", "zimage_queue_depth", parse_depth, "N",
-            f"how many of this run's prompts to keep queued on the server. Default: {DEFAULTS.queue_depth}.",
-            default=DEFAULTS.queue_depth),
+    _Option(
+        "--zimage-seeds",
+        "zimage_seeds",
+        parse_seeds,
+        "SEEDS",
+        "use these seeds instead of the suite's (comma-separated).",
+    ),
+    _Option(
+        "--zimage-tolerance",
+        "zimage_tolerance",
+        parse_tolerance,
+        "DELTA",
+        f"per-case: fail when CLIPScore < reference - DELTA. Default: suite file, else {DEFAULTS.tolerance}.",
+    ),
+    _Option(
+        "--zimage-margin",
+        "zimage_margin",
+        parse_tolerance,
+        "DELTA",
+        f"per-config non-inferiority margin on the mean CLIPScore drop. Default: suite file, else {DEFAULTS.margin}.",
+    ),
+    _Option(
+        "--zimage-alpha",
+        "zimage_alpha",
+        parse_alpha,
+        "ALPHA",
+        f"one-sided level of the per-config gate. Default: suite file, else {DEFAULTS.alpha}.",
+    ),
+    _Option(
+        "--zimage-clip-floor",
+        "zimage_clip_floor",
+        parse_score,
+        "SCORE",
+        f"lowest CLIPScore a reference image may have. Default: suite file, else {DEFAULTS.clip_floor}.",
+    ),
+    _Option(
+        "--zimage-lpips-close",
+        "zimage_lpips_close",
+        parse_lpips,
+        "DIST",
+        f"mean LPIPS below which a config counts as 'close' to the reference. Default: {DEFAULTS.lpips_close}.",
+        default=DEFAULTS.lpips_close,
+    ),
+    _Option(
+        "--zimage-inconclusive",
+        "zimage_inconclusive",
+        parse_inconclusive,
+        "pass|fail",
+        "exit status of a gate that passed without the power to detect the margin. "
+        f"Default: {DEFAULTS.inconclusive!r}.",
+        default=DEFAULTS.inconclusive,
+    ),
+    _Option(
+        "--zimage-per-prompt-gate",
+        "zimage_per_prompt_gate",
+        parse_bool,
+        "",
+        "also fail the run when a prompt's corrected per-prompt test flags a drop.",
+        default=False,
+        flag_only=True,
+    ),
+    _Option(
+        "--zimage-device",
+        "zimage_device",
+        parse_device,
+        "DEVICE",
+        f"scorer device: auto (first CUDA GPU, else CPU), cpu, cuda, cuda:N. Default: {DEFAULTS.device!r}.",
+        default=DEFAULTS.device,
+    ),
+    _Option(
+        "--zimage-weights",
+        "zimage_weights",
+        parse_weights,
+        "pretrained|random",
+        "scorer weights; 'random' initialises the networks randomly (dry runs and tests: "
+        f"NOT a quality measurement). Default: {DEFAULTS.weights!r}.",
+        default=DEFAULTS.weights,
+    ),
+    _Option(
+        "--zimage-clip-model",
+        "zimage_clip_model",
+        str,
+        "NAME",
+        f"open_clip model name. Default: {DEFAULT_CLIP_MODEL!r}.",
+        default=DEFAULT_CLIP_MODEL,
+    ),
+    _Option(
+        "--zimage-clip-pretrained",
+        "zimage_clip_pretrained",
+        str,
+        "TAG|FILE",
+        f"open_clip pretrained tag, or a local weights file. Default: {DEFAULT_CLIP_PRETRAINED!r}.",
+        default=DEFAULT_CLIP_PRETRAINED,
+    ),
+    _Option(
+        "--zimage-lpips-net",
+        "zimage_lpips_net",
+        parse_lpips_net,
+        "alex|vgg",
+        f"LPIPS trunk network. Default: {DEFAULTS.lpips_net!r}.",
+        default=DEFAULTS.lpips_net,
+    ),
+    _Option(
+        "--zimage-lpips-weights",
+        "zimage_lpips_weights",
+        str,
+        "FILE",
+        "local file of the LPIPS trunk's ImageNet weights (else torchvision's cache under $TORCH_HOME).",
+    ),
+    _Option(
+        "--zimage-report-dir",
+        "zimage_report_dir",
+        str,
+        "DIR",
+        "where results.jsonl, summary.json, report.html and images go. "
+        "Default: zimage/report under pytest's cache dir.",
+    ),
+    _Option(
+        "--zimage-cache-dir",
+        "zimage_cache_dir",
+        str,
+        "DIR",
+        "content-addressed image cache. Default: zimage/images under pytest's cache dir.",
+    ),
+    _Option(
+        "--zimage-refresh",
+        "zimage_refresh",
+        parse_bool,
+        "",
+        "ignore cached images and make the server run every graph again.",
+        default=False,
+        flag_only=True,
+    ),
+    _Option(
+        "--zimage-revision",
+        "zimage_revision",
+        str,
+        "TEXT",
+        "free text folded into the image cache key (bump it when a model file changes "
+        "in place). Default: the suite's revision.",
+    ),
+    _Option(
+        "--zimage-timeout",
+        "zimage_timeout",
+        parse_timeout,
+        "SECONDS",
+        f"longest wait for one generation. Default: {DEFAULTS.timeout:g}.",
+        default=DEFAULTS.timeout,
+    ),
+    _Option(
+        "--zimage-queue-depth",
+        "zimage_queue_depth",
+        parse_depth,
+        "N",
+        f"how many of this run's prompts to keep queued on the server. Default: {DEFAULTS.queue_depth}.",
+        default=DEFAULTS.queue_depth,
+    ),
 )
 
 
@@ -295,9 +432,13 @@ def register_options(parser: pytest.Parser) -> None:
                 help=opt.help,
             )
         if opt.ini:
-            ini_type = "linelist" if opt.append else "string"
-            parser.addini(opt.ini, f"{opt.help}{'' if 'Default' in opt.help else default_note}".strip(),
-                          type=ini_type, default=[] if opt.append else "")
+            ini_type: Literal["linelist", "string"] = "linelist" if opt.append else "string"
+            parser.addini(
+                opt.ini,
+                f"{opt.help}{'' if 'Default' in opt.help else default_note}".strip(),
+                type=ini_type,
+                default=[] if opt.append else "",
+            )
     parser.addini(
         "zimage_xfail_strict",
         "expected-fail cases that pass fail the run (a suite's strict = ... wins). Default: pytest's xfail_strict.",
@@ -389,7 +530,9 @@ class Settings:
             alpha=reader.get("--zimage-alpha", parse_alpha),
             clip_floor=reader.get("--zimage-clip-floor", parse_score),
             lpips_close=reader.get("--zimage-lpips-close", parse_lpips, DEFAULTS.lpips_close),
-            inconclusive=reader.get("--zimage-inconclusive", parse_inconclusive, DEFAULTS.inconclusive),
+            inconclusive=reader.get(
+                "--zimage-inconclusive", parse_inconclusive, DEFAULTS.inconclusive
+            ),
             per_prompt_gate=reader.flag("--zimage-per-prompt-gate"),
             xfail_strict=reader.xfail_strict(),
             device=reader.get("--zimage-device", parse_device, DEFAULTS.device),
@@ -491,7 +634,9 @@ class _Reader:
             except argparse.ArgumentTypeError as exc:
                 raise pytest.UsageError(f"$ZIMAGE_HOST: {exc}") from None
         opt = self.by_flag["--zimage-host"]
-        return _dedupe([self._parse_ini(opt, line, parse_host) for line in self._ini(opt) if line.strip()])
+        return _dedupe(
+            [self._parse_ini(opt, line, parse_host) for line in self._ini(opt) if line.strip()]
+        )
 
     def xfail_strict(self) -> bool:
         raw = self.config.getini("zimage_xfail_strict")

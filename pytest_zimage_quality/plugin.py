@@ -1,11 +1,164 @@
-"""The pytest11 entry point (work in progress: options only)."""
+"""The pytest11 entry point, kept thin: options, the session object, collection, fixtures.
+
+Loaded by every pytest run in an environment that has the package installed, so it imports
+nothing heavy: torch, open_clip, lpips, httpx, websockets, aiohttp, scipy and jinja2 are
+imported only when a zimage test, fixture or summary actually needs them.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 import pytest
 
-from .options import register_options
+from .collect import SuiteFile, is_suite_file
+from .errors import ZImageError
+from .options import Settings, register_options
+from .session import NO_HOST_REASON, SESSION_KEY, ZImageSession
+
+if TYPE_CHECKING:
+    from .comfyui import ComfyUIClient
+    from .engine import CaseOutcome
+    from .suite import Case
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     register_options(parser)
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hookspec  # noqa: PLC0415 - only when pytest asks for hookspecs
+
+    pluginmanager.add_hookspecs(hookspec)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "zimage: a Z-Image quality case (set on every item a suite file yields)"
+    )
+    session = ZImageSession(config, Settings.from_config(config))
+    config.stash[SESSION_KEY] = session
+    config.pluginmanager.register(session, "zimage-session")
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(XdistHooks(session), "zimage-xdist")
+
+
+class XdistHooks:
+    """Registered only when pytest-xdist is installed: hands the run id to the workers."""
+
+    def __init__(self, session: ZImageSession) -> None:
+        self.session = session
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput["zimage_run_id"] = self.session.run_id
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if is_suite_file(file_path):
+        return SuiteFile.from_parent(parent, path=file_path)
+    return None
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "zimage_case" in metafunc.fixturenames:
+        metafunc.config.stash[SESSION_KEY].parametrize(metafunc)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_zimage_make_clip_scorer(config: pytest.Config, settings: Settings) -> Any:
+    from .scorers import CLIPScorer  # noqa: PLC0415 - torch + open_clip only when scoring
+
+    return CLIPScorer.load(
+        model=settings.clip_model,
+        pretrained=settings.clip_pretrained,
+        device=settings.device,
+        random_weights=settings.random_weights,
+    )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_zimage_make_lpips_scorer(config: pytest.Config, settings: Settings) -> Any:
+    from .scorers import LPIPSScorer  # noqa: PLC0415 - torch + lpips only when scoring
+
+    return LPIPSScorer.load(
+        net=settings.lpips_net,
+        weights=settings.lpips_weights,
+        device=settings.device,
+        random_weights=settings.random_weights,
+    )
+
+
+# -- fixtures --------------------------------------------------------------------------------
+
+
+def _session(request: pytest.FixtureRequest) -> ZImageSession:
+    return request.config.stash[SESSION_KEY]
+
+
+def _fail_clearly(exc: ZImageError) -> None:
+    pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def zimage_settings(request: pytest.FixtureRequest) -> Settings:
+    """The zimage options of this run, after precedence (command line > ini > suite > default)."""
+    return _session(request).settings
+
+
+@pytest.fixture(scope="session")
+def zimage_comfy(request: pytest.FixtureRequest) -> ComfyUIClient:
+    """The connected ComfyUI client of the run's first host (skips when no host is given)."""
+    session = _session(request)
+    if not session.has_host:
+        pytest.skip(NO_HOST_REASON)
+    try:
+        return session.engine().clients[0]
+    except ZImageError as exc:
+        _fail_clearly(exc)
+        raise
+
+
+@pytest.fixture(scope="session")
+def zimage_clip(request: pytest.FixtureRequest) -> Any:
+    """The run's CLIPScore scorer, resident on --zimage-device (``score(images, texts)``)."""
+    try:
+        return _session(request).scorers()[0]
+    except ZImageError as exc:
+        _fail_clearly(exc)
+        raise
+
+
+@pytest.fixture(scope="session")
+def zimage_lpips(request: pytest.FixtureRequest) -> Any:
+    """The run's LPIPS scorer, resident on --zimage-device (``distance(images_a, images_b)``)."""
+    try:
+        return _session(request).scorers()[1]
+    except ZImageError as exc:
+        _fail_clearly(exc)
+        raise
+
+
+@pytest.fixture
+def zimage_case(request: pytest.FixtureRequest) -> Case:
+    """One case of --zimage-suite; tests that request it are parametrized over the cases."""
+    case = getattr(request, "param", None)
+    if case is None:
+        pytest.fail(
+            "zimage_case is only available to tests parametrized by the plugin", pytrace=False
+        )
+    return case  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def zimage_result(request: pytest.FixtureRequest, zimage_case: Case) -> CaseOutcome:
+    """The generated and scored outcome of ``zimage_case`` (shared with the suite's own test)."""
+    session = _session(request)
+    if not session.has_host:
+        pytest.skip(NO_HOST_REASON)
+    assert session.settings.suite_path is not None
+    try:
+        return session.outcome(session.load(session.settings.suite_path), zimage_case)
+    except ZImageError as exc:
+        _fail_clearly(exc)
+        raise

@@ -286,7 +286,9 @@ class _Parser:
     # -- generic readers ------------------------------------------------------------------
     def table(self, value: object, key: str) -> dict[str, Any]:
         if not isinstance(value, dict):
-            raise self.error(key, f"expected a table, got {_kind(value)}", "see docs/suite-format.md")
+            raise self.error(
+                key, f"expected a table, got {_kind(value)}", "see docs/suite-format.md"
+            )
         return value
 
     def require(self, table: Mapping[str, Any], name: str, key: str, hint: str) -> Any:
@@ -296,14 +298,18 @@ class _Parser:
 
     def string(self, value: object, key: str, *, allow_empty: bool = False) -> str:
         if not isinstance(value, str) or (not allow_empty and not value.strip()):
-            raise self.error(key, f"expected a non-empty string, got {_kind(value)}", "quote the value")
+            raise self.error(
+                key, f"expected a non-empty string, got {_kind(value)}", "quote the value"
+            )
         return value
 
     def number(self, value: object, key: str, *, low: float, high: float) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.error(key, f"expected a number, got {_kind(value)}", "write e.g. 0.04")
         if not low <= float(value) <= high:
-            raise self.error(key, f"{value} is out of range [{low}, {high}]", "pick a value in range")
+            raise self.error(
+                key, f"{value} is out of range [{low}, {high}]", "pick a value in range"
+            )
         return float(value)
 
     def ident(self, value: object, key: str, what: str) -> str:
@@ -358,19 +364,28 @@ class _Parser:
         workflow = Workflow.load(workflow_path)
 
         text_input = self.input_ref(
-            self.require(suite_t, "prompt_input", "suite", "add prompt_input = { node = '27', input = 'text' }"),
+            self.require(
+                suite_t,
+                "prompt_input",
+                "suite",
+                "add prompt_input = { node = '27', input = 'text' }",
+            ),
             "suite.prompt_input",
             workflow,
         )
         seed_input = self.input_ref(
-            self.require(suite_t, "seed_input", "suite", "add seed_input = { node = '3', input = 'seed' }"),
+            self.require(
+                suite_t, "seed_input", "suite", "add seed_input = { node = '3', input = 'seed' }"
+            ),
             "suite.seed_input",
             workflow,
         )
         output_node = self.output_node(suite_t, workflow)
         configs = self.configs(workflow)
         reference = self.string(
-            self.require(suite_t, "reference", "suite", "add reference = '<config key>', e.g. 'bf16'"),
+            self.require(
+                suite_t, "reference", "suite", "add reference = '<config key>', e.g. 'bf16'"
+            ),
             "suite.reference",
         )
         config_keys = [c.key for c in configs]
@@ -404,7 +419,9 @@ class _Parser:
             prompts=tuple(prompts),
             seeds=seeds,
             expected_fail=tuple(expected_fail),
-            description=self.string(suite_t.get("description", ""), "suite.description", allow_empty=True),
+            description=self.string(
+                suite_t.get("description", ""), "suite.description", allow_empty=True
+            ),
             tolerance=optional_number("tolerance", 0.0, 2.0),
             margin=optional_number("margin", 0.0, 2.0),
             alpha=optional_number("alpha", 1e-9, 0.5),
@@ -482,7 +499,9 @@ class _Parser:
                     key=key,
                     label=label,
                     overrides=tuple(sorted(overrides, key=lambda item: item[0])),
-                    description=self.string(body.get("description", ""), f"{where}.description", allow_empty=True),
+                    description=self.string(
+                        body.get("description", ""), f"{where}.description", allow_empty=True
+                    ),
                 )
             )
         return configs
@@ -498,7 +517,11 @@ class _Parser:
             where = f"prompts[{index}]"
             body = self.table(body, where)
             self.no_unknown(body, _PROMPT_KEYS, where)
-            key = self.ident(self.require(body, "key", where, "add key = 'photo_woman'"), f"{where}.key", "prompt")
+            key = self.ident(
+                self.require(body, "key", where, "add key = 'photo_woman'"),
+                f"{where}.key",
+                "prompt",
+            )
             if key in seen:
                 raise self.error(
                     f"{where}.key",
@@ -506,56 +529,88 @@ class _Parser:
                     "give every prompt its own key: keys name the tests and the report rows",
                 )
             seen[key] = index
-            text = self.string(self.require(body, "text", where, "add text = '...'"), f"{where}.text")
+            text = self.string(
+                self.require(body, "text", where, "add text = '...'"), f"{where}.text"
+            )
             tags = body.get("tags", [])
             if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-                raise self.error(f"{where}.tags", "expected a list of strings", "write tags = ['photo']")
+                raise self.error(
+                    f"{where}.tags", "expected a list of strings", "write tags = ['photo']"
+                )
             prompts.append(Prompt(key=key, text=text, tags=tuple(tags)))
         return prompts
 
     def seeds(self, value: object) -> tuple[int, ...]:
         if not isinstance(value, list) or not value:
-            raise self.error("suite.seeds", f"expected a non-empty list of integers, got {_kind(value)}",
-                             "write seeds = [42, 7777, 12345]")
+            raise self.error(
+                "suite.seeds",
+                f"expected a non-empty list of integers, got {_kind(value)}",
+                "write seeds = [42, 7777, 12345]",
+            )
         seeds: list[int] = []
         for seed in value:
             if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-                raise self.error("suite.seeds", f"seed {seed!r} is not an integer in [0, 2**64-1]",
-                                 "use whole non-negative numbers")
+                raise self.error(
+                    "suite.seeds",
+                    f"seed {seed!r} is not an integer in [0, 2**64-1]",
+                    "use whole non-negative numbers",
+                )
             if seed in seeds:
-                raise self.error("suite.seeds", f"seed {seed} is listed twice", "list each seed once")
+                raise self.error(
+                    "suite.seeds", f"seed {seed} is listed twice", "list each seed once"
+                )
             seeds.append(seed)
         return tuple(seeds)
 
     def expected_fail(self, configs: list[str], prompts: list[str]) -> list[ExpectedFail]:
         items = self.data.get("expected_fail", [])
         if not isinstance(items, list):
-            raise self.error("expected_fail", "expected an array of [[expected_fail]] tables",
-                             "write [[expected_fail]] with prompt, optional config, and reason")
+            raise self.error(
+                "expected_fail",
+                "expected an array of [[expected_fail]] tables",
+                "write [[expected_fail]] with prompt, optional config, and reason",
+            )
         result: list[ExpectedFail] = []
         seen: set[tuple[str, str | None]] = set()
         for index, body in enumerate(items):
             where = f"expected_fail[{index}]"
             body = self.table(body, where)
             self.no_unknown(body, _XFAIL_KEYS, where)
-            prompt = self.string(self.require(body, "prompt", where, "name the prompt key"), f"{where}.prompt")
+            prompt = self.string(
+                self.require(body, "prompt", where, "name the prompt key"), f"{where}.prompt"
+            )
             if prompt not in prompts:
-                raise self.error(f"{where}.prompt", f"unknown prompt {prompt!r} (prompts: {', '.join(prompts)})",
-                                 "use a key of a [[prompts]] entry")
+                raise self.error(
+                    f"{where}.prompt",
+                    f"unknown prompt {prompt!r} (prompts: {', '.join(prompts)})",
+                    "use a key of a [[prompts]] entry",
+                )
             config = body.get("config")
             if config is not None:
                 config = self.string(config, f"{where}.config")
                 if config not in configs:
-                    raise self.error(f"{where}.config", f"unknown config {config!r} (configs: {', '.join(configs)})",
-                                     "use a key of a [configs.<key>] table, or leave config out for every config")
-            reason = self.string(self.require(body, "reason", where, "say why it is expected to fail"),
-                                 f"{where}.reason")
+                    raise self.error(
+                        f"{where}.config",
+                        f"unknown config {config!r} (configs: {', '.join(configs)})",
+                        "use a key of a [configs.<key>] table, or leave config out for every config",
+                    )
+            reason = self.string(
+                self.require(body, "reason", where, "say why it is expected to fail"),
+                f"{where}.reason",
+            )
             strict = body.get("strict")
             if strict is not None and not isinstance(strict, bool):
-                raise self.error(f"{where}.strict", f"expected true or false, got {_kind(strict)}", "write strict = true")
+                raise self.error(
+                    f"{where}.strict",
+                    f"expected true or false, got {_kind(strict)}",
+                    "write strict = true",
+                )
             if (prompt, config) in seen:
-                raise self.error(where, f"prompt {prompt!r} / config {config!r} is declared twice",
-                                 "keep one declaration per prompt or (prompt, config) pair")
+                raise self.error(
+                    where,
+                    f"prompt {prompt!r} / config {config!r} is declared twice",
+                    "keep one declaration per prompt or (prompt, config) pair",
+                )
             seen.add((prompt, config))
             result.append(ExpectedFail(prompt=prompt, config=config, reason=reason, strict=strict))
         return result

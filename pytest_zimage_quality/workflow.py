@@ -20,12 +20,48 @@ from typing import Any
 
 from .errors import SuiteError
 
-__all__ = ["OUTPUT_NODE_CLASSES", "InputRef", "Workflow", "canonical_json", "graph_hash"]
+__all__ = [
+    "MODEL_INPUTS",
+    "OUTPUT_NODE_CLASSES",
+    "InputRef",
+    "Workflow",
+    "canonical_json",
+    "graph_hash",
+    "model_files",
+]
 
 #: Node classes that write an image the client can fetch through ``/view``.
 OUTPUT_NODE_CLASSES = frozenset({"SaveImage", "PreviewImage"})
 
 Graph = dict[str, dict[str, Any]]
+
+#: Loader inputs that name a model file, and the server's models/ folder each is read from.
+MODEL_INPUTS: dict[tuple[str, str], str] = {
+    ("UNETLoader", "unet_name"): "diffusion_models",
+    ("CLIPLoader", "clip_name"): "text_encoders",
+    ("DualCLIPLoader", "clip_name1"): "text_encoders",
+    ("DualCLIPLoader", "clip_name2"): "text_encoders",
+    ("TripleCLIPLoader", "clip_name1"): "text_encoders",
+    ("TripleCLIPLoader", "clip_name2"): "text_encoders",
+    ("TripleCLIPLoader", "clip_name3"): "text_encoders",
+    ("VAELoader", "vae_name"): "vae",
+    ("CheckpointLoaderSimple", "ckpt_name"): "checkpoints",
+    ("LoraLoader", "lora_name"): "loras",
+    ("LoraLoaderModelOnly", "lora_name"): "loras",
+    ("ControlNetLoader", "control_net_name"): "controlnet",
+    ("UpscaleModelLoader", "model_name"): "upscale_models",
+}
+
+
+def model_files(graph: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(models folder, file name) of every model file the graph's loaders name, sorted."""
+    found = set()
+    for node in graph.values():
+        for name, value in node.get("inputs", {}).items():
+            folder = MODEL_INPUTS.get((node.get("class_type"), name))
+            if folder and isinstance(value, str):
+                found.add((folder, value))
+    return sorted(found)
 
 
 @dataclass(frozen=True, order=True)
@@ -132,7 +168,9 @@ class Workflow:
 
     def output_nodes(self) -> list[str]:
         """Ids of the nodes that save or preview an image, in the file's order."""
-        return [nid for nid, node in self._graph.items() if node["class_type"] in OUTPUT_NODE_CLASSES]
+        return [
+            nid for nid, node in self._graph.items() if node["class_type"] in OUTPUT_NODE_CLASSES
+        ]
 
     def check_input(self, ref: InputRef, *, key: str, suite_path: str) -> None:
         """Raise a SuiteError naming ``key`` of the suite file if ``ref`` is not in the graph."""

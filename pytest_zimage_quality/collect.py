@@ -1,0 +1,98 @@
+"""Collection: a suite file becomes one pytest item per (prompt, config, seed).
+
+Suite files are collected by name: any ``zimage*.toml`` file under the paths pytest
+collects (e.g. ``example_suite/zimage_turbo.toml``). Python tests that request the
+``zimage_case`` fixture are parametrized over the cases of ``--zimage-suite``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from .errors import ZImageError
+
+if TYPE_CHECKING:
+    from _pytest._code.code import ExceptionInfo, TerminalRepr
+
+    from .session import ZImageSession
+    from .suite import Case, Suite
+
+__all__ = ["SUITE_FILE_PATTERN", "QualityFailure", "SuiteFile", "ZImageItem", "is_suite_file"]
+
+#: The file-name rule for suite files.
+SUITE_FILE_PATTERN = "zimage*.toml"
+
+
+def is_suite_file(path: Path) -> bool:
+    return fnmatch(path.name, SUITE_FILE_PATTERN)
+
+
+class QualityFailure(AssertionError):
+    """A case's image scored outside its band: a test failure shown without a traceback."""
+
+
+def xfail_marker(
+    case: Case, *, default_strict: bool, raises: type[BaseException]
+) -> pytest.MarkDecorator:
+    assert case.expected_fail is not None
+    declared = case.expected_fail
+    strict = default_strict if declared.strict is None else declared.strict
+    return pytest.mark.xfail(reason=declared.reason, strict=strict, raises=raises)
+
+
+def _session(config: pytest.Config) -> ZImageSession:
+    from .session import SESSION_KEY  # noqa: PLC0415 - session imports this module
+
+    return config.stash[SESSION_KEY]
+
+
+class SuiteFile(pytest.File):
+    """A ``zimage*.toml`` suite file."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        session = _session(self.config)
+        try:
+            suite, cases = session.suite_cases(self.path)
+        except ZImageError as exc:
+            raise self.CollectError(str(exc)) from None
+        for case in cases:
+            item = ZImageItem.from_parent(self, name=case.id, case=case, suite=suite)
+            if case.expected_fail is not None:
+                item.add_marker(
+                    xfail_marker(
+                        case, default_strict=session.settings.xfail_strict, raises=QualityFailure
+                    )
+                )
+            yield item
+
+
+class ZImageItem(pytest.Item):
+    """One (prompt, config, seed) of a suite: generate, score, check against the reference."""
+
+    def __init__(self, *, case: Case, suite: Suite, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.case = case
+        self.suite = suite
+        self.add_marker(pytest.mark.zimage)
+
+    def setup(self) -> None:
+        _session(self.config).setup_case(self)
+
+    def runtest(self) -> None:
+        _session(self.config).run_case(self)
+
+    def repr_failure(
+        self, excinfo: ExceptionInfo[BaseException], style: Any = None
+    ) -> str | TerminalRepr:
+        if isinstance(excinfo.value, ZImageError | QualityFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        role = "reference" if self.case.is_reference else "candidate"
+        return self.path, None, f"[{self.suite.name}] {self.case.id} ({role})"

@@ -1,0 +1,415 @@
+"""The worker-side machinery of a run: hosts, image cache, queue-ahead runners and scoring.
+
+The engine is built lazily by the first zimage test that runs (never at collection, never for
+``--collect-only``). It connects to every host, checks that each config's model files exist on
+its server before generating anything, plans the selected cases (and the reference cases they
+need) in config order, and hands each test the outcome of its case when it is ready. Tests
+only wait; the order images are produced in belongs to the runners.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .cache import ImageCache, cache_key
+from .errors import ComfyUIError, ZImageError
+from .scheduler import Generated, HostRunner, Job
+from .scoring import ClipScorerLike, LpipsScorerLike, Scores, ScoringWorker
+from .workflow import graph_hash, model_files
+
+if TYPE_CHECKING:
+    from .artifacts import ReportDir
+    from .comfyui import ComfyUIClient, Progress, ServerInfo
+    from .options import Settings
+    from .suite import Case, Suite
+
+__all__ = ["CaseOutcome", "Engine"]
+
+log = logging.getLogger(__name__)
+
+#: Every output file of this plugin on a server lives under this subfolder of output/.
+SERVER_SUBFOLDER = "zimage-quality"
+
+
+@dataclass(frozen=True)
+class CaseOutcome:
+    """A scored case: its image, where it is stored, its scores, and its reference's outcome."""
+
+    case: Case
+    job: Job = field(repr=False)
+    generated: Generated = field(repr=False)
+    image_path: Path
+    scores: Scores
+    reference: CaseOutcome | None = None
+
+    @property
+    def png(self) -> bytes:
+        return self.generated.png
+
+
+class _Slot:
+    """Where a test waits for one case."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.outcome: CaseOutcome | None = None
+        self.error: ZImageError | None = None
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^\w.+-]+", "_", text, flags=re.UNICODE).strip("._") or "suite"
+
+
+class Engine:
+    """Owns the clients, the fake server of a simulated run, the runners and the scorer thread."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        report_dir: ReportDir,
+        load_scorers: Callable[[], tuple[ClipScorerLike, LpipsScorerLike]],
+        cache: ImageCache | None,
+        client_factory: Callable[[str], ComfyUIClient] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.report_dir = report_dir
+        self.cache = cache
+        self._load_scorers = load_scorers
+        self._client_factory = client_factory
+        self._lock = threading.Lock()
+        self._slots: dict[tuple[str, str], _Slot] = {}
+        self._jobs: dict[tuple[str, str], Job] = {}
+        self._suites: dict[str, Suite] = {}
+        self._host_of_config: dict[tuple[str, str], int] = {}
+        self._model_ids: dict[tuple[int, str, str], object] = {}
+        self._progress: dict[str, str] = {}
+        self.notes: queue.Queue[str] = queue.Queue()
+        self.fake: Any = None
+        self.clients: list[ComfyUIClient] = []
+        self.server_infos: list[ServerInfo] = []
+        self.runners: list[HostRunner] = []
+        self.scoring: ScoringWorker | None = None
+        self.started = False
+        self.closed = False
+
+    # -- start --------------------------------------------------------------------------
+    def start(self, planned: Sequence[tuple[Suite, Case]]) -> None:
+        """Connect, check model files, plan ``planned`` and start generating."""
+        for suite, _ in planned:
+            self._suites.setdefault(suite.name, suite)
+        urls = [host.url for host in self.settings.hosts]
+        if self.settings.simulated:
+            urls = [self._start_fake(list(self._suites.values()))]
+        for url in urls:
+            client = self._make_client(url)
+            self.clients.append(client)
+            self.server_infos.append(client.connect())
+            client.add_progress_listener(self._on_progress)
+        self._assign_hosts(planned)
+        self._preflight()
+        if self.cache is not None:
+            self.cache.on_discard = self.notes.put
+        if self.settings.refresh:
+            for client in self.clients:
+                client.free(free_memory=True, unload_models=False)
+        self.scoring = ScoringWorker(
+            load_scorers=self._load_scorers,
+            decode=_decode,
+            is_blank=_is_blank,
+            on_scored=self._on_scored,
+            on_failed=self._on_failed,
+        )
+        self.scoring.start()
+        self.runners = [
+            HostRunner(
+                client,
+                depth=self.settings.queue_depth,
+                timeout=self.settings.timeout,
+                deliver=self._deliver,
+                fail=self._runner_failed,
+                lookup_cache=self._lookup_cache,
+            )
+            for client in self.clients
+        ]
+        self.started = True
+        self._enqueue([case for _, case in planned])
+        for runner in self.runners:
+            runner.start()
+
+    def _make_client(self, url: str) -> ComfyUIClient:
+        if self._client_factory is not None:
+            return self._client_factory(url)
+        from .comfyui import ComfyUIClient  # noqa: PLC0415 - httpx/websockets only when used
+
+        return ComfyUIClient(url, headers=self.settings.headers, timeout=self.settings.timeout)
+
+    def _start_fake(self, suites: Sequence[Suite]) -> str:
+        from .testing import FakeComfyUI  # noqa: PLC0415 - aiohttp only for simulated runs
+
+        graphs = [
+            suite.graph_for(suite.make_case(suite.prompts[0].key, config.key, suite.seeds[0]))
+            for suite in suites
+            for config in suite.configs
+        ]
+        self.fake = FakeComfyUI(models=FakeComfyUI.models_for_graphs(graphs))
+        self.fake.start()
+        return str(self.fake.url)
+
+    def _assign_hosts(self, planned: Sequence[tuple[Suite, Case]]) -> None:
+        """Pin each config to one host (fewest model loads), balancing cases across hosts."""
+        counts: dict[tuple[str, str], int] = {}
+        for suite in self._suites.values():
+            for config in suite.configs:
+                counts[(suite.name, config.key)] = 0
+        for suite, case in planned:
+            counts[(suite.name, case.config.key)] += 1
+        load = [0] * len(self.clients)
+        for key, count in sorted(counts.items(), key=lambda kv: -kv[1]):
+            host = min(range(len(load)), key=lambda i: load[i])
+            self._host_of_config[key] = host
+            load[host] += count
+
+    def _preflight(self) -> None:
+        """Before any generation: every config's model files (and other choices) exist."""
+        for index, client in enumerate(self.clients):
+            graphs = {}
+            for suite in self._suites.values():
+                for config in suite.configs:
+                    if self._host_of_config.get((suite.name, config.key), 0) != index:
+                        continue
+                    case = suite.make_case(suite.prompts[0].key, config.key, suite.seeds[0])
+                    label = (
+                        config.label if len(self._suites) == 1 else f"{suite.name}/{config.label}"
+                    )
+                    graphs[f"config {label}"] = suite.graph_for(case)
+            if graphs:
+                client.check_graphs(graphs)
+
+    # -- planning -----------------------------------------------------------------------
+    def _job(self, case: Case) -> Job:
+        suite = self._suites[case.suite]
+        base = suite.graph_for(case)
+        ghash = graph_hash(base, ignore=[suite.prefix_input])
+        prefix = f"{SERVER_SUBFOLDER}/{_safe(suite.name)}/{case.id}-{ghash[:10]}"
+        graph = suite.graph_for(case, prefix=prefix)
+        host = self._host_of_config.get((suite.name, case.config.key), 0)
+        info = self.server_infos[host]
+        models = {
+            f"{folder}/{name}": self._model_identity(host, folder, name)
+            for folder, name in model_files(graph)
+        }
+        key = cache_key(
+            graph_hash=ghash,
+            models=models,
+            server={"comfyui_version": info.comfyui_version, "device": info.gpu_name},
+            revision=self.settings.cache_revision(suite),
+        )
+        return Job(case=case, suite=suite, graph=graph, graph_hash=ghash, cache_key=key)
+
+    def _model_identity(self, host: int, folder: str, name: str) -> object:
+        memo = (host, folder, name)
+        if memo not in self._model_ids:
+            self._model_ids[memo] = self.clients[host].model_identity(folder, name)
+        return self._model_ids[memo]
+
+    def _enqueue(self, cases: Iterable[Case]) -> None:
+        """Plan cases (with the references they need) and hand them to their runners in order."""
+        wanted: dict[tuple[str, str], Case] = {}
+        for case in cases:
+            if not case.is_reference:
+                suite = self._suites[case.suite]
+                ref = suite.make_case(case.prompt.key, case.reference, case.seed)
+                wanted.setdefault(ref.key, ref)
+            wanted.setdefault(case.key, case)
+        new = []
+        with self._lock:
+            for key, case in wanted.items():
+                if key not in self._jobs:
+                    self._jobs[key] = self._job(case)
+                    self._slots[key] = _Slot()
+                    new.append(self._jobs[key])
+        new.sort(key=self._plan_order)
+        per_host: dict[int, list[Job]] = {}
+        for job in new:
+            host = self._host_of_config.get((job.case.suite, job.case.config.key), 0)
+            per_host.setdefault(host, []).append(job)
+        for host, jobs in per_host.items():
+            self.runners[host].enqueue(jobs)
+
+    def _plan_order(self, job: Job) -> tuple[int, int, int, int, int]:
+        """Suite, then reference config first, then configs in suite order; prompts; seeds."""
+        suite = self._suites[job.case.suite]
+        suites = list(self._suites)
+        configs = [suite.reference, *[c.key for c in suite.candidate_configs]]
+        prompts = [p.key for p in suite.prompts]
+        seeds = list(suite.seeds)
+        return (
+            suites.index(suite.name),
+            configs.index(job.case.config.key),
+            prompts.index(job.case.prompt.key),
+            seeds.index(job.case.seed) if job.case.seed in seeds else len(seeds),
+            job.case.seed,
+        )
+
+    # -- callbacks from runner and scoring threads ---------------------------------------
+    def _lookup_cache(self, job: Job) -> Generated | None:
+        if self.cache is None or self.settings.refresh:
+            return None
+        hit = self.cache.get(job.cache_key)
+        if hit is None:
+            return None
+        meta = hit.meta
+        return Generated(
+            png=hit.png,
+            sha256=hit.sha256,
+            prompt_id=str(meta.get("prompt_id", "")),
+            host=str(meta.get("host", "")),
+            wall_seconds=_float(meta.get("wall_seconds")),
+            server_seconds=_float(meta.get("server_seconds")),
+            cached="plugin",
+        )
+
+    def _deliver(self, job: Job, generated: Generated) -> None:
+        try:
+            if self.cache is not None and generated.cached != "plugin":
+                self.cache.put(
+                    job.cache_key,
+                    generated.png,
+                    {
+                        "case_id": job.case.id,
+                        "suite": job.case.suite,
+                        "graph_hash": job.graph_hash,
+                        "prompt_id": generated.prompt_id,
+                        "host": generated.host,
+                        "wall_seconds": generated.wall_seconds,
+                        "server_seconds": generated.server_seconds,
+                        "created": time.time(),
+                    },
+                )
+            case = job.case
+            path = self.report_dir.store_image(
+                case.prompt.key, case.config.key, case.seed, generated.sha256, generated.png
+            )
+        except OSError as exc:
+            self._on_failed(
+                job,
+                ZImageError(
+                    f"{job.case.id}: cannot store the image: {exc}",
+                    hint="check free disk space and --zimage-report-dir / --zimage-cache-dir",
+                ),
+            )
+            return
+        assert self.scoring is not None
+        self.scoring.submit(job, generated, path)
+
+    def _runner_failed(self, job: Job, error: ZImageError) -> None:
+        self._on_failed(job, error)
+        if job.case.is_reference and self.scoring is not None:
+            self.scoring.reference_failed(job.key, error)
+
+    def _on_failed(self, job: Job, error: ZImageError) -> None:
+        slot = self._slots[job.key]
+        slot.error = error
+        slot.event.set()
+
+    def _on_scored(self, job: Job, generated: Generated, path: Path, scores: Scores) -> None:
+        reference = None
+        if not job.case.is_reference:
+            ref_slot = self._slots.get((job.case.suite, job.case.reference_id))
+            reference = ref_slot.outcome if ref_slot is not None else None
+        slot = self._slots[job.key]
+        slot.outcome = CaseOutcome(
+            case=job.case,
+            job=job,
+            generated=generated,
+            image_path=path,
+            scores=scores,
+            reference=reference,
+        )
+        slot.event.set()
+
+    def _on_progress(self, progress: Progress) -> None:
+        self._progress[progress.prompt_id] = (
+            f"node {progress.node}: {progress.value}/{progress.max}"
+        )
+
+    # -- what tests call ----------------------------------------------------------------
+    def outcome(
+        self, case: Case, *, poll: Callable[[str | None], None] | None = None
+    ) -> CaseOutcome:
+        """Block until ``case`` is generated and scored; raise its ZImageError if it failed."""
+        if self.closed:
+            raise ZImageError(f"{case.id}: the run is stopping; not generated")
+        if case.key not in self._slots:
+            if case.suite not in self._suites:
+                raise ZImageError(f"{case.id}: suite {case.suite!r} is not part of this run")
+            self._enqueue([case])
+        slot = self._slots[case.key]
+        job = self._jobs[case.key]
+        while not slot.event.wait(0.5):
+            if poll is not None:
+                poll(self._progress.get(job.prompt_id))
+        if slot.error is not None:
+            raise slot.error
+        assert slot.outcome is not None
+        return slot.outcome
+
+    def drain_notes(self) -> list[str]:
+        notes = []
+        while True:
+            try:
+                notes.append(self.notes.get_nowait())
+            except queue.Empty:
+                return notes
+
+    @property
+    def model_loads(self) -> int | None:
+        return None if self.fake is None else int(self.fake.model_loads)
+
+    def close(self, *, cancel: bool) -> None:
+        """Stop the runners (cancelling this run's queued prompts), the scorer thread, the clients."""
+        if self.closed:
+            return
+        self.closed = True
+        stopped = ZImageError("the run stopped before this case was generated")
+        for runner in self.runners:
+            for job in runner.stop(cancel=cancel):
+                self._on_failed(job, stopped)
+        if self.scoring is not None:
+            self.scoring.stop()
+        for slot in self._slots.values():
+            if not slot.event.is_set():
+                slot.error = stopped
+                slot.event.set()
+        for client in self.clients:
+            try:
+                client.close()
+            except ComfyUIError as exc:
+                log.debug("closing %s: %s", client, exc)
+        if self.fake is not None:
+            self.fake.stop()
+
+
+def _decode(data: bytes, name: str) -> Any:
+    from .images import decode_png  # noqa: PLC0415 - torch only when scoring
+
+    return decode_png(data, name=name)
+
+
+def _is_blank(tensor: Any) -> bool:
+    from .images import is_blank  # noqa: PLC0415
+
+    return bool(is_blank(tensor))
+
+
+def _float(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None

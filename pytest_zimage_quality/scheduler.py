@@ -1,0 +1,244 @@
+"""Queue-ahead submission: keep a ComfyUI server busy with this run's prompts, in plan order.
+
+One ``HostRunner`` per host owns the order in which its jobs reach the server, independent
+of the order pytest runs tests in. Up to ``depth`` of its prompts are on the server at once
+(running or queued), so the server starts the next image the moment one finishes while the
+client fetches, verifies and hands the finished one to scoring. A slot is freed when the
+server reports completion, not when the image has been fetched. Cache hits never take a slot.
+
+No pytest, no torch: the runner is driven through plain callbacks and unit-tested with a
+fake client.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .errors import ComfyUIError, ComfyUIProtocolError, ZImageError
+
+if TYPE_CHECKING:
+    from .suite import Case, Suite
+
+__all__ = ["Generated", "HostRunner", "Job", "SubmissionClient"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One image to obtain: a case of a suite, its final graph and its cache key."""
+
+    case: Case
+    suite: Suite = field(compare=False, repr=False)
+    graph: Mapping[str, Any] = field(compare=False, repr=False)
+    graph_hash: str = ""
+    cache_key: str = ""
+    prompt_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.case.key
+
+    @property
+    def output_node(self) -> str:
+        return self.suite.output_node
+
+
+@dataclass(frozen=True)
+class Generated:
+    """A finished image as delivered to scoring."""
+
+    png: bytes
+    sha256: str
+    prompt_id: str
+    host: str
+    wall_seconds: float | None
+    server_seconds: float | None
+    cached: str  # "" generated now, "server" served from ComfyUI's cache, "plugin" from ours
+
+
+class SubmissionClient(Protocol):
+    """What a runner needs of a ComfyUI client (comfyui.ComfyUIClient provides it)."""
+
+    base_url: str
+
+    def submit(self, graph: Mapping[str, Any], *, prompt_id: str | None = None) -> str: ...
+
+    def wait(self, prompt_id: str, *, timeout: float | None = None) -> Any: ...
+
+    def fetch_image(self, ref: Any) -> bytes: ...
+
+    def verify_png(self, data: bytes, *, expected_graph: Mapping[str, Any] | None) -> None: ...
+
+    def cancel_all(self) -> None: ...
+
+
+_STOP = object()
+
+
+class HostRunner:
+    """Feeds one host's jobs to its server, ``depth`` at a time, in enqueue order."""
+
+    def __init__(
+        self,
+        client: SubmissionClient,
+        *,
+        depth: int,
+        timeout: float,
+        deliver: Callable[[Job, Generated], None],
+        fail: Callable[[Job, ZImageError], None],
+        lookup_cache: Callable[[Job], Generated | None],
+    ) -> None:
+        self.client = client
+        self.host = client.base_url
+        self.depth = depth
+        self.timeout = timeout
+        self._deliver = deliver
+        self._fail = fail
+        self._lookup_cache = lookup_cache
+        self._queue: collections.deque[Job | object] = collections.deque()
+        self._known: set[tuple[str, str]] = set()
+        self._cond = threading.Condition()
+        self._slots = threading.Semaphore(depth)
+        self._waiters = ThreadPoolExecutor(max_workers=depth, thread_name_prefix="zimage-wait")
+        self._thread = threading.Thread(
+            target=self._feed, name=f"zimage-feed[{self.host}]", daemon=True
+        )
+        self._stopping = threading.Event()
+        self._inflight: dict[str, Job] = {}
+        self.submitted = 0
+        self.cache_hits = 0
+        self.submit_log: list[tuple[float, str]] = []  # (monotonic time, case id), for benchmarks
+
+    # -- control ------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def enqueue(self, jobs: Iterable[Job]) -> list[Job]:
+        """Append jobs not seen before, keeping their order; returns those added."""
+        added = []
+        with self._cond:
+            for job in jobs:
+                if job.key in self._known:
+                    continue
+                self._known.add(job.key)
+                self._queue.append(job)
+                added.append(job)
+            self._cond.notify_all()
+        return added
+
+    def knows(self, key: tuple[str, str]) -> bool:
+        with self._cond:
+            return key in self._known
+
+    def pending(self) -> list[Job]:
+        with self._cond:
+            return [job for job in self._queue if isinstance(job, Job)]
+
+    def stop(self, *, cancel: bool) -> list[Job]:
+        """Stop feeding; with ``cancel``, remove our prompts from the server. Returns unsent jobs."""
+        self._stopping.set()
+        with self._cond:
+            unsent = [job for job in self._queue if isinstance(job, Job)]
+            self._queue.clear()
+            self._queue.append(_STOP)
+            self._cond.notify_all()
+        if cancel and (self._inflight or unsent):
+            try:
+                self.client.cancel_all()
+            except ZImageError as exc:  # the server may be gone already: nothing left to cancel
+                log.warning("zimage: could not cancel pending prompts on %s: %s", self.host, exc)
+        self._slots.release(self.depth)  # free a feeder blocked on a slot so it sees the stop
+        self._thread.join(timeout=10)
+        self._waiters.shutdown(wait=not cancel, cancel_futures=cancel)
+        return unsent
+
+    # -- the feeder thread --------------------------------------------------------------
+    def _next(self) -> Job | None:
+        with self._cond:
+            while not self._queue:
+                self._cond.wait()
+            item = self._queue.popleft()
+        return item if isinstance(item, Job) else None
+
+    def _feed(self) -> None:
+        while True:
+            job = self._next()
+            if job is None or self._stopping.is_set():
+                return
+            try:
+                hit = self._lookup_cache(job)
+            except Exception as exc:  # a cache that cannot be read must not stop the run
+                log.warning("zimage: cache lookup failed for %s: %s", job.case.id, exc)
+                hit = None
+            if hit is not None:
+                self.cache_hits += 1
+                self._deliver(job, hit)
+                continue
+            self._slots.acquire()
+            if self._stopping.is_set():
+                return
+            started = time.monotonic()
+            try:
+                prompt_id = self.client.submit(job.graph, prompt_id=job.prompt_id)
+            except ZImageError as exc:
+                self._slots.release()
+                self._fail(job, exc)
+                continue
+            except Exception as exc:  # never leave a test waiting on a dead feeder
+                self._slots.release()
+                self._fail(
+                    job, ComfyUIError(f"submitting {job.case.id} failed: {exc!r}", host=self.host)
+                )
+                continue
+            self.submitted += 1
+            self.submit_log.append((started, job.case.id))
+            self._inflight[prompt_id] = job
+            try:
+                self._waiters.submit(self._complete, job, prompt_id, started)
+            except RuntimeError:  # executor shut down by stop()
+                return
+
+    def _complete(self, job: Job, prompt_id: str, started: float) -> None:
+        try:
+            try:
+                completion = self.client.wait(prompt_id, timeout=self.timeout)
+            finally:
+                self._slots.release()
+                self._inflight.pop(prompt_id, None)
+            refs = completion.outputs.get(job.output_node) or []
+            if not refs:
+                raise ComfyUIProtocolError(
+                    f"{job.case.id}: the run finished but output node {job.output_node} "
+                    "reported no image",
+                    host=self.host,
+                    hint="check that the suite's output_node is the SaveImage node of the graph",
+                )
+            png = self.client.fetch_image(refs[0])
+            self.client.verify_png(png, expected_graph=job.graph)
+            cached = "server" if job.output_node in set(completion.cached_nodes) else ""
+            generated = Generated(
+                png=png,
+                sha256=hashlib.sha256(png).hexdigest(),
+                prompt_id=prompt_id,
+                host=self.host,
+                wall_seconds=time.monotonic() - started,
+                server_seconds=completion.server_seconds,
+                cached=cached,
+            )
+        except ZImageError as exc:
+            self._fail(job, exc)
+            return
+        except Exception as exc:
+            self._fail(job, ComfyUIError(f"{job.case.id}: {exc!r}", host=self.host))
+            return
+        self._deliver(job, generated)

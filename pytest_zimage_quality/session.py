@@ -1,0 +1,372 @@
+"""``ZImageSession``: the registered plugin object that holds one run's state.
+
+It loads suites for collection, starts the engine when the first zimage test runs, turns an
+outcome into a ``CaseRecord`` and a pass/fail, collects records back from test reports (so
+the summary and the gate work identically under pytest-xdist, where the controller only sees
+reports), writes the run's artifacts and decides the exit status.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from .artifacts import ReportDir, ResultsLog, new_run_id
+from .checks import check_record
+from .collect import QualityFailure, ZImageItem, xfail_marker
+from .errors import SuiteError, ZImageError, ZImageWarning
+from .records import CaseRecord
+from .suite import Case, Suite, load_suite
+
+if TYPE_CHECKING:
+    from .engine import CaseOutcome, Engine
+    from .options import GateParameters, Settings
+
+__all__ = ["NO_HOST_REASON", "SESSION_KEY", "ZImageSession"]
+
+SESSION_KEY = pytest.StashKey["ZImageSession"]()
+
+NO_HOST_REASON = (
+    "no ComfyUI host given: pass --zimage-host=HOST:PORT (or set $ZIMAGE_HOST), or "
+    "--zimage-host=simulated for a dry run"
+)
+SIMULATED_BANNER = "SIMULATED — a fake ComfyUI rendered these images; NOT A MEASUREMENT"
+RANDOM_BANNER = "RANDOM WEIGHTS — NOT A QUALITY MEASUREMENT"
+
+
+class ZImageSession:
+    """One run's state; its methods named ``pytest_*`` are hooks."""
+
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        workerinput = getattr(config, "workerinput", None)
+        self.is_worker = workerinput is not None
+        self.run_id = (
+            str(workerinput["zimage_run_id"])
+            if workerinput and "zimage_run_id" in workerinput
+            else new_run_id(simulated=settings.simulated)
+        )
+        self.report_dir = ReportDir(self._default_dir(settings.report_dir, "report"), self.run_id)
+        self.cache_dir = self._default_dir(settings.cache_dir, "images")
+        self._suites: dict[Path, Suite] = {}
+        self._suite_errors: dict[Path, ZImageError] = {}
+        self._planned: list[tuple[Suite, Case]] = []
+        self._engine: Engine | None = None
+        self._engine_error: ZImageError | None = None
+        self._prepared = False
+        self._results: ResultsLog | None = None
+        self.records: dict[tuple[str, str], CaseRecord] = {}
+        self.summary: dict[str, Any] | None = None
+        self.gate_failed = False
+        self.any_zimage_items = False
+        self.ran_gate = False
+        self._nextitem: pytest.Item | None = None
+        self._scorers: tuple[Any, Any] | None = None
+
+    def _default_dir(self, chosen: Path | None, leaf: str) -> Path:
+        if chosen is not None:
+            return chosen
+        cache = getattr(self.config, "cache", None)
+        if cache is not None:
+            return Path(cache.mkdir("zimage")) / leaf
+        return self.config.rootpath / ".pytest_cache" / "d" / "zimage" / leaf
+
+    @property
+    def has_host(self) -> bool:
+        return bool(self.settings.hosts)
+
+    # -- suites ---------------------------------------------------------------------------
+    def load(self, path: Path) -> Suite:
+        """The suite at ``path``, loaded once per run (errors are remembered too)."""
+        path = Path(path).resolve()
+        if path in self._suite_errors:
+            raise self._suite_errors[path]
+        if path not in self._suites:
+            try:
+                self._suites[path] = load_suite(path)
+            except SuiteError as exc:
+                self._suite_errors[path] = exc
+                raise
+        return self._suites[path]
+
+    def suite_cases(self, path: Path) -> tuple[Suite, list[Case]]:
+        """The suite at ``path`` and its cases after --zimage-configs/prompts/seeds."""
+        suite = self.load(path)
+        try:
+            cases = suite.cases(
+                configs=self.settings.configs,
+                prompts=self.settings.prompts,
+                seeds=self.settings.seeds_for(suite),
+            )
+        except KeyError as exc:
+            raise SuiteError(
+                f"{exc.args[0]} in --zimage-configs / --zimage-prompts",
+                path=str(suite.path),
+                hint="use keys the suite defines (they are the test ids' parts)",
+            ) from None
+        return suite, cases
+
+    def gate_for(self, suite: Suite) -> GateParameters:
+        return self.settings.gate_for(suite)
+
+    def parametrize(self, metafunc: pytest.Metafunc) -> None:
+        """Parametrize a Python test's ``zimage_case`` over the cases of --zimage-suite."""
+        if self.settings.suite_path is None:
+            raise pytest.Collector.CollectError(
+                f"{metafunc.definition.nodeid} uses the zimage_case fixture but no suite is "
+                "configured\n  hint: pass --zimage-suite=PATH or set zimage_suite in the ini file"
+            )
+        try:
+            _, cases = self.suite_cases(self.settings.suite_path)
+        except ZImageError as exc:
+            raise pytest.Collector.CollectError(str(exc)) from None
+        params = []
+        for case in cases:
+            marks = []
+            if case.expected_fail is not None:
+                marks.append(
+                    xfail_marker(
+                        case, default_strict=self.settings.xfail_strict, raises=AssertionError
+                    )
+                )
+            params.append(pytest.param(case, id=case.id, marks=marks))
+        metafunc.parametrize("zimage_case", params, indirect=True)
+
+    # -- planning and the engine ----------------------------------------------------------
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        planned: list[tuple[Suite, Case]] = []
+        for item in session.items:
+            if isinstance(item, ZImageItem):
+                self.any_zimage_items = True
+                planned.append((item.suite, item.case))
+            elif "zimage_result" in getattr(item, "fixturenames", ()):
+                case = getattr(getattr(item, "callspec", None), "params", {}).get("zimage_case")
+                if isinstance(case, Case) and self.settings.suite_path is not None:
+                    planned.append((self.load(self.settings.suite_path), case))
+        # Under xdist a worker runs a share of the items it cannot know in advance: plan on demand.
+        self._planned = [] if self.is_worker else planned
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
+        self._nextitem = nextitem
+
+    def engine(self) -> Engine:
+        """The running engine, started on first use; a start failure is re-raised every time."""
+        if self._engine_error is not None:
+            raise self._engine_error
+        if self._engine is None:
+            from .cache import ImageCache  # noqa: PLC0415 - not needed at plugin load
+            from .engine import Engine  # noqa: PLC0415
+
+            self._prepare_report_dir()
+            engine = Engine(
+                self.settings,
+                report_dir=self.report_dir,
+                load_scorers=self.scorers,
+                cache=ImageCache(self.cache_dir),
+            )
+            self._engine = engine
+            try:
+                engine.start(self._planned)
+            except ZImageError as exc:
+                self._engine_error = exc
+                engine.close(cancel=True)
+                raise
+        return self._engine
+
+    def scorers(self) -> tuple[Any, Any]:
+        """The run's CLIP and LPIPS scorers, built once (hooks may supply their own)."""
+        if self._scorers is None:
+            hook = self.config.hook
+            clip = hook.pytest_zimage_make_clip_scorer(config=self.config, settings=self.settings)
+            lpips = hook.pytest_zimage_make_lpips_scorer(config=self.config, settings=self.settings)
+            self._scorers = (clip, lpips)
+        return self._scorers
+
+    def _prepare_report_dir(self) -> None:
+        if self._prepared:
+            return
+        self._prepared = True
+        if not self.is_worker:
+            self.report_dir.prepare()
+            self._results = ResultsLog(self.report_dir.results_path, self.run_id)
+
+    # -- running one case -----------------------------------------------------------------
+    def setup_case(self, item: ZImageItem) -> None:
+        if not self.has_host:
+            pytest.skip(NO_HOST_REASON)
+        try:
+            engine = self.engine()
+        except ZImageError as exc:
+            item.user_properties.extend(
+                self._base_record(item.suite, item.case)
+                .with_(check="error", message=str(exc))
+                .to_properties()
+            )
+            pytest.fail(str(exc), pytrace=False)
+        nxt = self._nextitem
+        if isinstance(nxt, ZImageItem) and self.is_worker:
+            engine._enqueue([nxt.case])  # look one test ahead so the server never idles
+
+    def outcome(self, suite: Suite, case: Case) -> CaseOutcome:
+        engine = self.engine()
+        verbose = self.config.get_verbosity() >= 1
+        outcome = engine.outcome(case, poll=self._progress_printer(case) if verbose else None)
+        for note in engine.drain_notes():
+            warnings.warn(ZImageWarning(note), stacklevel=2)
+        return outcome
+
+    def _progress_printer(self, case: Case) -> Any:
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        capture = self.config.pluginmanager.get_plugin("capturemanager")
+        last: list[str | None] = [None]
+
+        def show(progress: str | None) -> None:
+            if reporter is None or progress is None or progress == last[0]:
+                return
+            last[0] = progress
+            line = f"    zimage: {case.id}: {progress}"
+            if capture is not None:
+                with capture.global_and_fixture_disabled():
+                    reporter.write_line(line)
+            else:
+                reporter.write_line(line)
+
+        return show
+
+    def run_case(self, item: ZImageItem) -> None:
+        suite, case = item.suite, item.case
+        base = self._base_record(suite, case)
+        try:
+            outcome = self.outcome(suite, case)
+        except ZImageError as exc:
+            item.user_properties.extend(base.with_(check="error", message=str(exc)).to_properties())
+            raise
+        record = self.record_for(base, outcome)
+        result = check_record(record, blank=outcome.scores.blank)
+        record = record.with_(check="pass" if result.passed else "fail", message=result.message)
+        item.user_properties.extend(record.to_properties())
+        if not result.passed:
+            raise QualityFailure(result.message)
+
+    def _base_record(self, suite: Suite, case: Case) -> CaseRecord:
+        gate = self.gate_for(suite)
+        return CaseRecord(
+            suite=suite.name,
+            case_id=case.id,
+            prompt=case.prompt.key,
+            prompt_text=case.prompt.text,
+            config=case.config.key,
+            config_label=case.config.label,
+            seed=case.seed,
+            reference=case.reference,
+            role="reference" if case.is_reference else "candidate",
+            tolerance=None if case.is_reference else gate.tolerance,
+            clip_floor=gate.clip_floor if case.is_reference else None,
+            expected_fail=case.expected_fail.reason if case.expected_fail else "",
+            run_id=self.run_id,
+            simulated=self.settings.simulated,
+            random_weights=self.settings.random_weights,
+        )
+
+    def record_for(self, base: CaseRecord, outcome: CaseOutcome) -> CaseRecord:
+        gen, scores, ref = outcome.generated, outcome.scores, outcome.reference
+        return base.with_(
+            clipscore=scores.clipscore,
+            reference_clipscore=ref.scores.clipscore if ref else None,
+            delta=scores.clipscore - ref.scores.clipscore if ref else None,
+            lpips=scores.lpips,
+            image_path=str(outcome.image_path),
+            reference_image_path=str(ref.image_path) if ref else "",
+            image_sha256=gen.sha256,
+            width=scores.width,
+            height=scores.height,
+            wall_seconds=gen.wall_seconds,
+            server_seconds=gen.server_seconds,
+            cached=gen.cached,
+            host=gen.host,
+            prompt_id=gen.prompt_id,
+            graph_hash=outcome.job.graph_hash,
+        )
+
+    # -- reports (controller side) ----------------------------------------------------------
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.is_worker:
+            return
+        if not (report.when == "call" or (report.when == "setup" and report.failed)):
+            return
+        record = CaseRecord.from_properties(report.user_properties)
+        if record is None:
+            return
+        record = record.with_(outcome=_outcome_of(report))
+        self.records[record.key] = record
+        if self._results is None:
+            self._prepare_report_dir()
+        assert self._results is not None
+        self._results.append(record, nodeid=report.nodeid)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self._engine is not None:
+            self._engine.close(cancel=True)
+        if self._results is not None:
+            self._results.close()
+        if self.is_worker or not self.records:
+            return
+        from .summary import build_summary  # noqa: PLC0415 - scipy only when there is a gate
+
+        self.summary = build_summary(self, list(self.records.values()))
+        self.ran_gate = True
+        self.report_dir.write_summary(self.summary)
+        self._write_html()
+        if not self.summary["exit"]["gate_passed"] and session.exitstatus == pytest.ExitCode.OK:
+            self.gate_failed = True
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def _write_html(self) -> None:
+        from .html_report import write_html_report  # noqa: PLC0415 - jinja2 only at the end
+
+        assert self.summary is not None
+        try:
+            write_html_report(self.report_dir, self.summary, list(self.records.values()))
+        except OSError as exc:
+            warnings.warn(ZImageWarning(f"could not write report.html: {exc}"), stacklevel=1)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        from .report import write_terminal_summary  # noqa: PLC0415
+
+        write_terminal_summary(terminalreporter, self)
+
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        from .report import report_header  # noqa: PLC0415
+
+        return report_header(self)
+
+    # -- fixtures' helpers ----------------------------------------------------------------
+    def iter_records(self) -> Iterator[CaseRecord]:
+        yield from self.records.values()
+
+    def describe_options(self) -> dict[str, Any]:
+        """The options in force, JSON-ready; header values are never included."""
+        data = dataclasses.asdict(self.settings)
+        data.pop("headers", None)
+        data["header_names"] = list(self.settings.header_names)
+        data["hosts"] = [str(host) for host in self.settings.hosts]
+        return {
+            key: (str(value) if isinstance(value, Path) else value) for key, value in data.items()
+        }
+
+
+def _outcome_of(report: pytest.TestReport) -> str:
+    if hasattr(report, "wasxfail"):
+        return "xfailed" if report.skipped else "xpassed"
+    if report.when == "setup" and report.failed:
+        return "error"
+    return str(report.outcome)
