@@ -51,6 +51,13 @@ def _session(config: pytest.Config) -> ZImageSession:
     return config.stash[SESSION_KEY]
 
 
+#: Why zimage items skip when no host is given.
+NO_HOST_REASON = (
+    "no ComfyUI host given: pass --zimage-host=HOST:PORT (or set $ZIMAGE_HOST), or "
+    "--zimage-host=simulated for a dry run"
+)
+
+
 class SuiteFile(pytest.File):
     """A ``zimage*.toml`` suite file."""
 
@@ -62,6 +69,8 @@ class SuiteFile(pytest.File):
             raise self.CollectError(str(exc)) from None
         for case in cases:
             item = ZImageItem.from_parent(self, name=case.id, case=case, suite=suite)
+            if not session.has_host:
+                item.add_marker(pytest.mark.skip(reason=NO_HOST_REASON))
             if case.expected_fail is not None:
                 item.add_marker(
                     xfail_marker(
@@ -93,6 +102,6 @@ class ZImageItem(pytest.Item):
             return str(excinfo.value)
         return super().repr_failure(excinfo, style=style)
 
-    def reportinfo(self) -> tuple[Path, int | None, str]:
+    def reportinfo(self) -> tuple[Path, int, str]:
         role = "reference" if self.case.is_reference else "candidate"
-        return self.path, None, f"[{self.suite.name}] {self.case.id} ({role})"
+        return self.path, 0, f"[{self.suite.name}] {self.case.id} ({role})"

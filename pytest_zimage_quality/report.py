@@ -45,7 +45,7 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], aligns: 
 def report_header(session: ZImageSession) -> list[str]:
     settings = session.settings
     if not settings.hosts:
-        return ["zimage: no ComfyUI host (quality gate off; --zimage-host=HOST or =simulated)"]
+        return []  # unrelated runs stay quiet; zimage items say why they skip
     hosts = ", ".join(str(h) for h in settings.hosts)
     lines = [
         f"zimage: host {hosts}"

@@ -18,7 +18,7 @@ import pytest
 
 from .artifacts import ReportDir, ResultsLog, new_run_id
 from .checks import check_record
-from .collect import QualityFailure, ZImageItem, xfail_marker
+from .collect import NO_HOST_REASON, QualityFailure, ZImageItem, xfail_marker
 from .errors import SuiteError, ZImageError, ZImageWarning
 from .records import CaseRecord
 from .suite import Case, Suite, load_suite
@@ -31,10 +31,6 @@ __all__ = ["NO_HOST_REASON", "SESSION_KEY", "ZImageSession"]
 
 SESSION_KEY = pytest.StashKey["ZImageSession"]()
 
-NO_HOST_REASON = (
-    "no ComfyUI host given: pass --zimage-host=HOST:PORT (or set $ZIMAGE_HOST), or "
-    "--zimage-host=simulated for a dry run"
-)
 SIMULATED_BANNER = "SIMULATED — a fake ComfyUI rendered these images; NOT A MEASUREMENT"
 RANDOM_BANNER = "RANDOM WEIGHTS — NOT A QUALITY MEASUREMENT"
 

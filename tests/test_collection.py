@@ -1,0 +1,147 @@
+"""Collection end to end: suite files become items; Python tests parametrize over cases; no host skips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .conftest import copy_example_suite, write_small_suite
+
+
+def test_example_suite_collects_72_readable_ids(pytester: pytest.Pytester) -> None:
+    suite = copy_example_suite(pytester.path)
+    result = pytester.runpytest("-p", "no:randomly", "--collect-only", "-q", str(suite.parent))
+    result.stdout.fnmatch_lines(
+        [
+            "example_suite/zimage_turbo.toml::photo_woman-bf16-s42",
+            "example_suite/zimage_turbo.toml::photo_woman-nvfp4-s42",
+            "example_suite/zimage_turbo.toml::chinese-nvfp4_fp8e-s12345",
+            "*72 tests collected*",
+        ]
+    )
+    ids = [line.split("::")[1] for line in result.stdout.lines if "::" in line]
+    configs = [case_id.split("-")[1] for case_id in ids]
+    # grouped by config, reference first
+    assert configs == sorted(configs, key=["bf16", "fp8scaled", "nvfp4", "nvfp4_fp8e"].index)
+
+
+def test_only_zimage_toml_files_are_suites(pytester: pytest.Pytester) -> None:
+    write_small_suite(pytester.path, name="zimage_small.toml")
+    write_small_suite(pytester.path, name="other.toml")
+    (pytester.path / "pyproject.toml").write_text("[project]\nname='x'\n")
+    result = pytester.runpytest("--collect-only", "-q")
+    result.stdout.fnmatch_lines(["*27 tests collected*"])
+    assert "other.toml" not in result.stdout.str()
+
+
+def test_filters_select_cases(pytester: pytest.Pytester, small_suite: Path) -> None:
+    result = pytester.runpytest(
+        "-p",
+        "no:randomly",
+        "--collect-only",
+        "-q",
+        "--zimage-configs=fp8",
+        "--zimage-prompts=ink,cat",
+        "--zimage-seeds=7",
+    )
+    result.stdout.fnmatch_lines(
+        ["*zimage_small.toml::cat-fp8-s7", "*zimage_small.toml::ink-fp8-s7", "*2 tests collected*"]
+    )
+
+
+def test_unknown_filter_key_is_a_clear_collection_error(
+    pytester: pytest.Pytester, small_suite: Path
+) -> None:
+    result = pytester.runpytest("--zimage-configs=fp16")
+    result.stdout.fnmatch_lines(["*ERROR collecting zimage_small.toml*", "*unknown config 'fp16'*"])
+    assert "Traceback" not in result.stdout.str()
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+
+
+def test_bad_suite_stops_collection_with_one_message(pytester: pytest.Pytester) -> None:
+    path = write_small_suite(pytester.path)
+    path.write_text(path.read_text().replace('reference = "bf16"', 'reference = "fp16"'))
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR collecting zimage_small.toml*",
+            "*zimage_small.toml [[]suite.reference[]]: reference config 'fp16' is not one of the configs*",
+            "*hint: set reference to the key of a [[]configs.<key>[]] table*",
+        ]
+    )
+    assert "Traceback" not in result.stdout.str()
+    assert "suite.py" not in result.stdout.str()
+
+
+def test_no_host_skips_every_case_with_one_reason(
+    pytester: pytest.Pytester, small_suite: Path
+) -> None:
+    result = pytester.runpytest("-rs")
+    result.assert_outcomes(skipped=27)
+    result.stdout.fnmatch_lines(
+        [
+            "*zimage: no quality gate ran: no ComfyUI host given (--zimage-host)*",
+            "SKIPPED [[]27[]] zimage_small.toml: no ComfyUI host given: pass --zimage-host=HOST:PORT*",
+        ]
+    )
+    assert result.ret == pytest.ExitCode.OK
+
+
+def test_expected_fail_marks_become_xfail_markers(pytester: pytest.Pytester) -> None:
+    write_small_suite(
+        pytester.path,
+        extra='[[expected_fail]]\nprompt = "sign"\nconfig = "nvfp4"\nreason = "FP4 text"\nstrict = true\n',
+    )
+    pytester.makeconftest(
+        """
+        def pytest_collection_modifyitems(items):
+            for item in items:
+                mark = item.get_closest_marker("xfail")
+                if mark:
+                    print("XFAIL", item.name, mark.kwargs["reason"], mark.kwargs["strict"])
+        """
+    )
+    result = pytester.runpytest("-p", "no:randomly", "--collect-only", "-q", "-s")
+    result.stdout.fnmatch_lines(
+        [
+            "XFAIL sign-nvfp4-s1 FP4 text True",
+            "XFAIL sign-nvfp4-s2 FP4 text True",
+            "XFAIL sign-nvfp4-s3 FP4 text True",
+        ]
+    )
+    assert result.stdout.str().count("XFAIL ") == 3
+
+
+def test_python_tests_parametrize_over_the_suite(
+    pytester: pytest.Pytester, small_suite: Path
+) -> None:
+    pytester.makepyfile(
+        test_custom="""
+        def test_case_shape(zimage_case):
+            assert zimage_case.seed in (1, 2, 3)
+            assert zimage_case.id.endswith(f"-s{zimage_case.seed}")
+        """
+    )
+    result = pytester.runpytest(
+        "-p", "no:randomly", f"--zimage-suite={small_suite}", "test_custom.py", "-v"
+    )
+    result.assert_outcomes(passed=27)
+    result.stdout.fnmatch_lines(["*test_custom.py::test_case_shape[[]cat-bf16-s1[]] PASSED*"])
+
+
+def test_python_test_without_suite_is_a_clear_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_custom="def test_case(zimage_case):\n    pass\n")
+    result = pytester.runpytest()
+    result.stdout.fnmatch_lines(
+        ["*uses the zimage_case fixture but no suite is configured*", "*--zimage-suite*"]
+    )
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_unrelated_tests_are_untouched(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_plain():\n    assert True\n")
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1)
+    assert "zimage" not in result.stdout.str().replace("zimage-quality-", "")

@@ -1,0 +1,211 @@
+"""Options: parsing, one-line usage errors, and the precedence command line > env > ini > suite > default."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+
+from pytest_zimage_quality.options import parse_header, parse_host
+
+from .conftest import write_small_suite
+
+DUMP_TEST = """
+import dataclasses, json
+from pathlib import Path
+from pytest_zimage_quality import load_suite
+
+def test_dump(zimage_settings):
+    suite = load_suite(Path({suite!r}))
+    gate = zimage_settings.gate_for(suite)
+    Path("settings.json").write_text(json.dumps({{
+        "hosts": [str(h) for h in zimage_settings.hosts],
+        "tolerance": [gate.tolerance, gate.source("tolerance")],
+        "margin": [gate.margin, gate.source("margin")],
+        "seeds": list(zimage_settings.seeds_for(suite)),
+        "device": zimage_settings.device,
+        "timeout": zimage_settings.timeout,
+        "report_dir": str(zimage_settings.report_dir),
+    }}))
+"""
+
+
+def dump(pytester: pytest.Pytester, *args: str, ini: str = "", suite_extra: str = "") -> dict:
+    suite = write_small_suite(pytester.path, name="suite.toml", suite_extra=suite_extra)
+    pytester.makepyfile(test_dump=DUMP_TEST.format(suite=str(suite)))
+    if ini:
+        pytester.makeini(f"[pytest]\n{ini}\n")
+    result = pytester.runpytest("-p", "no:randomly", *args)
+    result.assert_outcomes(passed=1)
+    return json.loads((pytester.path / "settings.json").read_text())
+
+
+@pytest.mark.parametrize(("cli", "ini", "suite"), list(itertools.product([False, True], repeat=3)))
+def test_precedence_matrix(pytester: pytest.Pytester, cli: bool, ini: bool, suite: bool) -> None:
+    args = ["--zimage-tolerance=0.11"] if cli else []
+    got = dump(
+        pytester,
+        *args,
+        ini="zimage_tolerance = 0.22" if ini else "",
+        suite_extra="tolerance = 0.33" if suite else "",
+    )
+    expected = (
+        [0.11, "option"]
+        if cli
+        else [0.22, "option"]
+        if ini
+        else [0.33, "suite file"]
+        if suite
+        else [0.04, "default"]
+    )
+    assert got["tolerance"] == expected
+    assert got["margin"] == [0.01, "default"]
+
+
+def test_seeds_override_and_ini_values(pytester: pytest.Pytester) -> None:
+    got = dump(
+        pytester,
+        "--zimage-seeds=5,6",
+        ini="zimage_device = cpu\nzimage_timeout = 30\nzimage_report_dir = out/reports",
+    )
+    assert got["seeds"] == [5, 6]
+    assert got["device"] == "cpu"
+    assert got["timeout"] == 30.0
+    assert got["report_dir"] == str(pytester.path / "out" / "reports")
+
+
+def test_hosts_cli_beats_env_beats_ini(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ini = "zimage_host =\n    ini-host:1\n    http://other:2"
+    assert dump(pytester, ini=ini)["hosts"] == ["http://ini-host:1", "http://other:2"]
+    monkeypatch.setenv("ZIMAGE_HOST", "env-host:3, env-two")
+    assert dump(pytester, ini=ini)["hosts"] == ["http://env-host:3", "http://env-two:8188"]
+    got = dump(
+        pytester, "--zimage-host=cli:4", "--zimage-host=https://secure.example/comfy", ini=ini
+    )
+    assert got["hosts"] == ["http://cli:4", "https://secure.example/comfy"]
+
+
+@pytest.mark.parametrize(
+    ("text", "url"),
+    [
+        ("gb10:8188", "http://gb10:8188"),
+        ("gb10", "http://gb10:8188"),
+        ("http://gb10:8188/", "http://gb10:8188"),
+        ("https://comfy.example.com", "https://comfy.example.com"),
+        ("https://comfy.example.com:8443/base/", "https://comfy.example.com:8443/base"),
+        ("[::1]:8188", "http://[::1]:8188"),
+        ("127.0.0.1:8188", "http://127.0.0.1:8188"),
+        ("SIMULATED", "simulated"),
+    ],
+)
+def test_parse_host(text: str, url: str) -> None:
+    assert parse_host(text).url == url
+
+
+@pytest.mark.parametrize("text", ["ftp://x", "gb10:port", "gb10:0", "gb10:70000", "", "a b:1"])
+def test_parse_host_rejects(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_host(text)
+
+
+def test_parse_header() -> None:
+    assert parse_header("Authorization: Bearer a:b") == ("Authorization", "Bearer a:b")
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_header("no colon here")
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (
+            ["--zimage-tolerance=abc"],
+            "argument --zimage-tolerance: 'abc' is not a CLIPScore difference",
+        ),
+        (["--zimage-alpha=0.9"], "argument --zimage-alpha: '0.9' is out of range"),
+        (
+            ["--zimage-host=ftp://x"],
+            "argument --zimage-host: 'ftp://x': scheme 'ftp' is not supported",
+        ),
+        (["--zimage-device=gpu7"], "argument --zimage-device: 'gpu7' is not a device"),
+        (["--zimage-seeds=1,x"], "argument --zimage-seeds: seed 'x' is not a whole number"),
+        (
+            ["--zimage-weights=maybe"],
+            "argument --zimage-weights: 'maybe' is not one of: pretrained, random",
+        ),
+        (["--zimage-host=simulated", "--zimage-host=gb10:1"], "cannot be combined with real hosts"),
+    ],
+)
+def test_bad_command_line_value_is_one_usage_line(
+    pytester: pytest.Pytester, args: list[str], words: str
+) -> None:
+    pytester.makepyfile("def test_nothing(): pass")
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert words in result.stderr.str()
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+def test_bad_ini_value_is_one_usage_line(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nzimage_margin = lots\n")
+    pytester.makepyfile("def test_nothing(): pass")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "ini option zimage_margin: 'lots' is not a CLIPScore difference" in result.stderr.str()
+
+
+def test_bad_env_host_is_one_usage_line(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ZIMAGE_HOST", "gb10:notaport")
+    pytester.makepyfile("def test_nothing(): pass")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "$ZIMAGE_HOST" in result.stderr.str()
+
+
+def test_help_lists_every_option_in_one_group(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines(["Z-Image quality gate:", "*--zimage-host=HOST*"])
+    text = result.stdout.str()
+    for option in (
+        "--zimage-host",
+        "--zimage-suite",
+        "--zimage-configs",
+        "--zimage-prompts",
+        "--zimage-seeds",
+        "--zimage-tolerance",
+        "--zimage-device",
+        "--zimage-report-dir",
+        "--zimage-cache-dir",
+        "--zimage-timeout",
+        "--zimage-header",
+        "--zimage-margin",
+        "--zimage-alpha",
+        "--zimage-clip-model",
+        "--zimage-clip-pretrained",
+        "--zimage-refresh",
+        "--zimage-queue-depth",
+    ):
+        assert option in text
+    for ini in ("zimage_host", "zimage_tolerance", "zimage_report_dir", "zimage_timeout"):
+        assert ini in text
+
+
+def test_header_values_are_never_printed(pytester: pytest.Pytester, small_suite: Path) -> None:
+    result = pytester.runpytest(
+        "-v",
+        "--zimage-host=127.0.0.1:9",
+        "--zimage-header=Authorization: Bearer TOPSECRET",
+        "--zimage-timeout=2",
+        str(small_suite),
+        "-k",
+        "cat-bf16-s1",
+    )
+    text = result.stdout.str() + result.stderr.str()
+    assert "Authorization" in text
+    assert "TOPSECRET" not in text
