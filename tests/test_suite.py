@@ -83,8 +83,12 @@ def test_expected_fail_pair_wins_over_prompt(tmp_path: Path) -> None:
     suite = load_suite(path)
     nv = suite.make_case("sign", "nvfp4", 1).expected_fail
     fp8 = suite.make_case("sign", "fp8", 1).expected_fail
-    assert nv is not None and nv.reason == "FP4 text rendering" and nv.strict is True
-    assert fp8 is not None and fp8.reason == "text is hard" and fp8.strict is None
+    assert nv is not None
+    assert nv.reason == "FP4 text rendering"
+    assert nv.strict is True
+    assert fp8 is not None
+    assert fp8.reason == "text is hard"
+    assert fp8.strict is None
     assert suite.make_case("cat", "fp8", 1).expected_fail is None
 
 
@@ -170,7 +174,8 @@ def test_bad_suite_gives_one_clear_error(
     if key:
         assert f"[{key}]" in message
     assert words in message
-    assert "hint: " in message and error.hint
+    assert "hint: " in message
+    assert error.hint
 
 
 def test_expected_fail_unknown_prompt(tmp_path: Path) -> None:
@@ -186,7 +191,8 @@ def test_unreadable_and_ui_format_workflows(tmp_path: Path) -> None:
         json.dumps({"nodes": [], "links": []}), encoding="utf-8"
     )
     error = _error(path)
-    assert "UI-format" in str(error) and "Export (API)" in str(error)
+    assert "UI-format" in str(error)
+    assert "Export (API)" in str(error)
     (tmp_path / "workflow_api.json").unlink()
     (tmp_path / "workflow_api.json").mkdir()
     assert "cannot read" in str(_error(path)) or "not found" in str(_error(path))
