@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import httpx
 
@@ -369,16 +369,25 @@ class ComfyUIClient:
                 hint="pass --zimage-host as host:port or http(s)://host:port",
             )
         path = parts.path.rstrip("/")
-        self._base = urlunsplit((parts.scheme, parts.netloc, path, "", ""))
         netloc = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
         if parts.port is not None:
             netloc += f":{parts.port}"
         #: The base URL without credentials: what every message names.
         self.host = urlunsplit((parts.scheme, netloc, path, "", ""))
+        self._base = self.host
+        has_authorization = any(name.lower() == "authorization" for name, _ in headers)
+        self._auth: httpx.BasicAuth | None = None
+        ws_netloc = netloc
+        if (parts.username or parts.password) and not has_authorization:
+            # credentials in the URL: basic auth (an explicit Authorization header wins)
+            self._auth = httpx.BasicAuth(
+                unquote(parts.username or ""), unquote(parts.password or "")
+            )
+            ws_netloc = parts.netloc
         ws_scheme = "wss" if parts.scheme == "https" else "ws"
         self.client_id = client_id or uuid.uuid4().hex
         self._ws_url = urlunsplit(
-            (ws_scheme, parts.netloc, f"{path}/ws", f"clientId={quote(self.client_id)}", "")
+            (ws_scheme, ws_netloc, f"{path}/ws", f"clientId={quote(self.client_id)}", "")
         )
         self._header_names = tuple(name for name, _ in headers)
         self._headers = tuple((str(k), str(v)) for k, v in headers)
@@ -403,6 +412,7 @@ class ComfyUIClient:
             request_headers.append(("User-Agent", "pytest-zimage-quality"))
         self._http = httpx.Client(
             base_url=self._base,
+            auth=self._auth,
             headers=request_headers,
             timeout=httpx.Timeout(self._http_timeout, connect=min(10.0, self._http_timeout)),
             transport=transport,
