@@ -565,6 +565,19 @@ class Settings:
             sources.append((name, source))
         return GateParameters(**values, sources=tuple(sources))
 
+    def gate_for_defaults(self) -> GateParameters:
+        """Gate parameters when the suite file is not at hand: options, else defaults."""
+        values = {
+            name: getattr(self, name)
+            if getattr(self, name) is not None
+            else getattr(DEFAULTS, name)
+            for name in ("tolerance", "margin", "alpha", "clip_floor")
+        }
+        sources = tuple(
+            (name, "option" if getattr(self, name) is not None else "default") for name in values
+        )
+        return GateParameters(**values, sources=sources)
+
     def seeds_for(self, suite: Suite) -> tuple[int, ...]:
         return self.seeds if self.seeds is not None else suite.seeds
 

@@ -53,6 +53,11 @@ class XdistHooks:
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput["zimage_run_id"] = self.session.run_id
 
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        environment = getattr(node, "workeroutput", {}).get("zimage_environment")
+        if isinstance(environment, dict):
+            self.session.merge_environment(environment)
+
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if is_suite_file(file_path):

@@ -53,6 +53,7 @@ class CaseRecord:
     message: str = ""  # failure or error message
     outcome: str = ""  # pytest outcome, filled by the controller from the report
     run_id: str = ""
+    suite_path: str = ""
     simulated: bool = False
     random_weights: bool = False
 

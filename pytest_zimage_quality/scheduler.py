@@ -71,7 +71,13 @@ class SubmissionClient(Protocol):
 
     base_url: str
 
-    def submit(self, graph: Mapping[str, Any], *, prompt_id: str | None = None) -> str: ...
+    def submit(
+        self,
+        graph: Mapping[str, Any],
+        *,
+        prompt_id: str | None = None,
+        output_node: str | None = None,
+    ) -> str: ...
 
     def wait(self, prompt_id: str, *, timeout: float | None = None) -> Any: ...
 
@@ -189,7 +195,9 @@ class HostRunner:
                 return
             started = time.monotonic()
             try:
-                prompt_id = self.client.submit(job.graph, prompt_id=job.prompt_id)
+                prompt_id = self.client.submit(
+                    job.graph, prompt_id=job.prompt_id, output_node=job.output_node
+                )
             except ZImageError as exc:
                 self._slots.release()
                 self._fail(job, exc)

@@ -64,6 +64,8 @@ class ZImageSession:
         self.ran_gate = False
         self._nextitem: pytest.Item | None = None
         self._scorers: tuple[Any, Any] | None = None
+        #: servers and scorer identities, for summary.json (workers send theirs to the controller)
+        self.environment: dict[str, Any] = {"servers": [], "scorers": {}}
 
     def _default_dir(self, chosen: Path | None, leaf: str) -> Path:
         if chosen is not None:
@@ -90,6 +92,16 @@ class ZImageSession:
                 self._suite_errors[path] = exc
                 raise
         return self._suites[path]
+
+    def loaded_suites(self) -> list[Suite]:
+        """Suites collected in this process, plus those records name (the xdist controller)."""
+        for record in self.records.values():
+            if record.suite_path:
+                try:
+                    self.load(Path(record.suite_path))
+                except ZImageError:
+                    continue
+        return list(self._suites.values())
 
     def suite_cases(self, path: Path) -> tuple[Suite, list[Case]]:
         """The suite at ``path`` and its cases after --zimage-configs/prompts/seeds."""
@@ -170,12 +182,27 @@ class ZImageSession:
             )
             self._engine = engine
             try:
+                self._check_scorer_weights()
                 engine.start(self._planned)
             except ZImageError as exc:
                 self._engine_error = exc
                 engine.close(cancel=True)
                 raise
         return self._engine
+
+    def _check_scorer_weights(self) -> None:
+        """Refuse the run before any generation when the default scorers' weights are missing."""
+        if self.settings.random_weights:
+            return
+        hooks = self.config.pluginmanager.hook
+        ours = self.config.pluginmanager.get_plugin("zimage_quality")
+        for hook in (hooks.pytest_zimage_make_clip_scorer, hooks.pytest_zimage_make_lpips_scorer):
+            if any(impl.plugin is not ours for impl in hook.get_hookimpls()):
+                return  # a conftest supplies its own scorers: their weights are its business
+        from .scorers import resolve_clip_weights, resolve_lpips_weights  # noqa: PLC0415
+
+        resolve_clip_weights(self.settings.clip_model, self.settings.clip_pretrained)
+        resolve_lpips_weights(self.settings.lpips_net, self.settings.lpips_weights)
 
     def scorers(self) -> tuple[Any, Any]:
         """The run's CLIP and LPIPS scorers, built once (hooks may supply their own)."""
@@ -268,6 +295,7 @@ class ZImageSession:
             clip_floor=gate.clip_floor if case.is_reference else None,
             expected_fail=case.expected_fail.reason if case.expected_fail else "",
             run_id=self.run_id,
+            suite_path=str(suite.path),
             simulated=self.settings.simulated,
             random_weights=self.settings.random_weights,
         )
@@ -308,13 +336,41 @@ class ZImageSession:
         assert self._results is not None
         self._results.append(record, nodeid=report.nodeid)
 
+    def _capture_environment(self) -> None:
+        engine = self._engine
+        if engine is not None:
+            servers = [dataclasses.asdict(info) for info in engine.server_infos]
+            for server, info in zip(servers, engine.server_infos, strict=True):
+                server["gpu_name"] = info.gpu_name
+                server["simulated"] = self.settings.simulated
+            self.environment["servers"] = servers
+            if engine.model_loads is not None:
+                self.environment["simulated_model_loads"] = engine.model_loads
+        if self._scorers is not None:
+            self.environment["scorers"] = {
+                name: _scorer_identity(scorer)
+                for name, scorer in zip(("clip", "lpips"), self._scorers, strict=True)
+            }
+
+    def merge_environment(self, other: dict[str, Any]) -> None:
+        """Fold a worker's environment into the controller's (first server list wins)."""
+        for key, value in other.items():
+            if value and not self.environment.get(key):
+                self.environment[key] = value
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        self._capture_environment()
         if self._engine is not None:
             self._engine.close(cancel=True)
         if self._results is not None:
             self._results.close()
-        if self.is_worker or not self.records:
+        if self.is_worker:
+            workeroutput = getattr(self.config, "workeroutput", None)
+            if workeroutput is not None:
+                workeroutput["zimage_environment"] = self.environment
+            return
+        if not self.records:
             return
         from .summary import build_summary  # noqa: PLC0415 - scipy only when there is a gate
 
@@ -358,6 +414,24 @@ class ZImageSession:
         return {
             key: (str(value) if isinstance(value, Path) else value) for key, value in data.items()
         }
+
+
+def _scorer_identity(scorer: Any) -> dict[str, Any]:
+    """What identifies a scorer's numbers; user-supplied scorers may lack some attributes."""
+    info = getattr(scorer, "info", None)
+    if callable(info):
+        data = info()
+        if isinstance(data, dict):
+            return {**data, "class": type(scorer).__qualname__}
+    fields = ("name", "model", "pretrained", "net", "weights_identity", "random_weights")
+    identity = {
+        name: getattr(scorer, name)
+        for name in fields
+        if isinstance(getattr(scorer, name, None), str | bool)
+    }
+    identity["device"] = str(getattr(scorer, "device", ""))
+    identity["class"] = type(scorer).__qualname__
+    return identity
 
 
 def _outcome_of(report: pytest.TestReport) -> str:

@@ -1,0 +1,94 @@
+"""The content-addressed image cache: keys, hash checks, atomic writes under concurrency."""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+from pathlib import Path
+
+from pytest_zimage_quality.cache import ImageCache, cache_key
+
+KEY_PARTS = {
+    "graph_hash": "g" * 64,
+    "models": {"diffusion_models/a.safetensors": {"modelspec.hash": "1"}},
+    "server": {"comfyui_version": "0.18.1", "device": "NVIDIA H100"},
+    "revision": "",
+}
+
+
+def test_key_changes_with_every_part() -> None:
+    base = cache_key(**KEY_PARTS)
+    assert base == cache_key(**KEY_PARTS)
+    variants = [
+        {**KEY_PARTS, "graph_hash": "h" * 64},
+        {**KEY_PARTS, "models": {"diffusion_models/a.safetensors": {"modelspec.hash": "2"}}},
+        {**KEY_PARTS, "models": {"diffusion_models/a.safetensors": None}},
+        {**KEY_PARTS, "server": {"comfyui_version": "0.18.2", "device": "NVIDIA H100"}},
+        {**KEY_PARTS, "server": {"comfyui_version": "0.18.1", "device": "NVIDIA H200"}},
+        {**KEY_PARTS, "revision": "weights v2"},
+    ]
+    keys = {cache_key(**v) for v in variants}
+    assert base not in keys
+    assert len(keys) == len(variants)
+
+
+def test_put_get_round_trip(tmp_path: Path) -> None:
+    cache = ImageCache(tmp_path)
+    assert cache.get("a" * 64) is None
+    digest = cache.put("a" * 64, b"\x89PNG fake", {"wall_seconds": 1.5})
+    hit = cache.get("a" * 64)
+    assert hit is not None
+    assert hit.png == b"\x89PNG fake"
+    assert hit.sha256 == digest == hashlib.sha256(b"\x89PNG fake").hexdigest()
+    assert hit.meta["wall_seconds"] == 1.5
+    assert (cache.hits, cache.misses) == (1, 1)
+
+
+def test_truncated_entry_is_discarded_and_reported(tmp_path: Path) -> None:
+    notes: list[str] = []
+    cache = ImageCache(tmp_path, on_discard=notes.append)
+    cache.put("b" * 64, b"x" * 1000, {})
+    png = next(tmp_path.rglob("*.png"))
+    png.write_bytes(b"x" * 500)
+    assert cache.get("b" * 64) is None
+    assert len(notes) == 1
+    assert "does not match its recorded sha256" in notes[0]
+    assert not png.exists()
+    assert cache.repaired == 1
+
+
+def test_unreadable_metadata_is_discarded(tmp_path: Path) -> None:
+    notes: list[str] = []
+    cache = ImageCache(tmp_path, on_discard=notes.append)
+    cache.put("c" * 64, b"data", {})
+    next(tmp_path.rglob("*.json")).write_text("{half")
+    assert cache.get("c" * 64) is None
+    assert notes
+
+
+def _writer(root: str, worker: int) -> None:
+    cache = ImageCache(Path(root))
+    for round_ in range(30):
+        payload = bytes([worker]) * (50_000 + round_)
+        cache.put("d" * 64, payload, {"worker": worker})
+
+
+def test_concurrent_writers_never_leave_a_torn_entry(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(str(tmp_path), i)) for i in range(3)]
+    for proc in procs:
+        proc.start()
+    reads = 0
+    cache = ImageCache(tmp_path, on_discard=lambda note: None)
+    while any(p.is_alive() for p in procs):
+        hit = cache.get("d" * 64)
+        if hit is not None:
+            # The PNG is written before its metadata: a hit always has a consistent pair.
+            assert hashlib.sha256(hit.png).hexdigest() == hit.sha256
+            reads += 1
+    for proc in procs:
+        proc.join()
+        assert proc.exitcode == 0
+    final = ImageCache(tmp_path).get("d" * 64)
+    assert final is not None
+    assert not list(tmp_path.rglob("*.tmp"))
