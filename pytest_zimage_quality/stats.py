@@ -34,7 +34,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from functools import lru_cache
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -454,6 +454,10 @@ def _ncp_for_power(n: int, alpha: float, target: float) -> float:
     return float(optimize.brentq(f, 0.0, hi, xtol=1e-10))
 
 
+@overload
+def _power(sd: float, n: int, margin: float, alpha: float) -> float: ...
+@overload
+def _power(sd: FloatArray, n: int, margin: float, alpha: float) -> FloatArray: ...
 def _power(sd: float | FloatArray, n: int, margin: float, alpha: float) -> float | FloatArray:
     """P(lower bound > -margin) when the true mean difference is 0 and the SD of the per-prompt
     differences is ``sd``: the test statistic is then noncentral t with df = n - 1 and
@@ -470,6 +474,10 @@ def _power(sd: float | FloatArray, n: int, margin: float, alpha: float) -> float
     return out
 
 
+@overload
+def _mdd(sd: float, n: int, alpha: float, target: float) -> float: ...
+@overload
+def _mdd(sd: FloatArray, n: int, alpha: float, target: float) -> FloatArray: ...
 def _mdd(sd: float | FloatArray, n: int, alpha: float, target: float) -> float | FloatArray:
     """Smallest margin the bound clears with probability ``target`` at true difference 0."""
     lam = _ncp_for_power(n, alpha, target)
@@ -940,8 +948,8 @@ def noninferiority_gate(
     else:
         c = _sd_factor(n, conf)
         sd_plan = c * sd
-        pw = float(_power(sd_plan, n, mg, a))
-        mdd = float(_mdd(sd_plan, n, a, target))
+        pw = _power(sd_plan, n, mg, a)
+        mdd = _mdd(sd_plan, n, a, target)
         adequate = pw >= target
         prompts_needed = _prompts_needed(sd_plan, mg, a, target, conf)
         if prompts_needed is None:
