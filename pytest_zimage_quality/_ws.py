@@ -65,7 +65,7 @@ def open_socket(
 ) -> ClientConnection:
     """Open ``url``; any failure becomes :class:`WebSocketUnavailable` naming the cause."""
     try:
-        return connect(
+        conn = connect(
             url,
             additional_headers=list(headers),
             ssl=ssl_context if url.startswith("wss:") else None,
@@ -74,6 +74,9 @@ def open_socket(
             max_size=None,  # previews of large images exceed the library's 1 MiB default
             compression="deflate",
         )
+        # The listener owns the connection's lifetime (it closes it); entering the context
+        # says so to websockets >= 17.1, which otherwise warns about a direct connect().
+        return conn.__enter__()
     except InvalidStatus as exc:
         raise WebSocketUnavailable(
             f"the server refused the WebSocket upgrade with HTTP {exc.response.status_code}"
