@@ -652,32 +652,45 @@ def _verdict(n: int, passed: bool, adequate: bool, mean: float, margin: float) -
     return INCONCLUSIVE
 
 
-def _wilcoxon(shifted: FloatArray, alpha: float) -> tuple[float | None, float | None, bool, str]:
-    """One-sided signed-rank test that ``shifted`` is centred above 0.
+@dataclass(frozen=True)
+class _Wilcoxon:
+    statistic: float | None
+    pvalue: float | None
+    can_reject: bool
+    n_eff: int
+    label: str
+
+
+def _wilcoxon(d: FloatArray, margin: float, alpha: float) -> _Wilcoxon:
+    """One-sided signed-rank test that ``d + margin`` is centred above 0.
 
     Exact where it can be: scipy's exact null distribution without ties or zeros (n <= 50);
     with ties or zeros, exact enumeration of the 2**n sign flips up to
     ``_WILCOXON_PERMUTATION_MAX_N`` prompts; the normal approximation beyond.
-    Zeros are dropped (Wilcoxon's convention).
+    Zeros (a difference of exactly -margin, up to rounding) are dropped, Wilcoxon's convention,
+    so ``n_eff`` prompts remain; the smallest attainable one-sided p is 1/2**n_eff.
     """
+    shifted = d + margin
+    tol = 100.0 * float(np.finfo(np.float64).eps) * (float(np.max(np.abs(d))) + margin)
+    shifted = np.where(np.abs(shifted) <= tol, 0.0, shifted)
     nonzero = shifted[shifted != 0]
     n_eff = int(nonzero.size)
-    min_p = 0.5**n_eff
-    can_reject = n_eff > 0 and min_p < alpha
+    can_reject = n_eff > 0 and 0.5**n_eff < alpha
     if n_eff == 0:
-        return None, None, False, "every per-prompt difference equals -margin exactly"
+        return _Wilcoxon(None, None, False, 0, "every per-prompt difference equals -margin")
     has_ties = np.unique(np.abs(nonzero)).size < n_eff
     has_zeros = n_eff < shifted.size
     method: Any
     if not (has_ties or has_zeros) and n_eff <= 50:
         method, label = "exact", "exact"
-    elif n_eff <= _WILCOXON_PERMUTATION_MAX_N:
-        method = sps.PermutationMethod(n_resamples=2**n_eff)
-        label = "exact (sign-flip enumeration, ties/zeros)"
+    elif shifted.size <= _WILCOXON_PERMUTATION_MAX_N:
+        # n_resamples >= 2**n makes scipy enumerate every sign flip: exact, no randomness.
+        method = sps.PermutationMethod(n_resamples=2**shifted.size)
+        label = "exact sign-flip enumeration (ties or zeros)"
     else:
         method, label = "asymptotic", "normal approximation"
     res = sps.wilcoxon(shifted, alternative="greater", method=method, zero_method="wilcox")
-    return float(res.statistic), float(res.pvalue), can_reject, label
+    return _Wilcoxon(float(res.statistic), float(res.pvalue), can_reject, n_eff, label)
 
 
 # scipy >= 1.15 names the bootstrap's generator `rng`; older releases `random_state`.
@@ -708,8 +721,14 @@ def _bootstrap_lower(
                 vectorized=True,
                 **{_BOOTSTRAP_RNG_KW: rng},
             )
+        degenerate = False
+        for w in caught:
+            if issubclass(w.category, (sps.DegenerateDataWarning, RuntimeWarning)):
+                degenerate = True  # handled: fall back to the percentile interval, say so
+            else:  # not ours to swallow: pass it on
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         low = float(res.confidence_interval.low)
-        if not caught and math.isfinite(low):
+        if not degenerate and math.isfinite(low):
             note = None
             if method == "percentile":
                 note = "the BCa bootstrap interval was degenerate; the percentile interval is shown"
@@ -871,21 +890,22 @@ def noninferiority_gate(
         )
 
     # Wilcoxon signed-rank on the shifted differences.
-    w_stat, w_p, w_can, w_label = _wilcoxon(d + mg, a)
-    if w_p is None:
-        notes.append(f"Wilcoxon not computed: {w_label}")
-    elif not w_can:
-        n_eff = int(np.count_nonzero(d + mg))
+    wil = _wilcoxon(d, mg, a)
+    if wil.pvalue is None:
+        notes.append(f"Wilcoxon not computed: {wil.label}")
+    elif not wil.can_reject:
+        dropped = n - wil.n_eff
         notes.append(
-            f"Wilcoxon cannot reach alpha={a:g} with {n_eff} prompts (smallest one-sided p = "
-            f"1/2^{n_eff} = {0.5**n_eff:.4g}); it needs at least "
-            f"{math.ceil(math.log(1 / a, 2) + 1e-12)} prompts"
+            f"Wilcoxon cannot reach alpha={a:g} with {wil.n_eff} prompts"
+            + (f" ({dropped} equal to -margin, dropped)" if dropped else "")
+            + f": its smallest one-sided p is 1/2^{wil.n_eff} = {0.5**wil.n_eff:.4g}; it needs "
+            f"at least {math.floor(math.log2(1 / a)) + 1} prompts"
         )
-    elif (w_p < a) != passed:
+    elif (wil.pvalue < a) != passed:
         notes.append(
             f"disagreement: the t-test {'passes' if passed else 'does not pass'} but the "
-            f"Wilcoxon signed-rank test ({w_label}) gives p = {w_p:.4g} "
-            f"({'rejects' if w_p < a else 'does not reject'} a drop of {mg:g}); "
+            f"Wilcoxon signed-rank test ({wil.label}) gives p = {wil.pvalue:.4g} "
+            f"({'rejects' if wil.pvalue < a else 'does not reject'} a drop of {mg:g}); "
             "check the per-prompt table for an outlying prompt"
         )
 
@@ -996,9 +1016,9 @@ def noninferiority_gate(
         lower_bound=lower,
         t_statistic=t_stat,
         p_value=p_value,
-        wilcoxon_statistic=w_stat,
-        wilcoxon_p=w_p,
-        wilcoxon_can_reject=w_can,
+        wilcoxon_statistic=wil.statistic,
+        wilcoxon_p=wil.pvalue,
+        wilcoxon_can_reject=wil.can_reject,
         bootstrap_lower=boot_lower,
         bootstrap_method=boot_method,
         sd_planning=sd_plan,

@@ -348,6 +348,20 @@ def test_seeds_cannot_fix_between_prompt_spread():
     assert any("seeds alone cannot" in n for n in r.notes)
 
 
+def test_wilcoxon_drops_differences_equal_to_minus_margin():
+    # d = [-0.01, 0, 0, 0.01, 0.02]; d + 0.01 = [0 (to rounding), 0.01, 0.01, 0.02, 0.03]
+    # The zero is dropped: 4 values with ranks 1.5, 1.5, 3, 4 -> W+ = 10 (all positive), and
+    # exact enumeration of 2^5 sign flips of the full vector gives p = 2/32 = 0.0625 (the zero
+    # flips freely). 4 prompts cannot reach p < 0.05 (1/16 = 0.0625).
+    ref = {p: [0.30] for p in "abcde"}
+    cand = {"a": [0.29], "b": [0.30], "c": [0.30], "d": [0.31], "e": [0.32]}
+    r = noninferiority_gate(ref, cand, margin=0.01)
+    assert r.wilcoxon_statistic == 10.0
+    assert r.wilcoxon_p == pytest.approx(0.0625)
+    assert not r.wilcoxon_can_reject
+    assert any("with 4 prompts (1 equal to -margin, dropped)" in n for n in r.notes)
+
+
 # --------------------------------------------------------------------------------------------
 # Validation
 # --------------------------------------------------------------------------------------------
