@@ -1024,26 +1024,48 @@ class ComfyUIClient:
                 if response.status_code not in _RETRY_STATUSES:
                     return self._accept(job, response)
                 failure = response
-            never_sent = isinstance(failure, (httpx.ConnectError, httpx.ConnectTimeout))
             if isinstance(failure, httpx.TransportError) and not self._retryable(failure):
                 raise self._transport_error(failure, what) from failure
-            if not never_sent:
-                # The prompt may have arrived. Ask (twice, a backoff apart: the server may
-                # still be validating it) before sending it again.
-                for check in range(2):
-                    outputs = self._find_on_server(job, failure)
-                    if outputs is not None:
-                        log.info("prompt %s reached %s despite %s", pid, self.host, failure)
-                        self._mark_accepted(job, outputs)
-                        return pid
-                    if check == 0:
-                        self._sleep(attempt)
+            outputs = self._arrived(job, failure)
+            if outputs is not None:
+                log.info("prompt %s reached %s despite %s", pid, self.host, failure)
+                self._mark_accepted(job, outputs)
+                return pid
             if attempt + 1 >= attempts:
                 break
             self._sleep(attempt)
         if isinstance(failure, httpx.Response):
             raise self._status_error(failure, what)
         raise self._transport_error(failure, what) from failure
+
+    def _arrived(
+        self, job: _Job, failure: httpx.TransportError | httpx.Response
+    ) -> list[str] | None:
+        """After a failed POST /prompt: did the prompt reach the server anyway?
+
+        A connect error or a 503 means the request was not handled: None at once (503 after
+        one check). Otherwise (no reply, a reset, 502/504 from a proxy) the server may still
+        be handling it, so the client keeps looking in /queue and /history for as long as
+        it waited for the reply (``http_timeout``) before it concludes the prompt was lost.
+        """
+        if isinstance(failure, (httpx.ConnectError, httpx.ConnectTimeout)):
+            return None
+        window = (
+            0.0
+            if isinstance(failure, httpx.Response) and failure.status_code == 503
+            else self._http_timeout
+        )
+        deadline = time.monotonic() + window
+        delay = max(self._backoff, 0.05)
+        while True:
+            outputs = self._find_on_server(job, failure)
+            if outputs is not None:
+                return outputs
+            now = time.monotonic()
+            if now >= deadline or self._closed:
+                return None
+            self._closing.wait(min(delay, deadline - now))
+            delay = min(delay * 2, 1.0)
 
     def _find_on_server(
         self, job: _Job, failure: httpx.TransportError | httpx.Response

@@ -598,7 +598,7 @@ def test_lost_reply_found_in_history_is_not_resent(mock: MockComfy, client: Comf
     assert client.wait(pid).source == "history"
 
 
-def test_a_request_that_never_arrived_is_resent(mock: MockComfy, client: ComfyUIClient) -> None:
+def test_a_request_that_never_arrived_is_resent(mock: MockComfy) -> None:
     failures = iter([httpx.ReadError("connection reset"), httpx.ConnectError("refused")])
 
     def post(request: httpx.Request) -> httpx.Response:
@@ -608,13 +608,46 @@ def test_a_request_that_never_arrived_is_resent(mock: MockComfy, client: ComfyUI
         return mock.default(request)
 
     mock.routes[("POST", "/prompt")] = post
-    pid = client.submit(run_graph())
+    with make_client(mock, http_timeout=0.2) as client:
+        pid = client.submit(run_graph())
     bodies = mock.bodies("POST", "/prompt")
     assert len(bodies) == 3
     assert {b["prompt_id"] for b in bodies} == {pid}  # the same id every time
     assert mock.pending == [pid]  # queued once
-    # the read error may have delivered it: asked (twice); the connect error cannot have
-    assert len(mock.calls("GET", "/queue")) == 2
+    # after the reset the client looked for it for http_timeout; after "refused" it did not
+    assert len(mock.calls("GET", "/queue")) >= 2
+
+
+def test_a_503_on_submit_is_checked_once_then_resent(
+    mock: MockComfy, client: ComfyUIClient
+) -> None:
+    answers = iter([httpx.Response(503, text="busy")])
+    mock.routes[("POST", "/prompt")] = lambda r: next(answers, None) or mock.default(r)
+    pid = client.submit(run_graph())
+    assert len(mock.calls("POST", "/prompt")) == 2
+    assert len(mock.calls("GET", "/queue")) == 1
+    assert mock.pending == [pid]
+
+
+def test_a_slow_server_is_given_time_before_any_resend(mock: MockComfy) -> None:
+    polls = {"n": 0}
+
+    def post(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("timed out")  # the server is still validating it ...
+
+    def queue(request: httpx.Request) -> httpx.Response:
+        polls["n"] += 1
+        if polls["n"] == 3:  # ... and queues it a little later
+            pid = json.loads(mock.calls("POST", "/prompt")[0].content)["prompt_id"]
+            mock.pending.append(pid)
+        return mock.default(request)
+
+    mock.routes[("POST", "/prompt")] = post
+    mock.routes[("GET", "/queue")] = queue
+    with make_client(mock, http_timeout=5.0) as client:
+        pid = client.submit(run_graph())
+    assert len(mock.calls("POST", "/prompt")) == 1
+    assert mock.pending == [pid]
 
 
 def test_unknown_submit_state_is_never_resent(mock: MockComfy, client: ComfyUIClient) -> None:
