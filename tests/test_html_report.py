@@ -1,0 +1,724 @@
+"""The HTML report, from hand-built summaries and records (no pytest run, no browser)."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import io
+import re
+import statistics
+import time
+from collections.abc import Sequence
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import pytest
+from PIL import Image
+
+from pytest_zimage_quality.artifacts import ReportDir
+from pytest_zimage_quality.html_report import (
+    DASH,
+    THUMB_SIZE,
+    build_view,
+    fmt,
+    fmt_p,
+    make_thumbnail,
+    redact,
+    write_html_report,
+)
+from pytest_zimage_quality.records import CaseRecord
+
+HOSTILE = "<script>document.title='PWNED'</script><img src=x onerror=alert(1)>"
+
+#: The study's configs, prompts and numbers (docs/report.md's screenshot is built from these).
+STUDY_CONFIGS = (
+    ("bf16", "BF16"),
+    ("fp8scaled", "FP8scaled"),
+    ("nvfp4", "NVFP4"),
+    ("nvfp4_fp8e", "NVFP4+FP8e"),
+)
+STUDY_PROMPTS = (
+    ("photo_woman", "photorealistic portrait of a young woman in a coffee shop", ["photo", "easy"]),
+    (
+        "photo_machine",
+        "close-up photo of a vintage mechanical pocket watch with intricate gears",
+        ["photo", "dense-detail"],
+    ),
+    ("anime", "anime style illustration, kimono, cherry blossoms", ["stylized"]),
+    ("text_render", 'wooden storefront sign reading "CLOSED FOR REPAIRS"', ["text", "fp4-stress"]),
+    ("chinese", "古風水墨畫,一位身穿青色長袍的書生站在竹林中", ["multilingual"]),
+    (
+        "abstract",
+        "surreal floating islands suspended in pastel sky, waterfalls cascading",
+        ["abstract"],
+    ),
+)
+STUDY_SEEDS = (42, 7777, 12345)
+#: Per-prompt mean CLIPScore (the study's breakdown table), configs in STUDY_CONFIGS order.
+STUDY_MEANS = {
+    "photo_woman": (0.3403, 0.3404, 0.3383, 0.3426),
+    "photo_machine": (0.3273, 0.3354, 0.3292, 0.3433),
+    "anime": (0.3187, 0.3173, 0.3130, 0.3174),
+    "text_render": (0.3628, 0.3656, 0.3642, 0.3623),
+    "chinese": (0.2642, 0.2626, 0.2658, 0.2731),
+    "abstract": (0.3932, 0.3926, 0.4030, 0.3938),
+}
+#: The study's seed-42 CLIPScores (the image grid).
+STUDY_SEED42 = {
+    "photo_woman": (0.334, 0.332, 0.319, 0.337),
+    "photo_machine": (0.332, 0.329, 0.336, 0.348),
+    "anime": (0.307, 0.318, 0.312, 0.299),
+    "text_render": (0.348, 0.353, 0.350, 0.351),
+    "chinese": (0.260, 0.261, 0.264, 0.266),
+    "abstract": (0.408, 0.406, 0.390, 0.384),
+}
+STUDY_LPIPS = {
+    "fp8scaled": (0.1670, 0.081),
+    "nvfp4": (0.2886, 0.086),
+    "nvfp4_fp8e": (0.3069, 0.093),
+}
+STUDY_SECONDS = {"bf16": 7.55, "fp8scaled": 8.02, "nvfp4": 5.50, "nvfp4_fp8e": 5.52}
+
+
+def png_bytes(colour: tuple[int, int, int], size: int = 24) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (size, size), colour).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def study_scores(prompt: str, config_index: int) -> list[float]:
+    """Three seeds whose mean is the study's cell mean and whose first is its seed-42 value."""
+    mean, first = STUDY_MEANS[prompt][config_index], STUDY_SEED42[prompt][config_index]
+    second = mean + 0.6 * (mean - first) + 0.004 * (config_index - 1.5)
+    return [first, second, 3 * mean - first - second]
+
+
+def make_records(
+    report: ReportDir,
+    *,
+    prompts: Sequence[tuple[str, str, list[str]]] = STUDY_PROMPTS,
+    configs: Sequence[tuple[str, str]] = STUDY_CONFIGS,
+    seeds: Sequence[int] = STUDY_SEEDS,
+    suite: str = "zimage-turbo-quant",
+    image: Any = None,
+    image_size: int = 24,
+) -> list[CaseRecord]:
+    """One record per prompt x config x seed, each with a small PNG stored in the report dir.
+
+    ``image(prompt, config, seed)`` may return PNG bytes; by default each case gets its own
+    solid colour. Scores follow the study where its prompts and configs are used.
+    """
+    reference = configs[0][0]
+    records = []
+    for p_index, (prompt, text, _tags) in enumerate(prompts):
+        for c_index, (config, label) in enumerate(configs):
+            for s_index, seed in enumerate(seeds):
+                if prompt in STUDY_MEANS and c_index < 4 and len(seeds) == 3:
+                    score = study_scores(prompt, c_index)[s_index]
+                    ref_score = study_scores(prompt, 0)[s_index]
+                else:
+                    score = 0.30 + 0.01 * ((p_index * 7 + c_index * 3 + s_index) % 9)
+                    ref_score = 0.30 + 0.01 * ((p_index * 7 + s_index) % 9)
+                colour = ((p_index * 37) % 256, (c_index * 60) % 256, (s_index * 23) % 256)
+                data = image(prompt, config, seed) if image else png_bytes(colour, image_size)
+                sha = hashlib.sha256(data).hexdigest()
+                path = report.store_image(prompt, config, seed, sha, data)
+                is_ref = config == reference
+                lp = STUDY_LPIPS.get(config, (0.25, 0.05))[0] + 0.01 * (s_index - 1)
+                records.append(
+                    CaseRecord(
+                        suite=suite,
+                        case_id=f"{prompt}-{config}-s{seed}",
+                        prompt=prompt,
+                        prompt_text=text,
+                        config=config,
+                        config_label=label,
+                        seed=seed,
+                        reference=reference,
+                        role="reference" if is_ref else "candidate",
+                        clipscore=score,
+                        reference_clipscore=ref_score,
+                        delta=None if is_ref else score - ref_score,
+                        lpips=None if is_ref else lp,
+                        tolerance=0.04,
+                        image_path=str(path),
+                        image_sha256=sha,
+                        width=image_size,
+                        height=image_size,
+                        wall_seconds=STUDY_SECONDS.get(config, 6.0) + 0.3,
+                        server_seconds=STUDY_SECONDS.get(config, 6.0),
+                        host="http://gb10:8188",
+                        outcome="passed",
+                    )
+                )
+    return records
+
+
+def _describe(values: Sequence[float]) -> dict[str, Any] | None:
+    if not values:
+        return None
+    return {
+        "n": len(values),
+        "mean": statistics.fmean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else None,
+    }
+
+
+def make_summary(
+    records: Sequence[CaseRecord],
+    *,
+    prompts: Sequence[tuple[str, str, list[str]]] = STUDY_PROMPTS,
+    banners: Sequence[str] = (),
+    gate_passed: bool = True,
+) -> dict[str, Any]:
+    """A summary dict shaped like ``summary.build_summary``'s, with hand-made gate numbers."""
+    suites: dict[str, list[CaseRecord]] = {}
+    for record in records:
+        suites.setdefault(record.suite, []).append(record)
+    out = []
+    for name, rows in suites.items():
+        reference = rows[0].reference
+        order = list(dict.fromkeys(r.config for r in rows))
+        ref_seconds = STUDY_SECONDS.get(reference, 6.0)
+        configs: list[dict[str, Any]] = []
+        for key in order:
+            mine = [r for r in rows if r.config == key]
+            is_ref = key == reference
+            diffs = [r.delta for r in mine if r.delta is not None]
+            mean_diff = statistics.fmean(diffs) if diffs else None
+            seconds = STUDY_SECONDS.get(key, 6.0)
+            configs.append(
+                {
+                    "key": key,
+                    "label": mine[0].config_label,
+                    "role": "reference" if is_ref else "candidate",
+                    "n_cases": len(mine),
+                    "n_scored": len(mine),
+                    "n_prompts": len({r.prompt for r in mine}),
+                    "n_seeds": len({r.seed for r in mine}),
+                    "clipscore": _describe([r.clipscore for r in mine if r.clipscore is not None]),
+                    "lpips": None
+                    if is_ref
+                    else _describe([r.lpips for r in mine if r.lpips is not None]),
+                    "speed": {
+                        "median_seconds": seconds,
+                        "n": len(mine),
+                        "source": "server",
+                        "speedup": 1.0 if is_ref else ref_seconds / seconds,
+                    },
+                    "gate": None
+                    if is_ref
+                    else {
+                        "mean_diff": mean_diff,
+                        "lower_bound": (mean_diff or 0) - 0.0052,
+                        "alpha": 0.05,
+                        "p_value": 0.0123,
+                        "power": 0.91,
+                        "min_detectable_drop": 0.0081,
+                        "prompts_needed": 4,
+                        "seeds_needed": 2,
+                        "wilcoxon_p": 0.031,
+                        "bootstrap_lower": (mean_diff or 0) - 0.004,
+                        "verdict": "pass",
+                        "notes": [],
+                    },
+                    "verdict": "reference" if is_ref else "pass",
+                    "two_axis": None if is_ref else "different but not worse",
+                    "expected_fail_prompts": [],
+                    "flagged_prompts": [],
+                    "outcomes": {"passed": len(mine)},
+                }
+            )
+        prompt_rows = []
+        texts = {key: (text, tags) for key, text, tags in prompts}
+        for prompt in dict.fromkeys(r.prompt for r in rows):
+            cells: dict[str, Any] = {}
+            for key in order:
+                mine = [r for r in rows if r.prompt == prompt and r.config == key]
+                cell: dict[str, Any] = {
+                    "n": len(mine),
+                    "clipscore_mean": statistics.fmean(r.clipscore or 0.0 for r in mine),
+                    "expected_fail": False,
+                }
+                if key != reference:
+                    cell.update(
+                        delta=statistics.fmean(r.delta or 0.0 for r in mine),
+                        lpips_mean=statistics.fmean(r.lpips or 0.0 for r in mine),
+                        p_value=0.2,
+                        p_adjusted=0.6,
+                        flagged=False,
+                    )
+                cells[key] = cell
+            text, tags = texts.get(prompt, (prompt, []))
+            prompt_rows.append({"key": prompt, "text": text, "tags": tags, "cells": cells})
+        out.append(
+            {
+                "name": name,
+                "path": "/home/someone/suites/zimage_turbo.toml",
+                "sha256": "ab" * 32,
+                "reference": {"key": reference, "label": rows[0].config_label},
+                "parameters": {
+                    "tolerance": {"value": 0.04, "source": "suite"},
+                    "margin": {"value": 0.01, "source": "suite"},
+                    "alpha": {"value": 0.05, "source": "default"},
+                    "clip_floor": {"value": 0.2, "source": "suite"},
+                },
+                "lpips_close": 0.2,
+                "per_prompt_correction": "Holm–Bonferroni across the prompts of each config",
+                "counts": {"passed": len(rows)},
+                "configs": configs,
+                "prompts": prompt_rows,
+            }
+        )
+    return {
+        "schema_version": 1,
+        "plugin": "pytest-zimage-quality",
+        "run_id": "20250101-120000-abcdef",
+        "created": "2025-01-01T12:00:00Z",
+        "simulated": False,
+        "random_weights": False,
+        "banners": list(banners),
+        "exit": {
+            "gate_passed": gate_passed,
+            "failed_configs": [] if gate_passed else ["NVFP4"],
+            "inconclusive_configs": [],
+            "flagged": [],
+            "reason": "" if gate_passed else "non-inferiority not shown for NVFP4",
+        },
+        "options": {
+            "hosts": ["http://gb10:8188"],
+            "header_names": ["Authorization"],
+            "report_dir": "/home/someone/zr",
+            "seeds": None,
+            "per_prompt_gate": False,
+        },
+        "environment": {
+            "plugin_version": "0.1.0",
+            "python": "3.12.1",
+            "pytest": "8.3.0",
+            "torch": "2.5.0",
+            "device": "cuda",
+            "platform": "Linux",
+            "servers": [
+                {
+                    "url": "http://gb10:8188",
+                    "comfyui_version": "0.3.64",
+                    "gpu_name": "NVIDIA GB10",
+                    "pytorch_version": "2.8.0",
+                    "os": "posix",
+                    "devices": [],
+                }
+            ],
+            "scorers": {
+                "clip": {"model": "ViT-B-32", "pretrained": "laion2b_s34b_b79k", "device": "cuda"},
+                "lpips": {"net": "alex", "weights_identity": "lpips-0.1 alex", "device": "cuda"},
+            },
+        },
+        "results_file": "results.jsonl",
+        "n_cases": len(records),
+        "suites": out,
+    }
+
+
+class DomCounter(HTMLParser):
+    """Counts elements and keeps text, the way the browser test reads the serialised DOM."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+        self._stack: list[str] = []
+        self.title = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+        self._stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._stack:
+            while self._stack and self._stack.pop() != tag:
+                pass
+
+    def handle_data(self, data: str) -> None:
+        if self._stack and self._stack[-1] == "title":
+            self.title += data
+        self.text.append(data)
+
+    def find(self, tag: str, css: str | None = None, **attrs: str) -> list[dict[str, str | None]]:
+        found = []
+        for name, a in self.tags:
+            if name != tag:
+                continue
+            if css is not None and css not in (a.get("class") or "").split():
+                continue
+            if all(a.get(k.replace("_", "-")) == v for k, v in attrs.items()):
+                found.append(a)
+        return found
+
+    @property
+    def all_text(self) -> str:
+        return "".join(self.text)
+
+
+def parse(text: str) -> DomCounter:
+    dom = DomCounter()
+    dom.feed(text)
+    dom.close()
+    return dom
+
+
+def render_run(
+    tmp_path: Path, *, records: list[CaseRecord] | None = None, **summary_kw: Any
+) -> tuple[ReportDir, Path, DomCounter]:
+    report = ReportDir(tmp_path / "report", "run")
+    records = make_records(report) if records is None else records
+    path = write_html_report(report, make_summary(records, **summary_kw), records)
+    return report, path, parse(path.read_text(encoding="utf-8"))
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def test_writes_report_html_in_the_report_dir(tmp_path: Path) -> None:
+    report, path, _ = render_run(tmp_path)
+    assert path == report.html_path
+    assert path.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_headline_table_has_one_row_per_config(tmp_path: Path) -> None:
+    _, _, dom = render_run(tmp_path)
+    rows = dom.find("tr", "config-row")
+    assert [r["data-config"] for r in rows] == ["bf16", "fp8scaled", "nvfp4", "nvfp4_fp8e"]
+
+
+def test_headline_shows_the_study_numbers(tmp_path: Path) -> None:
+    _, _, dom = render_run(tmp_path)
+    text = dom.all_text
+    assert "0.3344 ± " in text  # BF16 CLIPScore mean over 18 images
+    # NVFP4+FP8e and its Δ (the study's 0.3388 and +0.0044 come from rounded per-prompt means)
+    assert re.search(r"0\.338[78] ± ", text)
+    assert re.search(r"\+0\.004[34]", text)
+    assert "1.37×" in text  # its speedup
+
+
+def test_per_prompt_table_has_one_row_per_prompt_and_a_cell_per_config(tmp_path: Path) -> None:
+    _, path, dom = render_run(tmp_path)
+    rows = dom.find("tr", "prompt-row")
+    assert [r["data-prompt"] for r in rows] == [p[0] for p in STUDY_PROMPTS]
+    table = (
+        path.read_text(encoding="utf-8").split('<table class="per-prompt">')[1].split("</table>")[0]
+    )
+    assert table.count("<td") == 6 * 4
+
+
+def test_per_prompt_table_shows_the_study_breakdown(tmp_path: Path) -> None:
+    _, _, dom = render_run(tmp_path)
+    for value in ("0.3433", "0.2731", "0.4030", "0.3187"):
+        assert value in dom.all_text
+
+
+def test_grid_has_a_section_per_prompt_and_a_cell_per_case(tmp_path: Path) -> None:
+    _, _, dom = render_run(tmp_path)
+    assert len(dom.find("details", "prompt")) == 6
+    assert len(dom.find("tr", "seed-row")) == 6 * 3
+    assert len(dom.find("figure", "cell")) == 72
+    assert len(dom.find("img")) == 72
+
+
+def test_grid_columns_put_the_reference_first(tmp_path: Path) -> None:
+    report = ReportDir(tmp_path / "report", "run")
+    records = make_records(report)
+    summary = make_summary(records)
+    configs = summary["suites"][0]["configs"]
+    summary["suites"][0]["configs"] = configs[1:] + configs[:1]
+    view = build_view(summary, records, report)
+    assert [c.key for c in view.suites[0].columns] == ["bf16", "fp8scaled", "nvfp4", "nvfp4_fp8e"]
+    assert view.suites[0].sections[0].rows[0].cells[0].is_reference
+
+
+def test_images_are_lazy_thumbnails_linking_to_the_full_image(tmp_path: Path) -> None:
+    report, _, dom = render_run(tmp_path)
+    images = dom.find("img")
+    assert all(img.get("loading") == "lazy" for img in images)
+    assert all((img.get("src") or "").startswith("thumbs/") for img in images)
+    links = dom.find("a", "full")
+    assert len(links) == 72
+    for link in links:
+        href = link["href"] or ""
+        assert href.startswith("images/")
+        assert (report.root / href).is_file()
+
+
+def test_paths_are_relative_and_the_report_dir_can_move(tmp_path: Path) -> None:
+    report, path, _ = render_run(tmp_path)
+    text = path.read_text(encoding="utf-8")
+    assert str(tmp_path) not in text
+    moved = tmp_path / "elsewhere"
+    report.root.rename(moved)
+    dom = parse((moved / "report.html").read_text(encoding="utf-8"))
+    for img in dom.find("img"):
+        assert (moved / (img["src"] or "")).is_file()
+
+
+def test_no_absolute_paths_outside_the_options_section(tmp_path: Path) -> None:
+    _, path, _ = render_run(tmp_path)
+    text = path.read_text(encoding="utf-8")
+    before, options = text.split('<table class="facts options">')
+    assert "/home/someone" not in before  # the suite's path is shown as its file name
+    assert "/home/someone/zr" in options  # the user's own option values are data
+
+
+def test_thumbnails_are_small_jpegs_made_once_per_content(tmp_path: Path) -> None:
+    report = ReportDir(tmp_path / "report", "run")
+    big = png_bytes((10, 200, 30), size=700)
+    records = make_records(report, image=lambda *_: big)
+    write_html_report(report, make_summary(records), records)
+    thumbs = list(report.thumbs_dir.iterdir())
+    assert [t.name for t in thumbs] == [hashlib.sha256(big).hexdigest()[:16] + ".jpg"]
+    with Image.open(thumbs[0]) as thumb:
+        assert thumb.format == "JPEG"
+        assert max(thumb.size) == THUMB_SIZE
+    mtime = thumbs[0].stat().st_mtime_ns
+    write_html_report(report, make_summary(records), records)
+    assert thumbs[0].stat().st_mtime_ns == mtime
+
+
+def test_make_thumbnail_of_an_unreadable_file_is_none(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    assert make_thumbnail(bad, tmp_path / "t.jpg") is None
+    assert not (tmp_path / "t.jpg").exists()
+
+
+def test_hostile_prompt_is_escaped_everywhere(tmp_path: Path) -> None:
+    prompts = [("hostile", HOSTILE, ["<b>tag</b>"]), *STUDY_PROMPTS[:1]]
+    report = ReportDir(tmp_path / "report", "run")
+    records = make_records(report, prompts=prompts, suite="<i>suite</i>")
+    summary = make_summary(records, prompts=prompts)
+    summary["environment"]["servers"][0]["comfyui_version"] = "<script>alert(2)</script>"
+    path = write_html_report(report, summary, records)
+    text = path.read_text(encoding="utf-8")
+    assert "<script" not in text
+    assert "<img src=x" not in text
+    assert "<i>suite</i>" not in text
+    assert "&lt;script&gt;document.title=" in text
+    dom = parse(text)
+    assert HOSTILE in dom.all_text
+    assert not dom.find("script")
+    assert not dom.find("img", src="x")
+    assert "PWNED" not in dom.title
+
+
+def test_hostile_config_label_and_message_are_escaped(tmp_path: Path) -> None:
+    configs = [("bf16", "BF16"), ("evil", '"><svg onload=alert(1)>')]
+    report = ReportDir(tmp_path / "report", "run")
+    records = make_records(report, configs=configs, prompts=STUDY_PROMPTS[:1])
+    records[-1] = records[-1].with_(outcome="failed", message="<script>alert(3)</script>")
+    path = write_html_report(report, make_summary(records), records)
+    text = path.read_text(encoding="utf-8")
+    assert "<svg onload" not in text
+    assert "<script" not in text
+    assert "onload=alert(1)" in html.unescape(text)
+
+
+def test_failures_and_expected_failures_are_highlighted(tmp_path: Path) -> None:
+    report = ReportDir(tmp_path / "report", "run")
+    records = make_records(report)
+    records[5] = records[5].with_(outcome="failed", message="CLIPScore 0.20 < 0.30 - 0.04")
+    records[6] = records[6].with_(outcome="error", message="ComfyUI unreachable")
+    records[7] = records[7].with_(outcome="xfailed", expected_fail="FP4 text rendering")
+    records[8] = records[8].with_(outcome="xpassed", expected_fail="FP4 text rendering")
+    path = write_html_report(report, make_summary(records), records)
+    dom = parse(path.read_text(encoding="utf-8"))
+    assert len(dom.find("figure", "failed")) == 2
+    assert len(dom.find("figure", "expected")) == 2
+    assert {f["data-outcome"] for f in dom.find("figure", "failed")} == {"failed", "error"}
+    text = dom.all_text
+    assert "FAILED" in text
+    assert "XFAIL" in text
+    assert "XPASS" in text
+    assert "CLIPScore 0.20 < 0.30 - 0.04" in text
+    assert "expected: FP4 text rendering" in text
+
+
+def test_sections_with_failures_stay_open_in_a_large_report(tmp_path: Path) -> None:
+    report = ReportDir(tmp_path / "report", "run")
+    prompts: list[tuple[str, str, list[str]]] = [
+        (f"p{i:02d}", f"prompt {i}", []) for i in range(25)
+    ]
+    records = make_records(report, prompts=prompts, seeds=range(10), image_size=4)
+    records[0] = records[0].with_(outcome="failed")
+    view = build_view(make_summary(records, prompts=prompts), records, report)
+    assert [s.open for s in view.suites[0].sections[:2]] == [True, False]
+
+
+def test_banners_are_shown_first_and_in_the_title(tmp_path: Path) -> None:
+    banners = ["SIMULATED — a fake ComfyUI", "RANDOM WEIGHTS — NOT A QUALITY MEASUREMENT"]
+    _, path, dom = render_run(tmp_path, banners=banners)
+    assert [b["class"] for b in dom.find("p", "banner")] == ["banner", "banner"]
+    text = path.read_text(encoding="utf-8")
+    body = text.split("<body>")[1]
+    assert body.lstrip().startswith('<p class="banner" role="alert">SIMULATED — a fake ComfyUI</p>')
+    assert dom.title.startswith("SIMULATED · RANDOM WEIGHTS · ")
+
+
+def test_gate_verdict_and_reason(tmp_path: Path) -> None:
+    _, _, dom = render_run(tmp_path, gate_passed=False)
+    assert dom.find("section", "fail")
+    assert "GATE FAILED" in dom.all_text
+    assert "non-inferiority not shown for NVFP4" in dom.all_text
+
+
+def test_environment_scorers_and_options(tmp_path: Path) -> None:
+    _, _, dom = render_run(tmp_path)
+    text = dom.all_text
+    for expected in (
+        "NVIDIA GB10",
+        "0.3.64",
+        "ViT-B-32",
+        "laion2b_s34b_b79k",
+        "alex",
+        "Authorization",
+    ):
+        assert expected in text
+
+
+def test_url_credentials_are_redacted(tmp_path: Path) -> None:
+    assert redact("https://ci:s3cret@gpu.example:8188/x") == "https://ci:***@gpu.example:8188/x"
+    report = ReportDir(tmp_path / "report", "run")
+    records = make_records(report, prompts=STUDY_PROMPTS[:1])
+    summary = make_summary(records)
+    summary["options"]["hosts"] = ["https://ci:s3cret@gpu.example:8188"]
+    summary["environment"]["servers"][0]["url"] = "https://ci:s3cret@gpu.example:8188"
+    summary["options"]["headers"] = [["Authorization", "Bearer t0ken"]]
+    text = write_html_report(report, summary, records).read_text(encoding="utf-8")
+    assert "s3cret" not in text
+    assert "t0ken" not in text
+
+
+def test_charts_are_inline_svg_with_a_point_per_prompt_and_config(tmp_path: Path) -> None:
+    _, path, dom = render_run(tmp_path)
+    assert len(dom.find("svg")) == 2
+    clip = path.read_text(encoding="utf-8").split('data-chart="clipscore"')[1].split("</figure>")[0]
+    assert clip.count("<circle") == 6 * 4
+    speed = path.read_text(encoding="utf-8").split('data-chart="lpips-speedup"')[1]
+    speed = speed.split("</figure>")[0]
+    assert speed.count("<circle") == 3  # candidates only
+    assert "NVFP4+FP8e (pass)" in speed
+
+
+def test_no_network_references(tmp_path: Path) -> None:
+    _, path, dom = render_run(tmp_path)
+    text = path.read_text(encoding="utf-8")
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", text)
+    assert not dom.find("script")
+    assert not dom.find("link")
+    assert "base64" not in text
+
+
+def test_missing_data_renders_dashes(tmp_path: Path) -> None:
+    report = ReportDir(tmp_path / "report", "run")
+    records = make_records(report, prompts=STUDY_PROMPTS[:2])
+    records = [
+        r.with_(clipscore=None, lpips=None, delta=None, image_path="", outcome="error")
+        if r.config == "nvfp4"
+        else r
+        for r in records
+    ]
+    summary = make_summary(records)
+    suite = summary["suites"][0]
+    for config in suite["configs"]:
+        if config["key"] == "nvfp4":
+            config.update(clipscore=None, lpips=None, gate=None, speed={}, verdict="no data")
+        config.pop("two_axis")
+    del suite["parameters"]["margin"]
+    del suite["prompts"][0]["cells"]["fp8scaled"]
+    del summary["environment"]
+    del summary["exit"]
+    path = write_html_report(report, summary, records)
+    dom = parse(path.read_text(encoding="utf-8"))
+    assert DASH in dom.all_text
+    assert "GATE VERDICT UNAVAILABLE" in dom.all_text
+    assert len(dom.find("figure", "cell")) == 2 * 4 * 3
+    assert len(dom.find("img")) == 2 * 3 * 3
+
+
+@pytest.mark.parametrize(
+    ("summary", "cells"),
+    [
+        ({}, 12),
+        ({"suites": None, "exit": None, "options": None, "environment": None}, 12),
+        # a config the summary lists but no record has: a column of "not run" placeholders
+        ({"suites": [{"name": "s", "configs": [{"key": "x"}], "prompts": [{"key": "p"}]}]}, 15),
+    ],
+)
+def test_sparse_summaries_do_not_break_rendering(
+    tmp_path: Path, summary: dict[str, Any], cells: int
+) -> None:
+    report = ReportDir(tmp_path / "report", "run")
+    records = make_records(report, prompts=STUDY_PROMPTS[:1], suite="s")
+    path = write_html_report(report, summary, records)
+    dom = parse(path.read_text(encoding="utf-8"))
+    assert len(dom.find("figure", "cell")) == cells
+    assert len(dom.find("img")) == 12
+
+
+def test_records_whose_images_are_gone_still_render(tmp_path: Path) -> None:
+    report = ReportDir(tmp_path / "report", "run")
+    records = make_records(report, prompts=STUDY_PROMPTS[:1])
+    for record in records[:3]:
+        Path(record.image_path).unlink()
+    path = write_html_report(report, make_summary(records), records)
+    dom = parse(path.read_text(encoding="utf-8"))
+    assert len(dom.find("img")) == 12 - 3
+    assert "no thumbnail — open image" in dom.all_text
+
+
+def test_no_records_and_no_summary(tmp_path: Path) -> None:
+    report = ReportDir(tmp_path / "report", "run")
+    path = write_html_report(report, {}, [])
+    assert "GATE VERDICT UNAVAILABLE" in path.read_text(encoding="utf-8")
+
+
+def test_unicode_and_special_characters_in_image_paths_are_url_encoded(tmp_path: Path) -> None:
+    prompts: list[tuple[str, str, list[str]]] = [("古風 #1?", "ink", [])]
+    report = ReportDir(tmp_path / "report", "run")
+    records = make_records(report, prompts=prompts, configs=STUDY_CONFIGS[:2])
+    path = write_html_report(report, make_summary(records, prompts=prompts), records)
+    for link in parse(path.read_text(encoding="utf-8")).find("a", "full"):
+        href = link["href"] or ""
+        assert "#" not in href
+        assert "?" not in href
+        assert (report.root / unquote(href)).is_file()
+
+
+def test_formatting_helpers() -> None:
+    assert fmt(-0.0123, signed=True) == "−0.0123"
+    assert fmt(float("nan")) == DASH
+    assert fmt(None) == DASH
+    assert fmt(True) == DASH
+    assert fmt_p(0.00001) == "<0.0001"
+    assert fmt_p(0.04321) == "0.043"
+
+
+def test_a_thousand_cases_stay_light(tmp_path: Path) -> None:
+    report = ReportDir(tmp_path / "report", "run")
+    prompts: list[tuple[str, str, list[str]]] = [
+        (f"p{i:02d}", f"prompt number {i}", ["tag"]) for i in range(25)
+    ]
+    records = make_records(report, prompts=prompts, seeds=range(10), image_size=64)
+    assert len(records) == 1000
+    summary = make_summary(records, prompts=prompts)
+    start = time.perf_counter()
+    path = write_html_report(report, summary, records)
+    elapsed = time.perf_counter() - start
+    size = path.stat().st_size
+    assert elapsed < 30, f"{elapsed:.1f} s to write a 1,000-case report"
+    assert size < 2_500_000, f"report.html is {size} bytes"
+    dom = parse(path.read_text(encoding="utf-8"))
+    assert len(dom.find("figure", "cell")) == 1000
+    assert all(img.get("loading") == "lazy" for img in dom.find("img"))
+    assert not [d for d in dom.find("details", "prompt") if "open" in d]  # all collapsed
+    assert len(list(report.thumbs_dir.iterdir())) == 1000
