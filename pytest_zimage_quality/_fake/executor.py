@@ -423,6 +423,19 @@ class _Run:
         self.images_generated += images
         self.ex.count_generation(images)
 
+    def pixel_work(self, pixels: int, ticks: int = 0) -> None:
+        total = self.ex.pixel_latency * pixels / 1e6
+        if ticks <= 0:
+            if total > 0:
+                time.sleep(total)
+            return
+        start = time.monotonic()
+        for tick in range(1, ticks + 1):
+            left = start + total * tick / ticks - time.monotonic()
+            if left > 0:
+                self.ex.interrupt_flag.wait(left)
+            self.progress(tick, ticks)
+
     def scene(self, text: str, seed: int, width: int, height: int, files: tuple[str, ...]) -> Scene:
         return self.ex.models.scene(text, seed, width, height, files)
 
@@ -460,6 +473,7 @@ class Executor:
         faults: Faults,
         image_latency: float = 0.0,
         load_latency: float = 0.0,
+        pixel_latency: float = 0.0,
         disable_metadata: bool = False,
         record_error: Callable[[BaseException], None] | None = None,
     ) -> None:
@@ -470,6 +484,7 @@ class Executor:
         self.faults = faults
         self.image_latency = image_latency
         self.load_latency = load_latency
+        self.pixel_latency = pixel_latency
         self.disable_metadata = disable_metadata
         self.record_error = record_error or (lambda exc: None)
         self.outbox: Outbox = _NullOutbox()

@@ -58,7 +58,9 @@ class FakeComfyUI:
     [0, 1] (default guessed from the name: BF16 0, FP8 transformer 0.15, NVFP4 0.3, FP8 text
     encoder 0.05); ``broken_models`` render off-prompt images (``broken_style="noise"`` for
     noise). ``image_latency`` is the simulated sampling time per image and ``load_latency`` the
-    time a model load takes whenever the graph's model files differ from the loaded ones.
+    time a model load takes whenever the graph's model files differ from the loaded ones;
+    ``pixel_latency`` is seconds per megapixel of model-free VAE work (VAEEncode, VAEDecode,
+    VAEDecodeTiled), so a 4096x4096 tiled decode can be slow and interruptible as on a CPU.
     """
 
     def __init__(
@@ -70,6 +72,7 @@ class FakeComfyUI:
         vram_total: int | None = None,
         image_latency: float = 0.0,
         load_latency: float = 0.0,
+        pixel_latency: float = 0.0,
         quantization_levels: Mapping[str, float] | None = None,
         broken_models: Iterable[str] = (),
         broken_style: BrokenStyle = "off_prompt",
@@ -100,6 +103,7 @@ class FakeComfyUI:
             faults=self.faults,
             image_latency=image_latency,
             load_latency=load_latency,
+            pixel_latency=pixel_latency,
             disable_metadata=disable_metadata,
             record_error=self._record_error,
         )
@@ -255,6 +259,15 @@ class FakeComfyUI:
     @load_latency.setter
     def load_latency(self, value: float) -> None:
         self._executor.load_latency = value
+
+    @property
+    def pixel_latency(self) -> float:
+        """Simulated seconds per megapixel of VAE work (settable while running)."""
+        return self._executor.pixel_latency
+
+    @pixel_latency.setter
+    def pixel_latency(self, value: float) -> None:
+        self._executor.pixel_latency = value
 
     @property
     def generations(self) -> int:

@@ -114,6 +114,10 @@ class NodeContext(Protocol):
     def sample(self, steps: int, images: int) -> None:
         """Spend the simulated sampling time, ticking progress ``1..steps``."""
 
+    def pixel_work(self, pixels: int, ticks: int = 0) -> None:
+        """Spend the simulated time of VAE work on ``pixels``; with ``ticks``, report progress
+        ``1..ticks`` and honour interrupts at each tick (else the op is uninterruptible)."""
+
     def scene(self, text: str, seed: int, width: int, height: int, files: tuple[str, ...]) -> Scene:
         """The scene these model files would draw (quantization level, broken files)."""
 
@@ -197,9 +201,13 @@ def run_node(class_type: str, inputs: dict[str, Any], ctx: NodeContext) -> NodeR
         sampled = (positive.text, int(inputs["seed"]), files)
         return (Latent(latent.width, latent.height, latent.batch, sampled=sampled),), None
     if class_type == "VAEEncode":
-        return (_latent_of(inputs["pixels"], inputs["vae"]),), None
+        pixels: ImageBatch = inputs["pixels"]
+        ctx.pixel_work(pixels.width * pixels.height * pixels.count)
+        return (_latent_of(pixels, inputs["vae"]),), None
     if class_type == "VAEDecode":
-        return (_decode(ctx, inputs["samples"], inputs["vae"]),), None
+        decoded = _decode(ctx, inputs["samples"], inputs["vae"])
+        ctx.pixel_work(decoded.width * decoded.height * decoded.count)
+        return (decoded,), None
     if class_type == "VAEDecodeTiled":
         samples: Latent = inputs["samples"]
         vae: VaeValue = inputs["vae"]
@@ -214,9 +222,9 @@ def run_node(class_type: str, inputs: dict[str, Any], ctx: NodeContext) -> NodeR
             + _tiled_steps(w, h, max(1, tile // 2), tile * 2, overlap)
             + _tiled_steps(w, h, tile * 2, max(1, tile // 2), overlap)
         )
-        for step in range(1, total + 1):
-            ctx.progress(step, total)
-        return (_decode(ctx, samples, vae),), None
+        decoded = _decode(ctx, samples, vae)
+        ctx.pixel_work(decoded.width * decoded.height * decoded.count, total)
+        return (decoded,), None
     if class_type == "SaveImage":
         images = ctx.save_images(
             "output", inputs["filename_prefix"], inputs["images"], metadata=True
