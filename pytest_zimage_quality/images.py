@@ -111,15 +111,17 @@ def _pil_decode(data: torch.Tensor) -> torch.Tensor:  # pragma: no cover - fallb
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
 
 
-def decode_png(data: bytes | bytearray | memoryview, *, label: str | None = None) -> torch.Tensor:
+def decode_png(
+    data: bytes | bytearray | memoryview, *, label: str | None = None, name: str | None = None
+) -> torch.Tensor:
     """Decode PNG bytes into an RGB ``uint8`` tensor of shape ``(3, H, W)`` on the CPU.
 
-    ``label`` (a file name or case id) names the image in the error raised when the bytes
-    are not a decodable PNG.
+    ``label`` (a file name or case id; ``name`` is an alias) names the image in the error
+    raised when the bytes are not a decodable PNG.
     """
     import torch  # noqa: PLC0415
 
-    what = label or "image"
+    what = label or name or "image"
     raw = bytes(data) if isinstance(data, memoryview) else data
     if not raw:
         raise ImageDecodeError(f"{what}: empty file, not a PNG")
