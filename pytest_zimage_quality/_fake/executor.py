@@ -564,10 +564,10 @@ class Executor:
             self._thread = None
 
     def wait_idle(self, timeout: float) -> bool:
-        """Block until nothing is queued or running; False on timeout."""
+        """Block until nothing is queued or running and /free is applied; False on timeout."""
         deadline = time.monotonic() + timeout
         with self._idle:
-            while self._busy or self.queue.remaining():
+            while self._busy or self.queue.remaining() or self.queue.flags:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False

@@ -59,8 +59,8 @@ class FakeComfyUI:
     encoder 0.05); ``broken_models`` render off-prompt images (``broken_style="noise"`` for
     noise). ``image_latency`` is the simulated sampling time per image and ``load_latency`` the
     time a model load takes whenever the graph's model files differ from the loaded ones;
-    ``pixel_latency`` is seconds per megapixel of model-free VAE work (VAEEncode, VAEDecode,
-    VAEDecodeTiled), so a 4096x4096 tiled decode can be slow and interruptible as on a CPU.
+    ``pixel_latency`` is seconds per megapixel of VAE decoding (VAEDecode, VAEDecodeTiled;
+    VAEEncode costs a tenth), so a 4096x4096 tiled decode is slow and interruptible as on a CPU.
     """
 
     def __init__(
@@ -320,7 +320,7 @@ class FakeComfyUI:
         return 1.0 - self.busy_time(start, end) / (end - start)
 
     def wait_idle(self, timeout: float = 10.0) -> None:
-        """Block until nothing is queued or running (raises ``TimeoutError``)."""
+        """Block until nothing is queued or running and /free is applied (else ``TimeoutError``)."""
         if not self._executor.wait_idle(timeout):
             raise TimeoutError(f"FakeComfyUI still busy after {timeout} s")
 

@@ -28,14 +28,14 @@ def pytest_report_header() -> str:
 @pytest.fixture
 def comfy() -> Iterator[Target]:
     """The server under test. The fake mirrors the recorded servers: empty model folders, and
-    VAE work costing 0.2 s per megapixel so a 4096x4096 decode is slow enough to interrupt."""
+    VAE decoding costing 0.1 s per megapixel so a 4096x4096 decode is slow enough to interrupt."""
     host = os.environ.get(HOST_ENV)
     if host:
         url = host if "://" in host else f"http://{host}"
         with target_at(url.rstrip("/")) as target:
             yield target
         return
-    with FakeComfyUI(models={}, pixel_latency=0.2) as fake, target_at(fake.url) as target:
+    with FakeComfyUI(models={}, pixel_latency=0.1) as fake, target_at(fake.url) as target:
         target.fake = fake
         yield target
 
