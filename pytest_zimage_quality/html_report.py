@@ -17,6 +17,7 @@ Entry point: :func:`write_html_report`.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import os
@@ -299,6 +300,8 @@ class ConfigRow:
     two_axis: str
     needs: str
     speed: str
+    speed_detail: str
+    confidence: str
     speedup: str
     notes: tuple[str, ...]
     expected_fail_prompts: tuple[str, ...]
@@ -389,6 +392,9 @@ class Point:
     label: str = ""
     x_low: float | None = None
     x_high: float | None = None
+    label_x: float = 0.0
+    label_y: float = 0.0
+    label_anchor: str = "start"
 
 
 @dataclass(frozen=True)
@@ -398,6 +404,9 @@ class Segment:
     x2: float
     y2: float
     label: str = ""
+    label_x: float = 0.0
+    label_y: float = 0.0
+    label_anchor: str = "end"
 
 
 @dataclass(frozen=True)
@@ -439,6 +448,7 @@ class SuiteView:
     parameters: tuple[Fact, ...]
     legend: tuple[Fact, ...]
     counts: str
+    confidence: str
     columns: tuple[ConfigColumn, ...]
     configs: tuple[ConfigRow, ...]
     prompts: tuple[PromptRow, ...]
@@ -553,12 +563,12 @@ def _config_row(config: Mapping[str, Any], alpha: Any) -> ConfigRow:
         n = f"{n} ({n_prompts}×{n_seeds})"
     speed = _map(config.get("speed"))
     seconds = _number(speed.get("median_seconds"))
-    speed_text = DASH
+    speed_text, speed_detail = DASH, ""
     if seconds is not None:
         speed_text = f"{seconds:.2f} s"
         if speed.get("n"):
-            speed_text += (
-                f" (n={speed['n']}{', ' + str(speed['source']) if speed.get('source') else ''})"
+            speed_detail = " ".join(
+                [f"n={speed['n']}", *([str(speed["source"])] if speed.get("source") else [])]
             )
     speedup = _number(speed.get("speedup"))
     verdict = _str(config.get("verdict"))
@@ -574,8 +584,6 @@ def _config_row(config: Mapping[str, Any], alpha: Any) -> ConfigRow:
     level = _number(_get(gate, "alpha")) if gate else None
     level = level if level is not None else _number(alpha)
     lower = fmt(_get(gate, "lower_bound"), signed=True) if gate else DASH
-    if gate and lower != DASH and level is not None:
-        lower = f"{lower} ({100 * (1 - level):g}% LB)"
     return ConfigRow(
         key=key,
         label=_str(config.get("label"), key),
@@ -592,9 +600,11 @@ def _config_row(config: Mapping[str, Any], alpha: Any) -> ConfigRow:
         min_detectable_drop=fmt(_get(gate, "min_detectable_drop")) if gate else DASH,
         verdict=verdict,
         verdict_css=verdict.replace(" ", "-") if verdict != DASH else "unknown",
-        two_axis=_str(config.get("two_axis"), ""),
+        two_axis="" if config.get("two_axis") == verdict else _str(config.get("two_axis"), ""),
         needs=needs,
         speed=speed_text,
+        speed_detail=speed_detail,
+        confidence=f"{100 * (1 - level):g}%" if level is not None else "",
         speedup=f"{speedup:.2f}×" if speedup is not None else DASH,
         notes=tuple(str(n) for n in _list(_get(gate, "notes"))) if gate else (),
         expected_fail_prompts=tuple(str(p) for p in _list(config.get("expected_fail_prompts"))),
@@ -739,7 +749,9 @@ def _clip_chart(
     guides: tuple[Segment, ...] = ()
     if reference_key in config_means:
         y = round(y_of(config_means[reference_key]), 1)
-        guides = (Segment(_LEFT, y, _RIGHT, y, "reference mean"),)
+        label = next((c.label for c in columns if c.key == reference_key), reference_key)
+        text = f"dashed: reference ({label}) mean {config_means[reference_key]:.4f}"
+        guides = (Segment(_LEFT, y, _RIGHT, y, text, _RIGHT, _TOP - 6, "end"),)
     return Chart(
         title="CLIPScore per config (points: per-prompt means over seeds; bar: config mean)",
         x_label="config",
@@ -760,6 +772,33 @@ def _clip_chart(
         legend=tuple(LegendItem(colours[p], p) for p in prompt_keys),
         categorical_x=True,
     )
+
+
+def _place_labels(points: Sequence[Point]) -> tuple[Point, ...]:
+    """Put each point's label beside it, flipped at the right edge, moved down past overlaps."""
+    placed: list[tuple[float, float, float, float]] = []
+    out = []
+    for point in sorted(points, key=lambda p: (p.y, p.x)):
+        width = 6.8 * len(point.label)
+        if point.x + 9 + width > _RIGHT:
+            anchor, x0, x1 = "end", point.x - 9 - width, point.x - 9
+        else:
+            anchor, x0, x1 = "start", point.x + 9, point.x + 9 + width
+        y = point.y - 8
+        for _ in range(len(points) + 1):
+            if not any(
+                x0 < b1 and b0 < x1 and y - 12 < c1 and c0 < y + 3 for b0, b1, c0, c1 in placed
+            ):
+                break
+            y += 15
+        placed.append((x0, x1, y - 12, y + 3))
+        label_x = x0 if anchor == "start" else x1
+        out.append(
+            dataclasses.replace(
+                point, label_x=round(label_x, 1), label_y=round(y, 1), label_anchor=anchor
+            )
+        )
+    return tuple(out)
 
 
 def _speed_chart(configs: Sequence[Mapping[str, Any]], lpips_close: Any) -> Chart | None:
@@ -791,22 +830,25 @@ def _speed_chart(configs: Sequence[Mapping[str, Any]], lpips_close: Any) -> Char
     def y_of(value: float) -> float:
         return _BOTTOM - (value - y_low) / (y_high - y_low) * (_BOTTOM - _TOP)
 
-    points = tuple(
-        Point(
-            x=round(x_of(lp), 1),
-            y=round(y_of(sp), 1),
-            colour=VERDICT_COLOURS.get(verdict, "#757575"),
-            title=f"{label}: LPIPS {lp:.4f} ± {std:.4f}, speedup {sp:.2f}×, verdict {verdict}",
-            label=f"{label} ({verdict})",
-            x_low=round(x_of(lp - std), 1),
-            x_high=round(x_of(lp + std), 1),
-        )
-        for label, lp, std, sp, verdict in entries
+    points = _place_labels(
+        [
+            Point(
+                x=round(x_of(lp), 1),
+                y=round(y_of(sp), 1),
+                colour=VERDICT_COLOURS.get(verdict, "#757575"),
+                title=f"{label}: LPIPS {lp:.4f} ± {std:.4f}, speedup {sp:.2f}×, verdict {verdict}",
+                label=f"{label} ({verdict})",
+                x_low=round(x_of(lp - std), 1),
+                x_high=round(x_of(lp + std), 1),
+            )
+            for label, lp, std, sp, verdict in entries
+        ]
     )
-    guides = [Segment(_LEFT, round(y_of(1.0), 1), _RIGHT, round(y_of(1.0), 1), "reference speed")]
+    y_one = round(y_of(1.0), 1)
+    guides = [Segment(_LEFT, y_one, _RIGHT, y_one, "reference speed", _RIGHT - 4, y_one - 4)]
     if close is not None and close < x_high:
         x = round(x_of(close), 1)
-        guides.append(Segment(x, _TOP, x, _BOTTOM, f"LPIPS {close:g}"))
+        guides.append(Segment(x, _TOP, x, _BOTTOM, f"LPIPS {close:g}", x + 4, _TOP + 12, "start"))
     verdicts = sorted({e[4] for e in entries})
     return Chart(
         title="LPIPS vs reference against speedup (one point per candidate config; bar: ± std)",
@@ -837,16 +879,36 @@ def _speed_chart(configs: Sequence[Mapping[str, Any]], lpips_close: Any) -> Char
 class _ImageLinks:
     """Relative links from report.html to images and thumbnails."""
 
-    def __init__(self, report_dir: ReportDir, thumbs: Mapping[str, Thumbnail | None]) -> None:
+    def __init__(
+        self,
+        report_dir: ReportDir,
+        thumbs: Mapping[str, Thumbnail | None],
+        project_root: str | None = None,
+    ) -> None:
         self.root = Path(report_dir.root).resolve()
         self.report_dir = report_dir
         self.thumbs = thumbs
+        roots = {str(self.root), str(Path(report_dir.root).absolute())}
+        if project_root and Path(project_root).is_absolute():
+            roots.add(str(Path(project_root)))
+        # longest first, so the report dir inside the project is cut before the project root
+        self.prefixes = tuple(
+            sorted(
+                {r.rstrip("/") + "/" for r in roots if r not in ("", "/")}, key=len, reverse=True
+            )
+        )
 
     def relative(self, path: str | Path) -> str:
         """Relative to the report dir; outside it, a ``../`` path (never an absolute one)."""
         text = self.report_dir.relative(path)
         if Path(text).is_absolute():
             text = Path(os.path.relpath(Path(path).resolve(), self.root)).as_posix()
+        return text
+
+    def shorten(self, text: str) -> str:
+        """``text`` with this machine's report-dir and project paths made relative."""
+        for prefix in self.prefixes:
+            text = text.replace(prefix, "")
         return text
 
     def image(self, record: CaseRecord) -> tuple[str, str, int, int]:
@@ -874,7 +936,7 @@ def _image_cell(
     badge, css = _OUTCOME_BADGES.get(record.outcome, ("", "ok"))
     if not badge and record.expected_fail:
         badge, css = "EXPECTED FAIL", "expected"
-    message = redact(record.message)
+    message = links.shorten(redact(record.message))
     title_parts = [
         f"{record.prompt} · {column.label} · seed {seed}",
         f"outcome: {record.outcome or DASH}",
@@ -1060,6 +1122,7 @@ def _suite_view(
         ),
         legend=_legend(suite),
         counts=_counts_text(suite.get("counts") or _count(records)),
+        confidence=next((c.confidence for c in config_rows if c.confidence), ""),
         columns=columns,
         configs=config_rows,
         prompts=tuple(prompt_rows),
@@ -1074,7 +1137,8 @@ def build_view(
     thumbs: Mapping[str, Thumbnail | None] | None = None,
 ) -> ReportView:  # fmt: skip
     """The whole page's view model; ``thumbs`` maps image paths to their thumbnails."""
-    links = _ImageLinks(report_dir, thumbs or {})
+    rootpath = _get(summary, "options", "rootpath")
+    links = _ImageLinks(report_dir, thumbs or {}, rootpath if isinstance(rootpath, str) else None)
     suites_in = [s for s in _list(summary.get("suites")) if isinstance(s, Mapping)]
     by_suite: dict[str, list[CaseRecord]] = defaultdict(list)
     for record in records:

@@ -722,3 +722,16 @@ def test_a_thousand_cases_stay_light(tmp_path: Path) -> None:
     assert all(img.get("loading") == "lazy" for img in dom.find("img"))
     assert not [d for d in dom.find("details", "prompt") if "open" in d]  # all collapsed
     assert len(list(report.thumbs_dir.iterdir())) == 1000
+
+
+def test_messages_show_report_paths_relative(tmp_path: Path) -> None:
+    report = ReportDir(tmp_path / "report", "run")
+    records = make_records(report, prompts=STUDY_PROMPTS[:1])
+    failed = records[4]
+    records[4] = failed.with_(
+        outcome="failed", message=f"CLIPScore too low\n  image:     {failed.image_path}"
+    )
+    path = write_html_report(report, make_summary(records), records)
+    text = path.read_text(encoding="utf-8")
+    assert str(tmp_path) not in text
+    assert "image:     images/photo_woman/fp8scaled/s7777-" in text
