@@ -23,6 +23,7 @@ from PIL import Image
 __all__ = ["Scene", "encode_png", "render_scene", "solid_image"]
 
 _GRID = 48  # cells across the longer side of the low-resolution field
+_OWN = 0.15  # weight of the per-file-set drift next to the drift all quantized files share
 _GRAIN = 0.08  # RMS of the fine perturbation at level 1, in [0, 1] intensity units
 
 
@@ -73,7 +74,7 @@ def _drift(text: str, seed: int, key: str, level: float, blobs: int) -> dict[str
     own = _rng("drift", text, seed, key)
     shape = {"palette": (6, 3), "centers": (blobs, 2), "radii": (blobs,)}
     return {
-        name: level * (common.standard_normal(dims) + 0.5 * own.standard_normal(dims))
+        name: level * (common.standard_normal(dims) + _OWN * own.standard_normal(dims))
         for name, dims in shape.items()
     }
 
@@ -100,7 +101,8 @@ def _field(scene: Scene, text: str, seed: int, gw: int, gh: int) -> np.ndarray:
         weight = np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2.0 * radii[i] ** 2))
         field = field * (1.0 - weight) + palette[2 + i % 4] * weight
     if scene.level > 0.0:
-        noise = _smooth_noise(_rng("grain", text, seed, scene.perturb_key), gw, gh)
+        noise = _smooth_noise(_rng("grain", text, seed), gw, gh)
+        noise = noise + _OWN * _smooth_noise(_rng("grain", text, seed, scene.perturb_key), gw, gh)
         field = field + (_GRAIN * scene.level) * noise
     result: np.ndarray = field.astype(np.float32)
     return result
