@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -209,11 +210,27 @@ def test_clip_preprocess_is_pil_exact(clip: CLIPScorer) -> None:
         assert diff <= tol, f"{name}: preprocess differs from open_clip's by {diff}"
 
 
-def test_clip_batched_matches_open_clip_reference(clip: CLIPScorer) -> None:
+@contextmanager
+def _numerics(scorer: CLIPScorer | LPIPSScorer, numerics: str) -> Iterator[None]:
+    """Run a scorer with its default numerics, or strict fp32 (only differs on CUDA)."""
+    if numerics == "fp32" and scorer.device.type != "cuda":
+        pytest.skip("strict fp32 is what the default is off CUDA")
+    saved = scorer.precision
+    if numerics == "fp32":
+        scorer.precision = "fp32"
+    try:
+        yield
+    finally:
+        scorer.precision = saved
+
+
+@pytest.mark.parametrize("numerics", ["default", "fp32"])
+def test_clip_batched_matches_open_clip_reference(clip: CLIPScorer, numerics: str) -> None:
     model, preprocess, tokenizer = _reference_clip(clip)
     images = SCORE_IMAGES[clip.device.type]
     texts = [PROMPTS[i % len(PROMPTS)] for i in range(len(images))]
-    got = clip.score([t for _, t in images], texts, [n for n, _ in images])
+    with _numerics(clip, numerics):
+        got = clip.score([t for _, t in images], texts, [n for n, _ in images])
     worst = 0.0
     text_emb: dict[str, torch.Tensor] = {}
     for (name, t), text, g in zip(images, texts, got, strict=True):
@@ -227,10 +244,11 @@ def test_clip_batched_matches_open_clip_reference(clip: CLIPScorer) -> None:
             ref = float((ie * te).sum())
         worst = max(worst, abs(g - ref))
         assert abs(g - ref) <= CLIP_TOL, f"{name}: {g} vs reference {ref}"
-    print(f"CLIPScore max |batched - reference| on {clip.device}: {worst:.2e}")
+    print(f"CLIPScore max |batched - reference| on {clip.device}, {numerics}: {worst:.2e}")
 
 
-def test_lpips_batched_matches_lpips_forward(lp: LPIPSScorer) -> None:
+@pytest.mark.parametrize("numerics", ["default", "fp32"])
+def test_lpips_batched_matches_lpips_forward(lp: LPIPSScorer, numerics: str) -> None:
     ref_model = _reference_lpips(lp)
     pairs = []
     images = SCORE_IMAGES[lp.device.type]
@@ -245,9 +263,10 @@ def test_lpips_batched_matches_lpips_forward(lp: LPIPSScorer) -> None:
         # else the same kind of picture, another seed: 0-0.25, like near-identical renders
         other = make_image(kind, t.shape[1], t.shape[2], seed=100 + i)
         pairs.append((name, t, other))
-    got = lp.distance(
-        [p[1] for p in pairs], [p[2] for p in pairs], [(p[0], "other") for p in pairs]
-    )
+    with _numerics(lp, numerics):
+        got = lp.distance(
+            [p[1] for p in pairs], [p[2] for p in pairs], [(p[0], "other") for p in pairs]
+        )
     worst = 0.0
     for (name, a, b), g in zip(pairs, got, strict=True):
         ta = lpips.im2tensor(a.permute(1, 2, 0).numpy()).to(lp.device)
@@ -256,7 +275,7 @@ def test_lpips_batched_matches_lpips_forward(lp: LPIPSScorer) -> None:
             ref = float(ref_model(ta, tb).reshape(()))
         worst = max(worst, abs(g - ref))
         assert abs(g - ref) <= LPIPS_TOL, f"{name}: {g} vs reference {ref}"
-    print(f"LPIPS max |batched - reference| on {lp.device}: {worst:.2e}")
+    print(f"LPIPS max |batched - reference| on {lp.device}, {numerics}: {worst:.2e}")
 
 
 def test_reference_methods_agree_with_fast_path(clip: CLIPScorer, lp: LPIPSScorer) -> None:
@@ -479,6 +498,8 @@ def test_clip_weights_not_found_names_file_place_and_command(tmp_path: Path) -> 
 def test_clip_hf_cache_is_read_from_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME"):
+        monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     with pytest.raises(WeightsNotFoundError, match=str(tmp_path / "hub")):
         resolve_clip_weights()

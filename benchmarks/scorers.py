@@ -1,0 +1,376 @@
+"""Scorer benchmark: the naive one-at-a-time path against the plugin's resident batched path.
+
+    python benchmarks/scorers.py [--device auto|cpu|cuda|cuda:N] [--n 64] [--json FILE]
+
+Prints, in one run, on 1024x1024 PNG inputs like ComfyUI's (compress level 4):
+
+- one-off setup: imports (torch, torchvision, open_clip, lpips), model build, first call;
+- ms per image, PNG bytes -> CLIPScore + LPIPS against the reference image of the pair:
+  the naive path (PIL decode, open_clip's own ``preprocess``, ``encode_image`` and
+  ``encode_text`` per image, ``lpips.im2tensor`` + ``LPIPS.forward``, strict fp32, one image
+  at a time) and the plugin's path, streaming (one at a time) and in batches of 8/16/32;
+- compute-only ms per image (decoded tensors) and the deviation from strict fp32 of each
+  numeric choice: strict fp32, fp32+TF32 (the default), without channels_last, bf16 autocast;
+- the deviation of the plugin's default path from the naive (reference) path.
+
+It runs with random weights (nothing to download): speed does not depend on the weights, and
+the exactness numbers are computed on the same code. NOT A QUALITY MEASUREMENT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import io
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+T0 = time.perf_counter()
+
+PROMPTS = [
+    "photorealistic portrait of a young woman in a coffee shop",
+    "close-up photo of a vintage mechanical pocket watch with intricate gears",
+    "anime style illustration, kimono, cherry blossoms",
+    'wooden storefront sign reading "CLOSED FOR REPAIRS"',
+    "古風水墨畫,一位身穿青色長袍的書生站在竹林中",
+    "surreal floating islands suspended in pastel sky, waterfalls cascading",
+]
+
+
+def _sync(device: Any) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def make_pngs(n: int, size: int, unique: int) -> tuple[list[bytes], list[bytes], list[str]]:
+    """``n`` (candidate, reference) PNG pairs of photo-like content; ``unique`` distinct ones."""
+    import numpy as np
+    from PIL import Image
+
+    def render(seed: int, shift: float) -> bytes:
+        rng = np.random.default_rng(seed)
+        yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+        coarse = rng.uniform(0, 255, (size // 64 + 2, size // 64 + 2, 3)).astype(np.uint8)
+        base = np.asarray(
+            Image.fromarray(coarse).resize((size, size), Image.Resampling.BICUBIC), np.float32
+        )
+        texture = 30 * np.sin((xx + shift) / 5.0)[..., None] * np.cos((yy - shift) / 7.0)[..., None]
+        a = base + texture + rng.normal(0, 6, base.shape).astype(np.float32)
+        a[size // 3 : size // 3 + size // 8, size // 5 : 4 * size // 5] = rng.uniform(0, 255, 3)
+        buf = io.BytesIO()
+        Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)).save(
+            buf, format="PNG", compress_level=4
+        )
+        return buf.getvalue()
+
+    refs = [render(1000 + i, 0.0) for i in range(unique)]
+    cands = [render(2000 + i, 3.0 + i) for i in range(unique)]
+    return (
+        [cands[i % unique] for i in range(n)],
+        [refs[i % unique] for i in range(n)],
+        [PROMPTS[i % len(PROMPTS)] for i in range(n)],
+    )
+
+
+def timed(fn: Callable[[], Any], device: Any, repeat: int = 1) -> float:
+    """Seconds of the fastest of ``repeat`` runs of ``fn`` (after the caller's warm-up)."""
+    best = float("inf")
+    for _ in range(repeat):
+        _sync(device)
+        t = time.perf_counter()
+        fn()
+        _sync(device)
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def naive_path(
+    clip: Any, lp: Any, cands: Sequence[bytes], refs: Sequence[bytes], prompts: Sequence[str]
+) -> tuple[list[float], list[float]]:
+    """What a user writes from the libraries' READMEs: one image at a time, strict fp32."""
+    import lpips
+    import numpy as np
+    from PIL import Image
+
+    from pytest_zimage_quality.scorers import precision_scope
+
+    dev = clip.device
+    cs, ds = [], []
+    with precision_scope(dev, "fp32"):
+        for c, r, p in zip(cands, refs, prompts, strict=True):
+            img = Image.open(io.BytesIO(c)).convert("RGB")
+            ref = Image.open(io.BytesIO(r)).convert("RGB")
+            x = clip.reference_transform(img).unsqueeze(0).to(dev)
+            ie = clip.network.encode_image(x)
+            te = clip.network.encode_text(clip.tokenizer([p]).to(dev))
+            ie = ie / ie.norm(dim=-1, keepdim=True)
+            te = te / te.norm(dim=-1, keepdim=True)
+            cs.append(float((ie * te).sum()))
+            ta = lpips.im2tensor(np.asarray(img)).to(dev)
+            tb = lpips.im2tensor(np.asarray(ref)).to(dev)
+            ds.append(float(lp.network(ta, tb).reshape(())))
+    return cs, ds
+
+
+def plugin_stream(
+    clip: Any, lp: Any, cands: Sequence[bytes], refs: Sequence[bytes], prompts: Sequence[str]
+) -> tuple[list[float], list[float]]:
+    from pytest_zimage_quality.images import decode_pngs
+
+    cs, ds = [], []
+    for c, r, p in zip(cands, refs, prompts, strict=True):
+        cand, ref = decode_pngs([c, r])
+        cs.extend(clip.score([cand], [p]))
+        ds.extend(lp.distance([cand], [ref]))
+    return cs, ds
+
+
+def plugin_batched(
+    clip: Any,
+    lp: Any,
+    cands: Sequence[bytes],
+    refs: Sequence[bytes],
+    prompts: Sequence[str],
+    batch: int,
+) -> tuple[list[float], list[float]]:
+    from pytest_zimage_quality.images import decode_pngs
+
+    cs, ds = [], []
+    for s in range(0, len(cands), batch):
+        imgs = decode_pngs([*cands[s : s + batch], *refs[s : s + batch]])
+        k = len(imgs) // 2
+        cs.extend(clip.score(imgs[:k], prompts[s : s + batch]))
+        ds.extend(lp.distance(imgs[:k], imgs[k:]))
+    return cs, ds
+
+
+def compute_only(
+    clip: Any,
+    lp: Any,
+    cands: Sequence[Any],
+    refs: Sequence[Any],
+    prompts: Sequence[str],
+    batch: int,
+) -> tuple[list[float], list[float]]:
+    cs, ds = [], []
+    for s in range(0, len(cands), batch):
+        cs.extend(clip.score(cands[s : s + batch], prompts[s : s + batch]))
+        ds.extend(lp.distance(cands[s : s + batch], refs[s : s + batch]))
+    return cs, ds
+
+
+def set_variant(clip: Any, lp: Any, precision: str, channels_last: bool) -> None:
+    import torch
+
+    clip.precision = precision
+    lp.precision = precision
+    lp.channels_last = channels_last
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    lp.network = lp.network.to(memory_format=fmt)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")
+    ap.add_argument(
+        "--n", type=int, default=None, help="images per measurement (default: 64 on CUDA, 8 on CPU)"
+    )
+    ap.add_argument("--size", type=int, default=1024, help="image side in pixels (1024)")
+    ap.add_argument("--batches", default="8,16,32", help="batch sizes (8,16,32)")
+    ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = ap.parse_args(argv)
+
+    t_imp = time.perf_counter()
+    import lpips  # noqa: F401
+    import open_clip  # noqa: F401
+    import torch
+    import torchvision  # noqa: F401
+
+    from pytest_zimage_quality.images import decode_pngs
+    from pytest_zimage_quality.scorers import CLIPScorer, LPIPSScorer, resolve_device
+
+    imports_s = time.perf_counter() - t_imp
+    dev = resolve_device(args.device)
+    t_build = time.perf_counter()
+    clip = CLIPScorer.load(device=dev, random_weights=True)
+    lp = LPIPSScorer.load(device=dev, random_weights=True)
+    _sync(dev)
+    build_s = time.perf_counter() - t_build
+
+    n = args.n or (64 if dev.type == "cuda" else 8)
+    batches = [int(b) for b in args.batches.split(",") if int(b) <= n] or [n]
+    cands, refs, prompts = make_pngs(n, args.size, unique=min(n, 16))
+
+    t_first = time.perf_counter()
+    plugin_stream(clip, lp, cands[:1], refs[:1], prompts[:1])
+    _sync(dev)
+    first_s = time.perf_counter() - t_first
+    setup_s = imports_s + build_s + first_s
+
+    gpu = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
+    threads = torch.get_num_threads()
+    print(
+        f"device: {gpu} ({dev}); torch {torch.__version__}; {os.cpu_count()} CPUs, "
+        f"torch threads {threads}; {n} pairs of {args.size}x{args.size} PNGs "
+        f"({statistics.mean(map(len, cands)) / 1e6:.1f} MB each)"
+    )
+    print("weights: RANDOM WEIGHTS — NOT A QUALITY MEASUREMENT (speed and exactness only)")
+    print(
+        f"setup: imports {imports_s:.1f} s + model build {build_s:.1f} s + first call "
+        f"{first_s:.1f} s = {setup_s:.1f} s   (process start to ready: "
+        f"{time.perf_counter() - T0:.1f} s)"
+    )
+
+    results: dict[str, Any] = {
+        "device": gpu,
+        "torch": torch.__version__,
+        "n": n,
+        "size": args.size,
+        "setup_s": {
+            "imports": imports_s,
+            "build": build_s,
+            "first_call": first_s,
+            "total": setup_s,
+        },
+    }
+
+    # ---- end to end, PNG bytes -> both scores ----
+    naive_n = min(n, 16 if dev.type == "cuda" else 4)
+    naive_path(clip, lp, cands[:1], refs[:1], prompts[:1])  # warm-up
+    naive_out: tuple[list[float], list[float]] = ([], [])
+
+    def run_naive() -> None:
+        nonlocal naive_out
+        naive_out = naive_path(clip, lp, cands[:naive_n], refs[:naive_n], prompts[:naive_n])
+
+    default = "plugin default (fp32+TF32)" if dev.type == "cuda" else "plugin default (fp32)"
+    rows: list[tuple[str, str, float]] = []
+    rows.append(
+        (
+            "naive: PIL + open_clip preprocess, fp32",
+            "1 at a time",
+            timed(run_naive, dev) / naive_n * 1e3,
+        )
+    )
+    plugin_stream(clip, lp, cands[:2], refs[:2], prompts[:2])
+    rows.append(
+        (
+            default,
+            "streaming, 1 at a time",
+            timed(lambda: plugin_stream(clip, lp, cands, refs, prompts), dev) / n * 1e3,
+        )
+    )
+    for b in batches:
+        plugin_batched(clip, lp, cands, refs, prompts, b)
+        rows.append(
+            (
+                default,
+                f"batches of {b}",
+                timed(functools.partial(plugin_batched, clip, lp, cands, refs, prompts, b), dev)
+                / n
+                * 1e3,
+            )
+        )
+    default_out = plugin_batched(
+        clip, lp, cands[:naive_n], refs[:naive_n], prompts[:naive_n], batches[-1]
+    )
+    dev_clip = max(abs(a - b) for a, b in zip(default_out[0], naive_out[0], strict=True))
+    dev_lpips = max(abs(a - b) for a, b in zip(default_out[1], naive_out[1], strict=True))
+
+    w = max(len(r[0]) for r in rows)
+    w2 = max(len(r[1]) for r in rows)
+    print(f"\nPNG bytes -> CLIPScore + LPIPS (ms per image; naive over {naive_n} images)")
+    print(f"  {'path':<{w}}  {'mode':<{w2}}  {'ms/image':>9}")
+    for name, mode, ms in rows:
+        print(f"  {name:<{w}}  {mode:<{w2}}  {ms:9.1f}")
+    print(
+        f"  plugin default vs naive reference: max |dCLIPScore| {dev_clip:.1e}, "
+        f"max |dLPIPS| {dev_lpips:.1e}  (bounds: 1e-4, 1e-5)"
+    )
+    results["end_to_end_ms_per_image"] = [{"path": p, "mode": m, "ms": ms} for p, m, ms in rows]
+    results["default_vs_naive"] = {"clip": dev_clip, "lpips": dev_lpips}
+
+    # ---- compute only: numeric choices ----
+    dec_c = decode_pngs(cands)
+    dec_r = decode_pngs(refs)
+    b = 16 if 16 in batches else batches[-1]
+    variants = [
+        ("strict fp32 (no TF32)", "fp32", dev.type == "cuda"),
+        ("fp32+TF32, channels_last (default)", "tf32", dev.type == "cuda"),
+        ("fp32+TF32, contiguous", "tf32", dev.type != "cuda"),
+        ("bf16 autocast, channels_last", "bf16", True),
+    ]
+    if dev.type != "cuda":  # no TF32 on a CPU, and bf16 there is slow: the memory format only
+        variants = [
+            ("fp32, contiguous (default)", "fp32", False),
+            ("fp32, channels_last", "fp32", True),
+        ]
+    strict: tuple[list[float], list[float]] | None = None
+    vrows = []
+    for name, precision, cl in variants:
+        set_variant(clip, lp, precision, cl)
+        compute_only(clip, lp, dec_c[:b], dec_r[:b], prompts[:b], b)  # warm-up
+        t_clip = timed(
+            lambda: [clip.score(dec_c[s : s + b], prompts[s : s + b]) for s in range(0, n, b)],
+            dev,
+            repeat=3,
+        )
+        t_lp = timed(
+            lambda: [lp.distance(dec_c[s : s + b], dec_r[s : s + b]) for s in range(0, n, b)],
+            dev,
+            repeat=3,
+        )
+        out = compute_only(clip, lp, dec_c, dec_r, prompts, b)
+        if strict is None:
+            strict = out
+        dc = max(abs(x - y) for x, y in zip(out[0], strict[0], strict=True))
+        dl = max(abs(x - y) for x, y in zip(out[1], strict[1], strict=True))
+        rl = max(abs(x - y) / max(abs(y), 1e-12) for x, y in zip(out[1], strict[1], strict=True))
+        vrows.append((name, t_clip / n * 1e3, t_lp / n * 1e3, dc, dl, rl))
+    set_variant(clip, lp, "tf32", dev.type == "cuda")
+
+    w = max(len(r[0]) for r in vrows)
+    print(
+        f"\ncompute only, decoded tensors on the host, batches of {b} "
+        "(deviations from the first row)"
+    )
+    print(
+        f"  {'numerics':<{w}}  {'CLIP ms/img':>11}  {'LPIPS ms/pair':>13}  "
+        f"{'max|dCLIP|':>10}  {'max|dLPIPS|':>11}  {'rel dLPIPS':>10}"
+    )
+    for name, tc, tl, dc, dl, rl in vrows:
+        print(f"  {name:<{w}}  {tc:11.2f}  {tl:13.2f}  {dc:10.1e}  {dl:11.1e}  {rl:10.1e}")
+    print(
+        f"\nLegend: ms per image = wall time / images, decode + H2D + compute + results on "
+        f"the host; streaming decodes the candidate and its reference PNG (2 threads) per "
+        f"image; batches decode in the pool ({min(8, os.cpu_count() or 1)} threads). "
+        f"LPIPS distances here are {statistics.mean(strict[1] if strict else [0]):.2f} "
+        f"on average."
+    )
+    results["numerics"] = [
+        {
+            "numerics": r[0],
+            "clip_ms": r[1],
+            "lpips_ms": r[2],
+            "max_dclip": r[3],
+            "max_dlpips": r[4],
+            "max_rel_dlpips": r[5],
+        }
+        for r in vrows
+    ]
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    raise SystemExit(main())
