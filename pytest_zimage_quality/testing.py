@@ -27,6 +27,7 @@ import pytest
 from ._fake.executor import BusyInterval, RunRecord
 from ._fake.fake import FakeComfyUI, FakeComfyUIError
 from ._fake.faults import ExecutionFailure, Faults, RunInfo
+from ._fake.log import RecordedRequest
 from ._fake.models import DEFAULT_MODELS, default_level
 from ._fake.nodes import LOADER_INPUTS, models_for_graphs
 
@@ -38,6 +39,7 @@ __all__ = [
     "FakeComfyUI",
     "FakeComfyUIError",
     "Faults",
+    "RecordedRequest",
     "RunInfo",
     "RunRecord",
     "default_level",

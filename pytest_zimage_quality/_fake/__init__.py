@@ -9,6 +9,9 @@ One responsibility per module, mirroring the parts of a real ComfyUI:
     render      deterministic, cheap PNGs whose drift grows with quantization level
     runtime     what each supported node class computes
     faults      fault injection requested from the test thread
+    files       output/temp/input directories, SaveImage naming, /view lookup
+    models      model folders, quantization levels, broken files, file identity
+    log         the request record
     jobs        the 0.18.1 /api/jobs view over queue and history
     executor    prompt queue, worker thread, node cache, latency, model loads, history
     server      aiohttp routes, WebSocket hub, background thread, request log

@@ -20,11 +20,12 @@ from .compat import VersionProfile
 from .executor import BusyInterval, Executor, RunRecord
 from .faults import Faults
 from .files import FileStore
+from .log import RecordedRequest
 from .models import DEFAULT_MODELS, BrokenStyle, ModelRegistry
 from .nodes import NodeCatalog, models_for_graphs
 
 if TYPE_CHECKING:
-    from .server import FakeServer, RecordedRequest
+    from .server import FakeServer
 
 __all__ = ["FakeComfyUI", "FakeComfyUIError"]
 

@@ -37,6 +37,7 @@ from .executor import Executor, QueueItem
 from .faults import Faults
 from .files import FileStore
 from .jobs import JOB_STATUSES, get_all_jobs, get_job
+from .log import RecordedRequest
 from .models import ModelRegistry
 from .nodes import NodeCatalog
 from .validation import validate_prompt
@@ -54,23 +55,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 class _RealServerCrash(Exception):
     """Raised where real ComfyUI raises too: aiohttp answers 500, nothing is recorded."""
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """One request the fake received."""
-
-    method: str
-    #: the path as requested, ``/api`` prefix included
-    path: str
-    #: the matched route template without the ``/api`` prefix (``/history/{prompt_id}``)
-    route: str
-    query: dict[str, str]
-    #: the parsed JSON body, or None (no body, not JSON, or multipart)
-    json: Any
-    body: bytes
-    headers: dict[str, str]
-    time: float
 
 
 @dataclass(frozen=True)

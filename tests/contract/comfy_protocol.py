@@ -147,6 +147,17 @@ class Socket:
             timeout,
         )
 
+    def drain(self, quiet: float, limit: float = 30.0) -> list[dict[str, Any]]:
+        """Frames already in flight: read until nothing arrives for ``quiet`` seconds."""
+        start = len(self.frames)
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            try:
+                self.recv(timeout=quiet)
+            except TimeoutError:
+                break
+        return self.frames[start:]
+
     def silent(self, timeout: float) -> bool:
         """True if nothing arrives within ``timeout`` seconds."""
         try:

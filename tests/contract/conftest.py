@@ -3,7 +3,8 @@
     ZIMAGE_CONTRACT_HOST=http://127.0.0.1:8188 pytest tests/contract
 
 runs the same protocol checks against a live server (model-free graphs only, so any ComfyUI
-with the built-in ``pixel_space`` VAE works).
+with the built-in ``pixel_space`` VAE works). ``ZIMAGE_CONTRACT_FAKE_VERSION=0.3.64`` makes
+the fake emulate that older version instead of 0.18.1.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pytest_zimage_quality.testing import FakeComfyUI
 from .comfy_protocol import Target, target_at
 
 HOST_ENV = "ZIMAGE_CONTRACT_HOST"
+FAKE_VERSION_ENV = "ZIMAGE_CONTRACT_FAKE_VERSION"
 
 
 def pytest_report_header() -> str:
@@ -35,7 +37,9 @@ def comfy() -> Iterator[Target]:
         with target_at(url.rstrip("/")) as target:
             yield target
         return
-    with FakeComfyUI(models={}, pixel_latency=0.1) as fake, target_at(fake.url) as target:
+    version = os.environ.get(FAKE_VERSION_ENV, "0.18.1")
+    fake_server = FakeComfyUI(models={}, pixel_latency=0.1, version=version)
+    with fake_server as fake, target_at(fake.url) as target:
         target.fake = fake
         yield target
 

@@ -134,7 +134,7 @@ def test_run_message_order_history_and_outputs(comfy: Target) -> None:
         cached,
         outputs={"5", "6"},
         ui_nodes={"5", "6"},
-        progress={"4": 2},
+        progress={"4": 2 if comfy.modern else 5},  # 0.18 throttles to first and last tick
     )
     assert names[4:] == expected
     start = frames[2]["data"]
@@ -576,8 +576,10 @@ def test_reconnect_with_same_client_id_moves_delivery(comfy: Target) -> None:
     comfy.http.post("/interrupt", json={"prompt_id": prompt_id})
     frames = second.until_done(prompt_id)
     assert "execution_interrupted" in tags(frames)
-    # the old socket stays open but gets nothing more, not even broadcast status frames
-    assert first.silent(0.3)
+    # The old socket stays open but gets nothing more, not even broadcast status frames:
+    # what it still reads was sent before the reconnect (0.3.64 sends ~1000 frames/s).
+    late = tags(first.drain(0.3))
+    assert not {"status", "execution_interrupted", "executing(None)"} & set(late), late
 
 
 def test_job_without_client_id_gets_only_broadcast_frames(comfy: Target) -> None:
