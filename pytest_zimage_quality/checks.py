@@ -3,7 +3,8 @@
 - A candidate passes when its CLIPScore >= the reference config's CLIPScore for the same
   prompt and seed minus the tolerance; its LPIPS to that reference image is recorded alongside.
 - A reference passes when its image is sane (decoded, not blank) and its CLIPScore is at least
-  the floor (the study: below 0.20 the image does not match the prompt at all).
+  the floor (the study: below 0.20 the image does not match the prompt at all). With random
+  scorer weights there is no floor: their scores sit on no meaningful absolute scale.
 
 Pure: takes a ``CaseRecord`` and returns the verdict and the message a reviewer reads.
 """
@@ -31,7 +32,7 @@ def check_record(record: CaseRecord, *, blank: bool = False) -> CheckResult:
     """Check one scored case; the message gives every number and the image paths."""
     paths = f"\n  image:     {record.image_path}"
     if record.is_reference:
-        floor = record.clip_floor if record.clip_floor is not None else 0.0
+        floor = record.clip_floor  # None: not applied (random weights have no absolute scale)
         if blank:
             return CheckResult(
                 False,
@@ -39,11 +40,11 @@ def check_record(record: CaseRecord, *, blank: bool = False) -> CheckResult:
                 f"generation produced nothing usable (CLIPScore {_fmt(record.clipscore)}){paths}",
             )
         assert record.clipscore is not None
-        if record.clipscore < floor:
+        if floor is not None and record.clipscore < floor:
             return CheckResult(
                 False,
                 f"{record.case_id}: reference CLIPScore {_fmt(record.clipscore)} is below the floor "
-                f"{_fmt(floor, 2)}: the image does not match its prompt{paths}",
+                f"{floor:.2f}: the image does not match its prompt{paths}",
             )
         return CheckResult(True, "")
     assert record.clipscore is not None

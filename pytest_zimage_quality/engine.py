@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .cache import ImageCache, cache_key
-from .errors import ComfyUIError, ZImageError
+from .errors import ZImageError
 from .scheduler import Generated, HostRunner, Job
 from .scoring import ClipScorerLike, LpipsScorerLike, Scores, ScoringWorker
 from .workflow import graph_hash, model_files
@@ -102,9 +102,19 @@ class Engine:
         self.closed = False
 
     # -- start --------------------------------------------------------------------------
-    def start(self, planned: Sequence[tuple[Suite, Case]]) -> None:
-        """Connect, check model files, plan ``planned`` and start generating."""
-        for suite, _ in planned:
+    def start(
+        self,
+        suites: Sequence[Suite],
+        planned: Sequence[Case],
+        *,
+        before_generating: Callable[[], None] | None = None,
+    ) -> None:
+        """Connect, check every suite's model files, plan ``planned`` and start generating.
+
+        ``before_generating`` runs after the hosts and their model files check out and before
+        anything is submitted (the session checks the scorers' weights there).
+        """
+        for suite in suites:
             self._suites.setdefault(suite.name, suite)
         urls = [host.url for host in self.settings.hosts]
         if self.settings.simulated:
@@ -116,6 +126,8 @@ class Engine:
             client.add_progress_listener(self._on_progress)
         self._assign_hosts(planned)
         self._preflight()
+        if before_generating is not None:
+            before_generating()
         if self.cache is not None:
             self.cache.on_discard = self.notes.put
         if self.settings.refresh:
@@ -141,7 +153,7 @@ class Engine:
             for client in self.clients
         ]
         self.started = True
-        self._enqueue([case for _, case in planned])
+        self._enqueue(planned)
         for runner in self.runners:
             runner.start()
 
@@ -164,14 +176,14 @@ class Engine:
         self.fake.start()
         return str(self.fake.url)
 
-    def _assign_hosts(self, planned: Sequence[tuple[Suite, Case]]) -> None:
+    def _assign_hosts(self, planned: Sequence[Case]) -> None:
         """Pin each config to one host (fewest model loads), balancing cases across hosts."""
         counts: dict[tuple[str, str], int] = {}
         for suite in self._suites.values():
             for config in suite.configs:
                 counts[(suite.name, config.key)] = 0
-        for suite, case in planned:
-            counts[(suite.name, case.config.key)] += 1
+        for case in planned:
+            counts[(case.suite, case.config.key)] += 1
         load = [0] * len(self.clients)
         for key, count in sorted(counts.items(), key=lambda kv: -kv[1]):
             host = min(range(len(load)), key=lambda i: load[i])
@@ -220,6 +232,10 @@ class Engine:
         if memo not in self._model_ids:
             self._model_ids[memo] = self.clients[host].model_identity(folder, name)
         return self._model_ids[memo]
+
+    def request(self, cases: Iterable[Case]) -> None:
+        """Ask for ``cases`` ahead of time (xdist workers look one test ahead)."""
+        self._enqueue([case for case in cases if case.suite in self._suites])
 
     def _enqueue(self, cases: Iterable[Case]) -> None:
         """Plan cases (with the references they need) and hand them to their runners in order."""
@@ -382,7 +398,12 @@ class Engine:
         self.closed = True
         stopped = ZImageError("the run stopped before this case was generated")
         for runner in self.runners:
-            for job in runner.stop(cancel=cancel):
+            try:
+                unsent = runner.stop(cancel=cancel)
+            except Exception as exc:
+                log.warning("zimage: stopping the runner of %s: %s", runner.host, exc)
+                continue
+            for job in unsent:
                 self._on_failed(job, stopped)
         if self.scoring is not None:
             self.scoring.stop()
@@ -393,10 +414,13 @@ class Engine:
         for client in self.clients:
             try:
                 client.close()
-            except ComfyUIError as exc:
+            except Exception as exc:  # closing must never hide the error that got us here
                 log.debug("closing %s: %s", client, exc)
         if self.fake is not None:
-            self.fake.stop()
+            try:
+                self.fake.stop()
+            except Exception as exc:
+                log.warning("zimage: stopping the simulated server: %s", exc)
 
 
 def _decode(data: bytes, name: str) -> Any:

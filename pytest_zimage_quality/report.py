@@ -103,7 +103,7 @@ def _pm(desc: dict[str, Any] | None, digits: int) -> str:
         return "—"
     std = desc.get("std")
     return (
-        f"{desc['mean']:.{digits}f} ± {std:.{digits - 1}f}"
+        f"{desc['mean']:.{digits}f} ± {std:.{digits}f}"
         if std is not None
         else f"{desc['mean']:.{digits}f}"
     )
@@ -197,6 +197,9 @@ def _write_summary(tr: Any, summary: dict[str, Any], session: ZImageSession) -> 
     for line in summary.get("banners", []):
         tr.write_line(line, red=True, bold=True)
     for suite in summary["suites"]:
+        if not any(config["n_scored"] for config in suite["configs"]):
+            tr.write_line(f"suite {suite['name']}: no case was scored", yellow=True)
+            continue
         params = suite["parameters"]
         margin, alpha = params["margin"]["value"], params["alpha"]["value"]
         if verbosity < 0:
@@ -240,7 +243,22 @@ def _write_summary(tr: Any, summary: dict[str, Any], session: ZImageSession) -> 
         if verbosity >= 0:
             _write_legend(tr, suite)
     exit_info = summary["exit"]
-    if exit_info["gate_passed"]:
+    if not exit_info.get("gate_ran", True):
+        tr.write_line(
+            "zimage gate: NO VERDICT — no candidate case was scored against its reference "
+            "(see the errors above, or select candidate configs)",
+            yellow=True,
+            bold=True,
+        )
+    elif not exit_info.get("gate_applied", True):
+        would = "PASSED" if exit_info["gate_passed"] else "FAILED"
+        tr.write_line(
+            f"zimage gate: NOT APPLIED (random weights; with these numbers it would have {would}) "
+            "— the exit status reflects the per-case tests only",
+            yellow=True,
+            bold=True,
+        )
+    elif exit_info["gate_passed"]:
         tr.write_line("zimage gate: PASSED", green=True, bold=True)
     else:
         tr.write_line(f"zimage gate: FAILED — {exit_info['reason']}", red=True, bold=True)

@@ -69,7 +69,8 @@ class Generated:
 class SubmissionClient(Protocol):
     """What a runner needs of a ComfyUI client (comfyui.ComfyUIClient provides it)."""
 
-    base_url: str
+    @property
+    def base_url(self) -> str: ...
 
     def submit(
         self,

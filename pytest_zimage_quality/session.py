@@ -180,14 +180,27 @@ class ZImageSession:
                 load_scorers=self.scorers,
                 cache=ImageCache(self.cache_dir),
             )
-            self._engine = engine
             try:
-                self._check_scorer_weights()
-                engine.start(self._planned)
-            except ZImageError as exc:
-                self._engine_error = exc
+                engine.start(
+                    list(self._suites.values()),
+                    [case for _, case in self._planned],
+                    before_generating=self._check_scorer_weights,
+                )
+            except BaseException as exc:
+                error = (
+                    exc
+                    if isinstance(exc, ZImageError)
+                    else ZImageError(
+                        f"starting the run failed: {type(exc).__name__}: {exc}",
+                        hint="this is a bug in pytest-zimage-quality or its environment; please report it",
+                    )
+                )
+                self._engine_error = error
                 engine.close(cancel=True)
+                if isinstance(exc, ZImageError | Exception):
+                    raise error from exc
                 raise
+            self._engine = engine
         return self._engine
 
     def _check_scorer_weights(self) -> None:
@@ -228,15 +241,18 @@ class ZImageSession:
         try:
             engine = self.engine()
         except ZImageError as exc:
+            error: ZImageError | None = exc
+        else:
+            error = None
+        if error is not None:  # failed outside the except block: no "during handling" chain
+            base = self._base_record(item.suite, item.case)
             item.user_properties.extend(
-                self._base_record(item.suite, item.case)
-                .with_(check="error", message=str(exc))
-                .to_properties()
+                base.with_(check="error", message=str(error)).to_properties()
             )
-            pytest.fail(str(exc), pytrace=False)
+            pytest.fail(str(error), pytrace=False)
         nxt = self._nextitem
         if isinstance(nxt, ZImageItem) and self.is_worker:
-            engine._enqueue([nxt.case])  # look one test ahead so the server never idles
+            engine.request([nxt.case])  # look one test ahead so the server never idles
 
     def outcome(self, suite: Suite, case: Case) -> CaseOutcome:
         engine = self.engine()
@@ -292,7 +308,10 @@ class ZImageSession:
             reference=case.reference,
             role="reference" if case.is_reference else "candidate",
             tolerance=None if case.is_reference else gate.tolerance,
-            clip_floor=gate.clip_floor if case.is_reference else None,
+            # Random weights put CLIPScore on no meaningful absolute scale: no floor then.
+            clip_floor=gate.clip_floor
+            if case.is_reference and not self.settings.random_weights
+            else None,
             expected_fail=case.expected_fail.reason if case.expected_fail else "",
             run_id=self.run_id,
             suite_path=str(suite.path),
@@ -378,7 +397,12 @@ class ZImageSession:
         self.ran_gate = True
         self.report_dir.write_summary(self.summary)
         self._write_html()
-        if not self.summary["exit"]["gate_passed"] and session.exitstatus == pytest.ExitCode.OK:
+        exit_info = self.summary["exit"]
+        if (
+            exit_info["gate_applied"]
+            and not exit_info["gate_passed"]
+            and session.exitstatus == pytest.ExitCode.OK
+        ):
             self.gate_failed = True
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 

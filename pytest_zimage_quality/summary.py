@@ -124,7 +124,7 @@ def _suite_summary(
         rows = by_config[key]
         scored = _scored(rows)
         is_ref = key == reference
-        speed = _speed(rows) if rows else {"median_seconds": None, "n": 0, "source": None}
+        speed: dict[str, Any] = _speed(rows)
         if not is_ref and speed["median_seconds"] and ref_speed["median_seconds"]:
             speed["speedup"] = ref_speed["median_seconds"] / speed["median_seconds"]
         else:
@@ -257,7 +257,12 @@ def exit_decision(suites: Sequence[Mapping[str, Any]], settings: Settings) -> di
         )
     if flagged:
         reasons.append(f"per-prompt drops flagged ({'; '.join(flagged)})")
+    ran = any(config["gate"] is not None for suite in suites for config in suite["configs"])
     return {
+        # Whether any candidate config got a gate result at all (none: nothing to judge).
+        "gate_ran": ran,
+        # Random weights are no quality measurement: the gate is shown, not enforced.
+        "gate_applied": ran and not settings.random_weights,
         "gate_passed": not reasons,
         "failed_configs": failed,
         "inconclusive_configs": inconclusive,

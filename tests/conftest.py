@@ -87,3 +87,28 @@ def copy_example_suite(directory: Path) -> Path:
 @pytest.fixture
 def small_suite(pytester: pytest.Pytester) -> Path:
     return write_small_suite(pytester.path)
+
+
+@pytest.fixture(scope="session")
+def warm_imports() -> None:
+    """Import (and exercise) the heavy stack once in the outer process.
+
+    pytester's in-process runs drop every module first imported during a run; scipy's and
+    torch's lazily imported internals do not survive that and fail on the next run. Importing
+    them here keeps them in pytester's snapshot.
+    """
+    import httpx  # noqa: F401
+    import torch
+    import websockets.sync.client  # noqa: F401
+
+    from pytest_zimage_quality import stats
+    from pytest_zimage_quality.images import decode_png, encode_png
+
+    stats.noninferiority_gate(
+        {"a": [0.3, 0.31], "b": [0.2, 0.22], "c": [0.1, 0.1]},
+        {"a": [0.31, 0.3], "b": [0.21, 0.2], "c": [0.1, 0.12]},
+        margin=0.01,
+    )
+    stats.per_prompt_comparisons({"a": [0.3, 0.31]}, {"a": [0.31, 0.3]})
+    decode_png(encode_png(torch.zeros(3, 4, 4, dtype=torch.uint8)))
+    import jinja2  # noqa: F401

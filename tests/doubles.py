@@ -1,0 +1,75 @@
+"""Scorer doubles for end-to-end tests: deterministic, fast, and sensitive to broken images.
+
+Injected through the plugin's own hooks (``pytest_zimage_make_clip_scorer`` /
+``pytest_zimage_make_lpips_scorer``) in a pytester conftest, exactly as a user would supply
+their own scorers. ``EdgeCLIP`` scores an image lower the more high-frequency energy it has, so
+the fake server's "broken" noise renders score far below its smooth scenes, while scenes of
+one prompt and seed score alike; ``MeanAbsLPIPS`` is the mean absolute pixel difference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+CONFTEST = """
+from tests.doubles import EdgeCLIP, MeanAbsLPIPS
+
+def pytest_zimage_make_clip_scorer(config, settings):
+    return EdgeCLIP()
+
+def pytest_zimage_make_lpips_scorer(config, settings):
+    return MeanAbsLPIPS()
+"""
+
+
+def _tensor(image: Any) -> torch.Tensor:
+    assert isinstance(image, torch.Tensor)
+    assert image.dtype == torch.uint8
+    assert image.ndim == 3
+    return image.to(torch.float32) / 255.0
+
+
+class EdgeCLIP:
+    name = "edge-clip-double"
+    higher_is_better = True
+    random_weights = False
+    weights_identity = "test-double"
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def score(
+        self, images: Sequence[Any], texts: Sequence[str], labels: Sequence[str] | None = None
+    ) -> list[float]:
+        self.calls.append(len(images))
+        scores = []
+        for image, text in zip(images, texts, strict=True):
+            x = _tensor(image)
+            edges = (x[:, 1:, :] - x[:, :-1, :]).abs().mean() + (
+                x[:, :, 1:] - x[:, :, :-1]
+            ).abs().mean()
+            base = 0.30 + 0.05 * (int(hashlib.sha256(text.encode()).hexdigest()[:4], 16) / 0xFFFF)
+            scores.append(float(base - 0.5 * edges))
+        return scores
+
+
+class MeanAbsLPIPS:
+    name = "mean-abs-lpips-double"
+    higher_is_better = False
+    random_weights = False
+    weights_identity = "test-double"
+
+    def distance(
+        self,
+        images_a: Sequence[Any],
+        images_b: Sequence[Any],
+        labels: Sequence[tuple[str, str]] | None = None,
+    ) -> list[float]:
+        return [
+            float((_tensor(a) - _tensor(b)).abs().mean())
+            for a, b in zip(images_a, images_b, strict=True)
+        ]
