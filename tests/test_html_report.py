@@ -560,7 +560,9 @@ def test_banners_are_shown_first_and_in_the_title(tmp_path: Path) -> None:
     assert [b["class"] for b in dom.find("p", "banner")] == ["banner", "banner"]
     text = path.read_text(encoding="utf-8")
     body = text.split("<body>")[1]
-    assert body.lstrip().startswith('<p class="banner" role="alert">SIMULATED — a fake ComfyUI</p>')
+    assert body.lstrip().startswith(
+        '<div class="banners">\n<p class="banner" role="alert">SIMULATED — a fake ComfyUI</p>'
+    )
     assert dom.title.startswith("SIMULATED · RANDOM WEIGHTS · ")
 
 

@@ -38,6 +38,7 @@ from .test_html_report import (
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 SCREENSHOT = REPO / "docs" / "images" / "report-example.png"
 WINDOW = (1400, 2400)
+DOCS_WINDOW = (1400, 3000)
 HOSTILE_SUITE_PROMPT = f'''
 [[prompts]]
 key = "hostile"
@@ -90,12 +91,14 @@ def dump_dom(binary: str, page: Path, workdir: Path) -> DomCounter:
     return parse(run_chromium(binary, workdir, "--dump-dom", page.resolve().as_uri()))
 
 
-def screenshot(binary: str, page: Path, target: Path, workdir: Path) -> Path:
+def screenshot(
+    binary: str, page: Path, target: Path, workdir: Path, window: tuple[int, int] = WINDOW
+) -> Path:
     run_chromium(
         binary,
         workdir,
         f"--screenshot={target}",
-        f"--window-size={WINDOW[0]},{WINDOW[1]}",
+        f"--window-size={window[0]},{window[1]}",
         page.resolve().as_uri(),
     )
     assert target.is_file(), "chromium wrote no screenshot"
@@ -152,8 +155,8 @@ def test_hand_built_report_has_the_tables_and_the_grid(chromium: str, tmp_path: 
 def test_thumbnails_load_from_relative_paths(chromium: str, tmp_path: Path) -> None:
     """Pure-green images must show up in the screenshot (nothing else on the page is green)."""
     report = ReportDir(tmp_path / "report", "run")
-    green = png_bytes((0, 255, 0), size=300)
-    records = make_records(report, prompts=STUDY_PROMPTS[:1], image=lambda *_: green)
+    pure_green = png_bytes((0, 255, 0), size=300)
+    records = make_records(report, prompts=STUDY_PROMPTS[:1], image=lambda *_: pure_green)
     moved = tmp_path / "moved"
     write_html_report(report, make_summary(records), records)
     report.root.rename(moved)  # relative links survive a move, as a CI artifact would
@@ -220,7 +223,8 @@ def test_update_docs_screenshot(chromium: str, pytester: pytest.Pytester, tmp_pa
         f"--zimage-report-dir={report_dir}",
         timeout=900,
     )
-    shot = screenshot(chromium, report_dir / "report.html", tmp_path / "shot.png", tmp_path)
+    page = report_dir / "report.html"
+    shot = screenshot(chromium, page, tmp_path / "shot.png", tmp_path, DOCS_WINDOW)
     with Image.open(shot) as image:
         # 256-colour palette: the page is flat colour and the thumbnails are small
         image.convert("RGB").quantize(256, dither=Image.Dither.NONE).save(SCREENSHOT, optimize=True)
