@@ -31,8 +31,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-T0 = time.perf_counter()
-
 PROMPTS = [
     "photorealistic portrait of a young woman in a coffee shop",
     "close-up photo of a vintage mechanical pocket watch with intricate gears",
@@ -121,13 +119,27 @@ def naive_path(
 
 
 def plugin_stream(
-    clip: Any, lp: Any, cands: Sequence[bytes], refs: Sequence[bytes], prompts: Sequence[str]
+    clip: Any,
+    lp: Any,
+    cands: Sequence[bytes],
+    refs: Sequence[bytes],
+    prompts: Sequence[str],
+    ref_cache: dict[bytes, Any] | None = None,
 ) -> tuple[list[float], list[float]]:
-    from pytest_zimage_quality.images import decode_pngs
+    """One image at a time: decode (candidate and reference in parallel), move each image to
+    the device once, both scores. With ``ref_cache`` the reference is decoded once and kept
+    on the device, as the plugin's scoring stage keeps it for all configs of a prompt+seed."""
+    from pytest_zimage_quality.images import decode_png, decode_pngs
 
+    dev = clip.device
     cs, ds = [], []
     for c, r, p in zip(cands, refs, prompts, strict=True):
-        cand, ref = decode_pngs([c, r])
+        if ref_cache is None:
+            cand, ref = (t.to(dev) for t in decode_pngs([c, r]))
+        else:
+            if r not in ref_cache:
+                ref_cache[r] = decode_png(r).to(dev)
+            cand, ref = decode_png(c).to(dev), ref_cache[r]
         cs.extend(clip.score([cand], [p]))
         ds.extend(lp.distance([cand], [ref]))
     return cs, ds
@@ -145,7 +157,9 @@ def plugin_batched(
 
     cs, ds = [], []
     for s in range(0, len(cands), batch):
-        imgs = decode_pngs([*cands[s : s + batch], *refs[s : s + batch]])
+        imgs = [
+            t.to(clip.device) for t in decode_pngs([*cands[s : s + batch], *refs[s : s + batch]])
+        ]
         k = len(imgs) // 2
         cs.extend(clip.score(imgs[:k], prompts[s : s + batch]))
         ds.extend(lp.distance(imgs[:k], imgs[k:]))
@@ -194,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
     import torchvision  # noqa: F401
 
-    from pytest_zimage_quality.images import decode_pngs
+    from pytest_zimage_quality.images import decode_png, decode_pngs
     from pytest_zimage_quality.scorers import CLIPScorer, LPIPSScorer, resolve_device
 
     imports_s = time.perf_counter() - t_imp
@@ -225,9 +239,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("weights: RANDOM WEIGHTS — NOT A QUALITY MEASUREMENT (speed and exactness only)")
     print(
         f"setup: imports {imports_s:.1f} s + model build {build_s:.1f} s + first call "
-        f"{first_s:.1f} s = {setup_s:.1f} s   (process start to ready: "
-        f"{time.perf_counter() - T0:.1f} s)"
+        f"{first_s:.1f} s = {setup_s:.1f} s"
     )
+    one = timed(lambda: [decode_png(c) for c in cands[:8]], dev) / 8 * 1e3
+    two = (
+        timed(lambda: [decode_pngs([c, r]) for c, r in zip(cands[:8], refs[:8], strict=True)], dev)
+        / 8
+        * 1e3
+    )
+    print(f"PNG decode: {one:.1f} ms per image on one thread; a pair in parallel: {two:.1f} ms")
+    c0, r0 = decode_png(cands[0]).to(dev), decode_png(refs[0]).to(dev)
+    clip.score([c0], prompts[:1])
+    t_c = timed(lambda: clip.score([c0], prompts[:1]), dev, repeat=10) * 1e3
+    t_l = timed(lambda: lp.distance([c0], [r0]), dev, repeat=10) * 1e3
+    print(f"one image already on the device: CLIPScore {t_c:.1f} ms, LPIPS {t_l:.1f} ms")
 
     results: dict[str, Any] = {
         "device": gpu,
@@ -251,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         nonlocal naive_out
         naive_out = naive_path(clip, lp, cands[:naive_n], refs[:naive_n], prompts[:naive_n])
 
-    default = "plugin default (fp32+TF32)" if dev.type == "cuda" else "plugin default (fp32)"
+    default = "plugin default (strict fp32)"
     rows: list[tuple[str, str, float]] = []
     rows.append(
         (
@@ -264,8 +289,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows.append(
         (
             default,
-            "streaming, 1 at a time",
+            "streaming, both PNGs decoded",
             timed(lambda: plugin_stream(clip, lp, cands, refs, prompts), dev) / n * 1e3,
+        )
+    )
+    cache: dict[bytes, Any] = {}
+    plugin_stream(clip, lp, cands, refs, prompts, cache)  # fills the reference cache
+    rows.append(
+        (
+            default,
+            "streaming, reference on device",
+            timed(lambda: plugin_stream(clip, lp, cands, refs, prompts, cache), dev) / n * 1e3,
         )
     )
     for b in batches:
@@ -303,9 +337,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     dec_r = decode_pngs(refs)
     b = 16 if 16 in batches else batches[-1]
     variants = [
-        ("strict fp32 (no TF32)", "fp32", dev.type == "cuda"),
-        ("fp32+TF32, channels_last (default)", "tf32", dev.type == "cuda"),
-        ("fp32+TF32, contiguous", "tf32", dev.type != "cuda"),
+        ("strict fp32, channels_last (default)", "fp32", True),
+        ("strict fp32, contiguous", "fp32", False),
+        ("fp32+TF32, channels_last", "tf32", True),
+        ("fp32+TF32, contiguous", "tf32", False),
         ("bf16 autocast, channels_last", "bf16", True),
     ]
     if dev.type != "cuda":  # no TF32 on a CPU, and bf16 there is slow: the memory format only
@@ -335,7 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         dl = max(abs(x - y) for x, y in zip(out[1], strict[1], strict=True))
         rl = max(abs(x - y) / max(abs(y), 1e-12) for x, y in zip(out[1], strict[1], strict=True))
         vrows.append((name, t_clip / n * 1e3, t_lp / n * 1e3, dc, dl, rl))
-    set_variant(clip, lp, "tf32", dev.type == "cuda")
+    set_variant(clip, lp, "fp32", dev.type == "cuda")
 
     w = max(len(r[0]) for r in vrows)
     print(
@@ -349,11 +384,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, tc, tl, dc, dl, rl in vrows:
         print(f"  {name:<{w}}  {tc:11.2f}  {tl:13.2f}  {dc:10.1e}  {dl:11.1e}  {rl:10.1e}")
     print(
-        f"\nLegend: ms per image = wall time / images, decode + H2D + compute + results on "
-        f"the host; streaming decodes the candidate and its reference PNG (2 threads) per "
-        f"image; batches decode in the pool ({min(8, os.cpu_count() or 1)} threads). "
-        f"LPIPS distances here are {statistics.mean(strict[1] if strict else [0]):.2f} "
-        f"on average."
+        f"\nLegend: ms per image = wall time / images: PNG decode + host-to-device copy + "
+        "compute + results back on the host. Streaming decodes the candidate and its "
+        "reference PNG in parallel per image (or only the candidate when the reference is "
+        "already on the device, as in the plugin); batches decode in the pool "
+        f"({min(16, os.cpu_count() or 1)} threads). Each decoded image moves to the device "
+        "once and serves both scorers. Compute-only rows start from decoded host tensors. "
+        f"LPIPS distances here average {statistics.mean(strict[1] if strict else [0]):.2f}."
     )
     results["numerics"] = [
         {

@@ -55,7 +55,7 @@ _decoder: Callable[[Any], Any] | None = None
 
 
 def _default_workers() -> int:
-    return max(1, min(8, os.cpu_count() or 1))
+    return max(1, min(16, os.cpu_count() or 1))
 
 
 def _pool() -> ThreadPoolExecutor:
@@ -150,7 +150,7 @@ def decode_pngs(
     """Decode many PNGs in a thread pool; results in input order.
 
     The first image that fails raises its :class:`ImageDecodeError` (naming it).
-    ``max_workers`` of ``None`` uses a shared pool of ``min(8, cpu_count)`` threads.
+    ``max_workers`` of ``None`` uses a shared pool of ``min(16, cpu_count)`` threads.
     """
     if labels is not None and len(labels) != len(datas):
         raise ValueError(f"{len(labels)} labels for {len(datas)} images")

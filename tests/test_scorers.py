@@ -3,7 +3,7 @@
 Random weights run exactly the code that pretrained weights run, so "the batched device path
 equals open_clip's preprocess + encode_* / lpips.LPIPS.forward" is proven here without any
 download. Every test runs on the CPU; where CUDA is available the scorer tests also run on
-``cuda`` with the scorers' default numerics (fp32, TF32 allowed).
+``cuda`` with the scorers' default numerics (strict fp32).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -210,27 +209,11 @@ def test_clip_preprocess_is_pil_exact(clip: CLIPScorer) -> None:
         assert diff <= tol, f"{name}: preprocess differs from open_clip's by {diff}"
 
 
-@contextmanager
-def _numerics(scorer: CLIPScorer | LPIPSScorer, numerics: str) -> Iterator[None]:
-    """Run a scorer with its default numerics, or strict fp32 (only differs on CUDA)."""
-    if numerics == "fp32" and scorer.device.type != "cuda":
-        pytest.skip("strict fp32 is what the default is off CUDA")
-    saved = scorer.precision
-    if numerics == "fp32":
-        scorer.precision = "fp32"
-    try:
-        yield
-    finally:
-        scorer.precision = saved
-
-
-@pytest.mark.parametrize("numerics", ["default", "fp32"])
-def test_clip_batched_matches_open_clip_reference(clip: CLIPScorer, numerics: str) -> None:
+def test_clip_batched_matches_open_clip_reference(clip: CLIPScorer) -> None:
     model, preprocess, tokenizer = _reference_clip(clip)
     images = SCORE_IMAGES[clip.device.type]
     texts = [PROMPTS[i % len(PROMPTS)] for i in range(len(images))]
-    with _numerics(clip, numerics):
-        got = clip.score([t for _, t in images], texts, [n for n, _ in images])
+    got = clip.score([t for _, t in images], texts, [n for n, _ in images])
     worst = 0.0
     text_emb: dict[str, torch.Tensor] = {}
     for (name, t), text, g in zip(images, texts, got, strict=True):
@@ -244,11 +227,10 @@ def test_clip_batched_matches_open_clip_reference(clip: CLIPScorer, numerics: st
             ref = float((ie * te).sum())
         worst = max(worst, abs(g - ref))
         assert abs(g - ref) <= CLIP_TOL, f"{name}: {g} vs reference {ref}"
-    print(f"CLIPScore max |batched - reference| on {clip.device}, {numerics}: {worst:.2e}")
+    print(f"CLIPScore max |batched - reference| on {clip.device}: {worst:.2e}")
 
 
-@pytest.mark.parametrize("numerics", ["default", "fp32"])
-def test_lpips_batched_matches_lpips_forward(lp: LPIPSScorer, numerics: str) -> None:
+def test_lpips_batched_matches_lpips_forward(lp: LPIPSScorer) -> None:
     ref_model = _reference_lpips(lp)
     pairs = []
     images = SCORE_IMAGES[lp.device.type]
@@ -263,10 +245,9 @@ def test_lpips_batched_matches_lpips_forward(lp: LPIPSScorer, numerics: str) -> 
         # else the same kind of picture, another seed: 0-0.25, like near-identical renders
         other = make_image(kind, t.shape[1], t.shape[2], seed=100 + i)
         pairs.append((name, t, other))
-    with _numerics(lp, numerics):
-        got = lp.distance(
-            [p[1] for p in pairs], [p[2] for p in pairs], [(p[0], "other") for p in pairs]
-        )
+    got = lp.distance(
+        [p[1] for p in pairs], [p[2] for p in pairs], [(p[0], "other") for p in pairs]
+    )
     worst = 0.0
     for (name, a, b), g in zip(pairs, got, strict=True):
         ta = lpips.im2tensor(a.permute(1, 2, 0).numpy()).to(lp.device)
@@ -275,7 +256,7 @@ def test_lpips_batched_matches_lpips_forward(lp: LPIPSScorer, numerics: str) -> 
             ref = float(ref_model(ta, tb).reshape(()))
         worst = max(worst, abs(g - ref))
         assert abs(g - ref) <= LPIPS_TOL, f"{name}: {g} vs reference {ref}"
-    print(f"LPIPS max |batched - reference| on {lp.device}, {numerics}: {worst:.2e}")
+    print(f"LPIPS max |batched - reference| on {lp.device}: {worst:.2e}")
 
 
 def test_reference_methods_agree_with_fast_path(clip: CLIPScorer, lp: LPIPSScorer) -> None:
@@ -295,7 +276,7 @@ def test_clip_batch_equals_one_by_one(clip: CLIPScorer) -> None:
     texts = [PROMPTS[i % 3] for i in range(len(imgs))]
     batched = clip.score(imgs, texts)
     single = [clip.score_one(im, tx) for im, tx in zip(imgs, texts, strict=True)]
-    np.testing.assert_allclose(batched, single, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(batched, single, atol=CLIP_TOL, rtol=0)
 
 
 def test_lpips_batch_equals_one_by_one(lp: LPIPSScorer) -> None:
@@ -305,7 +286,7 @@ def test_lpips_batch_equals_one_by_one(lp: LPIPSScorer) -> None:
     mixed_b = [*b[:5], make_image("noise", 96, 96, 2), *b[5:]]
     batched = lp.distance(mixed_a, mixed_b)
     single = [lp.distance_one(x, y) for x, y in zip(mixed_a, mixed_b, strict=True)]
-    np.testing.assert_allclose(batched, single, atol=2e-6, rtol=0)
+    np.testing.assert_allclose(batched, single, atol=LPIPS_TOL, rtol=0)
 
 
 def test_inputs_as_png_bytes_and_pil_give_the_same_scores(
