@@ -1538,8 +1538,13 @@ class ComfyUIClient:
         return job.completion
 
     def _time_out(self, job: _Job, limit: float) -> None:
-        pid = job.prompt_id
+        """Settle ``job`` as timed out (before the interrupt's own frames can settle it as
+        interrupted), then remove it from the server; raises unless it finished just now."""
+        pid, host = job.prompt_id, self.host
+        notes: list[str] = []
         with self._cond:
+            if job.done:
+                return
             if job.started_at is None:
                 state = "it was still queued"
             elif job.current_node is not None:
@@ -1549,26 +1554,23 @@ class ComfyUIClient:
                 state = f"it was running node {job.current_node}{cls}"
             else:
                 state = "it was running"
-        note = "; it was removed from the server's queue"
+
+            def timed_out() -> ComfyUIError:
+                return GenerationTimeoutError(
+                    f"prompt {pid} did not finish within {limit:g} s on {host} ({state})"
+                    + "".join(notes),
+                    host=host,
+                )
+
+            job.failure = timed_out
+            self._cond.notify_all()
         if job.owned:
             try:
                 self._cancel_on_server([pid])
             except ComfyUIError as exc:
-                note = f"; removing it from the server failed too: {exc.message}"
-        else:
-            note = ""
-        host = self.host
-
-        def timed_out() -> ComfyUIError:
-            return GenerationTimeoutError(
-                f"prompt {pid} did not finish within {limit:g} s on {host} ({state}){note}",
-                host=host,
-            )
-
-        with self._cond:
-            if not job.done:
-                job.failure = timed_out
-            self._cond.notify_all()
+                notes.append(f"; removing it from the server failed too: {exc.message}")
+            else:
+                notes.append("; it was removed from the server's queue")
         self._outcome(job)
 
     # -- images ----------------------------------------------------------------------------
