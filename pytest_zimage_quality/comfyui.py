@@ -250,6 +250,7 @@ class _Job:
     interrupted: dict[str, Any] | None = None
     finished_ws: bool = False  # executing(null) seen
     gap: bool = False  # the socket dropped while this prompt was in flight
+    deleted: bool = False  # this client asked the server to delete it from the queue
     confirm_needed: bool = False  # ask the server (history/queue) at the next chance
     next_poll: float = 0.0
     next_confirm: float = 0.0
@@ -298,6 +299,11 @@ def _combo_options(spec: object) -> list[Any] | None:
         if isinstance(options, list) and not spec[1].get("multiselect"):
             return options
     return None
+
+
+def _config(label: str) -> str:
+    """``config 'nvfp4'`` for a bare label; a label that says what it is stays as it is."""
+    return label if label.lower().startswith(("config", "suite")) else f"config {label!r}"
 
 
 def _excerpt(text: str, width: int = 300) -> str:
@@ -362,7 +368,11 @@ class ComfyUIClient:
         if "://" not in url:
             url = "http://" + url
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if parts.scheme not in ("http", "https") or not parts.hostname or port == -1:
             raise ComfyUIUnreachableError(
                 f"{base_url!r} is not a ComfyUI address (expected http(s)://host:port)",
                 host=base_url,
@@ -370,8 +380,8 @@ class ComfyUIClient:
             )
         path = parts.path.rstrip("/")
         netloc = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-        if parts.port is not None:
-            netloc += f":{parts.port}"
+        if port is not None:
+            netloc += f":{port}"
         #: The base URL without credentials: what every message names.
         self.host = urlunsplit((parts.scheme, netloc, path, "", ""))
         self._base = self.host
@@ -767,11 +777,11 @@ class ComfyUIClient:
             for node_id, node in graph.items():
                 cls = node.get("class_type") if isinstance(node, Mapping) else None
                 if not isinstance(cls, str):
-                    unknown.append(f"config {label!r}: node {node_id} has no class_type")
+                    unknown.append(f"{_config(label)}: node {node_id} has no class_type")
                     continue
                 spec = specs.get(cls)
                 if spec is None:
-                    unknown.append(f"config {label!r}: node {node_id} uses class {cls!r}")
+                    unknown.append(f"{_config(label)}: node {node_id} uses class {cls!r}")
                     continue
                 declared: dict[str, Any] = {}
                 for group in ("required", "optional"):
@@ -806,7 +816,7 @@ class ComfyUIClient:
                         )
                     else:
                         invalid.append(
-                            f"config {label!r}: node {node_id} ({cls}) input {name} = "
+                            f"{_config(label)}: node {node_id} ({cls}) input {name} = "
                             f"{value!r} is not one of the server's options {_list_some(options)}"
                         )
         if unknown:
@@ -828,7 +838,7 @@ class ComfyUIClient:
                 )
                 have = f" (server has: {m['available']})" if m["available"] else " (folder empty)"
                 lines.append(
-                    f"config {m['config']!r}: node {m['node']} ({m['class_type']}) "
+                    f"{_config(m['config'])}: node {m['node']} ({m['class_type']}) "
                     f"{m['input']} = {m['file']!r}: copy it into {where}{have}"
                 )
             also = ("\n  also: " + "\n  also: ".join(invalid)) if invalid else ""
@@ -910,6 +920,7 @@ class ComfyUIClient:
                 job = self._jobs.get(pid)
                 if job is not None and not job.done:
                     job.confirm_needed = True
+                    job.deleted = True
             self._cond.notify_all()
 
     def _cancel_on_server(self, prompt_ids: Sequence[str]) -> None:
@@ -1452,7 +1463,9 @@ class ComfyUIClient:
                         if not job.done:
                             job.failure = self._cancelled(
                                 pid,
-                                "it is neither queued nor in the server's history "
+                                "this client deleted it from the queue"
+                                if job.deleted
+                                else "it is neither queued nor in the server's history "
                                 "(deleted from the queue by someone, or the server restarted)",
                             )
                         self._cond.notify_all()

@@ -448,9 +448,16 @@ def test_credentials_in_the_url_become_basic_auth_and_stay_hidden(mock: MockComf
     assert request.headers["authorization"] == httpx.BasicAuth("user", "p@ss")._auth_header
 
 
-def test_bad_base_url_is_refused() -> None:
+@pytest.mark.parametrize("url", ["ftp://comfy.test", "http://comfy.test:notaport", "http://"])
+def test_bad_base_url_is_refused(url: str) -> None:
     with pytest.raises(ComfyUIUnreachableError, match="not a ComfyUI address"):
-        ComfyUIClient("ftp://comfy.test", use_websocket=False)
+        ComfyUIClient(url, use_websocket=False)
+
+
+def test_host_port_without_scheme_means_http(mock: MockComfy) -> None:
+    with make_client(mock, base_url="comfy.test:8188") as client:
+        assert client.host == HOST
+        assert client.base_url == HOST
 
 
 # ---------------------------------------------------------------------------------------
@@ -829,11 +836,14 @@ def test_cancel_all_touches_only_our_prompts(mock: MockComfy, client: ComfyUICli
 def test_delete_pending_and_interrupt_target_our_ids(
     mock: MockComfy, client: ComfyUIClient
 ) -> None:
+    mock.auto_finish_after = None
     pid = client.submit(run_graph())
     client.delete_pending([pid])
     client.interrupt(pid)
     assert mock.bodies("POST", "/queue") == [{"delete": [pid]}]
     assert mock.bodies("POST", "/interrupt") == [{"prompt_id": pid}]
+    with pytest.raises(GenerationInterruptedError, match="this client deleted it from the queue"):
+        client.wait(pid)
 
 
 # ---------------------------------------------------------------------------------------
@@ -992,6 +1002,15 @@ def test_check_graphs_lists_every_missing_model_file(
     # one /object_info request per class, whatever the number of graphs
     paths = [r.url.path for r in mock.calls("GET")]
     assert len(paths) == len(set(paths)) == len({n["class_type"] for n in bf16.values()})
+
+
+def test_check_graphs_keeps_labels_that_say_what_they_are(
+    mock: MockComfy, client: ComfyUIClient
+) -> None:
+    serve_object_info(mock)
+    with pytest.raises(ModelFilesMissingError) as info:
+        client.check_graphs({"config BF16": zimage_graph()})
+    assert "\n  config BF16: node 28 (UNETLoader) unet_name = " in str(info.value)
 
 
 def test_check_graphs_passes_when_everything_is_there(
