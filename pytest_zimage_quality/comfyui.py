@@ -40,6 +40,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
@@ -318,6 +319,18 @@ def _list_some(values: Sequence[object], limit: int = 8) -> str:
     return f"[{shown}]"
 
 
+def _ssl_context(verify: bool | str | ssl.SSLContext) -> ssl.SSLContext:
+    """The TLS context for ``verify_tls``: a context as given, a CA file or directory, or
+    the default trust store (certifi, as httpx uses), or no verification at all."""
+    if isinstance(verify, ssl.SSLContext):
+        return verify
+    if isinstance(verify, str):
+        if Path(verify).is_dir():
+            return ssl.create_default_context(capath=verify)
+        return ssl.create_default_context(cafile=verify)
+    return httpx.create_ssl_context(verify=verify)
+
+
 def _is_tls_error(exc: BaseException) -> bool:
     seen: BaseException | None = exc
     for _ in range(6):
@@ -408,15 +421,15 @@ class ComfyUIClient:
         self._poll_interval = max(0.01, float(poll_interval))
         self._confirm_interval = max(0.05, float(confirm_interval))
         self._use_websocket = use_websocket
-        self._ssl: ssl.SSLContext | None = None
-        verify: bool | str | ssl.SSLContext = verify_tls
-        if parts.scheme == "https" and transport is None:
-            self._ssl = (
-                verify_tls
-                if isinstance(verify_tls, ssl.SSLContext)
-                else httpx.create_ssl_context(verify=verify_tls)
-            )
-            verify = self._ssl
+        # one TLS context for HTTP and the WebSocket
+        try:
+            self._ssl = _ssl_context(verify_tls) if parts.scheme == "https" else None
+        except (OSError, ssl.SSLError) as exc:
+            raise ComfyUIUnreachableError(
+                f"cannot use the TLS certificates {verify_tls!r} for {self.host}: {exc}",
+                host=self.host,
+                hint="verify_tls takes True, False, a CA bundle file or a CA directory",
+            ) from exc
         request_headers = list(self._headers)
         if not any(name.lower() == "user-agent" for name in self._header_names):
             request_headers.append(("User-Agent", "pytest-zimage-quality"))
@@ -426,7 +439,7 @@ class ComfyUIClient:
             headers=request_headers,
             timeout=httpx.Timeout(self._http_timeout, connect=min(10.0, self._http_timeout)),
             transport=transport,
-            verify=verify,
+            verify=self._ssl if self._ssl is not None else True,
             follow_redirects=False,
         )
         self._cond = threading.Condition()

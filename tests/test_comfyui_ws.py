@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import struct
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,6 +25,7 @@ from websockets.sync.server import Server, ServerConnection, serve
 from pytest_zimage_quality._ws import LatestValueRelay, binary_event
 from pytest_zimage_quality.comfyui import ComfyUIClient, ImageRef, Progress
 from pytest_zimage_quality.errors import (
+    ComfyUIUnreachableError,
     GenerationFailedError,
     GenerationInterruptedError,
     GenerationTimeoutError,
@@ -32,6 +35,7 @@ from tests.test_comfyui_client import (
     VERSIONS,
     MockComfy,
     png_bytes,
+    recorded,
     rename,
     run_graph,
     transcript,
@@ -39,18 +43,46 @@ from tests.test_comfyui_client import (
 
 Frame = dict[str, Any] | bytes
 
+#: A self-signed certificate for 127.0.0.1 (valid 2000-2100) and its key, for TLS tests only.
+TEST_CERT = """\
+-----BEGIN CERTIFICATE-----
+MIIBdzCCAR2gAwIBAgIBATAKBggqhkjOPQQDAjAUMRIwEAYDVQQDDAkxMjcuMC4w
+LjEwIBcNMDAwMTAxMDAwMDAwWhgPMjEwMDAxMDEwMDAwMDBaMBQxEjAQBgNVBAMM
+CTEyNy4wLjAuMTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABNc212fkYi4zhifB
+nSYNCtwP2LL7NzZeNXwyi9OyqdmRlVQp1eGHU7DsAoBpYQye+n5frpjayL8w1Fhv
+2B7BWjijXjBcMA8GA1UdEwEB/wQFMAMBAf8wGgYDVR0RBBMwEYcEfwAAAYIJbG9j
+YWxob3N0MA4GA1UdDwEB/wQEAwIChDAdBgNVHQ4EFgQU5hOi9bDWkKSlrP96aRGZ
+XGuKkw4wCgYIKoZIzj0EAwIDSAAwRQIhAOr40Yh/y76aw7njje6vTYpsqPhGbbxR
+30ynGfyJzCarAiBfHyqXFG3RQwmtZ7ej2r4Ip+Xx3N/kE6DYbUs7KyAGIA==
+-----END CERTIFICATE-----
+"""
+TEST_KEY = """\
+-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgKD/GqxlhRt2XpGmi
+b7fSdybw0PfXkbUbS1eerFmXAuahRANCAATXNtdn5GIuM4YnwZ0mDQrcD9iy+zc2
+XjV8MovTsqnZkZVUKdXhh1Ow7AKAaWEMnvp+X66Y2si/MNRYb9gewVo4
+-----END PRIVATE KEY-----
+"""
+
 
 class ScriptedSocket:
     """A ``/ws`` endpoint on a free loopback port that the test drives frame by frame."""
 
-    def __init__(self) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
         self.cond = threading.Condition()
         self.connections: list[ServerConnection] = []
         self.client_ids: list[str] = []
         self.headers: list[dict[str, str]] = []
         self.refuse = False
+        #: plain HTTP GETs answered on the same port: path -> JSON body
+        self.http: dict[str, Any] = {}
         self.server: Server = serve(
-            self._handle, "127.0.0.1", 0, process_request=self._process, compression=None
+            self._handle,
+            "127.0.0.1",
+            0,
+            process_request=self._process,
+            compression=None,
+            ssl=ssl_context,
         )
         self.port: int = self.server.socket.getsockname()[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -59,6 +91,14 @@ class ScriptedSocket:
     def _process(self, connection: ServerConnection, request: Request) -> Response | None:
         with self.cond:
             self.headers.append({k.lower(): v for k, v in request.headers.raw_items()})
+        if "upgrade" not in {k.lower() for k in request.headers}:
+            path = urlsplit(request.path).path
+            if path not in self.http:
+                return connection.respond(404, "")
+            response = connection.respond(200, json.dumps(self.http[path]))
+            del response.headers["Content-Type"]
+            response.headers["Content-Type"] = "application/json"
+            return response
         if self.refuse:
             return connection.respond(403, "no websockets here\n")
         return None
@@ -472,3 +512,49 @@ def test_headers_go_with_the_websocket_handshake(mock: MockComfy, ws: ScriptedSo
     assert ws.headers[0]["authorization"] == SECRET
     assert ws.headers[0]["x-team"] == "qa"
     assert all(r.headers["authorization"] == SECRET for r in mock.requests)
+
+
+# ---------------------------------------------------------------------------------------
+# https and wss
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[ScriptedSocket, Path]]:
+    (tmp_path / "cert.pem").write_text(TEST_CERT)
+    (tmp_path / "key.pem").write_text(TEST_KEY)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    server = ScriptedSocket(ssl_context=context)
+    server.http["/system_stats"] = recorded(
+        "v0.18.1", "01_system_and_idle_state", "GET", "/system_stats"
+    )["json"]
+    yield server, tmp_path / "cert.pem"
+    server.close()
+
+
+def test_https_and_wss_with_the_hosts_ca(tls_server: tuple[ScriptedSocket, Path]) -> None:
+    server, cafile = tls_server
+    url = f"https://127.0.0.1:{server.port}"
+    with ComfyUIClient(url, verify_tls=str(cafile), headers=[("Authorization", SECRET)]) as client:
+        assert client.connect().comfyui_version == "0.18.1"
+        assert client.uses_websocket  # wss:// with the same TLS settings
+    assert server.client_ids == [client.client_id]
+    assert server.headers[-1]["authorization"] == SECRET
+
+
+def test_https_with_an_untrusted_certificate(tls_server: tuple[ScriptedSocket, Path]) -> None:
+    server, _ = tls_server
+    url = f"https://127.0.0.1:{server.port}"
+    with ComfyUIClient(url, backoff=0.0) as client, pytest.raises(ComfyUIUnreachableError) as info:
+        client.connect()
+    assert f"the TLS handshake with {url} failed" in str(info.value)
+    assert "verify_tls" in info.value.hint
+    with ComfyUIClient(url, verify_tls=False) as insecure:
+        assert insecure.connect().comfyui_version == "0.18.1"
+        assert insecure.uses_websocket
+
+
+def test_unreadable_ca_bundle_is_named(tmp_path: Path) -> None:
+    missing = str(tmp_path / "nope.pem")
+    with pytest.raises(ComfyUIUnreachableError, match="cannot use the TLS certificates"):
+        ComfyUIClient("https://127.0.0.1:1", verify_tls=missing)
