@@ -667,7 +667,8 @@ class CLIPScorer:
         self.weights_path = weights_path
         self.weights_identity = weights_identity
         self.random_weights = weights_identity == RANDOM
-        self.precision = precision
+        self._text_cache: dict[str, torch.Tensor] = {}
+        self._precision = precision
         self.batch_size = batch_size
         self.reference_transform = reference_transform
         cfg = dict(getattr(network.visual, "preprocess_cfg", {}) or {})
@@ -696,11 +697,24 @@ class CLIPScorer:
         self._mean = torch.as_tensor(mean, dtype=torch.float32, device=device).view(-1, 1, 1)
         self._std = torch.as_tensor(std, dtype=torch.float32, device=device).view(-1, 1, 1)
         self.context_length = int(getattr(tokenizer, "context_length", 77) or 77)
-        self._text_cache: dict[str, torch.Tensor] = {}
         self._matrices: dict[tuple[int, int, int, int], torch.Tensor] = {}
         self._lock = threading.RLock()
         #: How many prompts went through the text encoder (each prompt once per scorer).
         self.text_encodes = 0
+
+    @property
+    def precision(self) -> str:
+        """``fp32`` (default), ``tf32`` or ``bf16``; changing it drops the cached prompts,
+        which were encoded with the old numerics."""
+        return self._precision
+
+    @precision.setter
+    def precision(self, value: str) -> None:
+        if value not in PRECISIONS:
+            raise ScorerError(f"precision {value!r} is not one of {', '.join(PRECISIONS)}")
+        if value != self._precision:
+            self.clear_text_cache()
+        self._precision = value
 
     # ---------------------------------------------------------------- construction
 
@@ -1086,7 +1100,7 @@ class LPIPSScorer:
         self.random_weights = weights_identity == RANDOM
         self.precision = precision
         self.batch_size = batch_size
-        self.channels_last = device.type == "cuda" if channels_last is None else channels_last
+        self.channels_last = True if channels_last is None else channels_last
         if self.channels_last:
             self.network = self.network.to(memory_format=torch.channels_last)
 
@@ -1109,7 +1123,7 @@ class LPIPSScorer:
         cache (see :func:`resolve_lpips_weights`); they are loaded without any network
         access. ``random_weights=True`` leaves the trunk randomly initialised from a fixed
         seed (``lpips.LPIPS(pnet_rand=True)``): dry runs and tests only.
-        ``channels_last=None`` means on for CUDA, off elsewhere.
+        ``channels_last=None`` means on (measured faster on an H100 and on a 16-core CPU).
         """
         lpips = _import("lpips")
         dev = resolve_device(device)

@@ -323,6 +323,14 @@ def test_text_embedding_computed_once_per_prompt(clip_cpu: CLIPScorer) -> None:
         assert clip_cpu.text_encodes - before == 2
         assert torch.equal(first, second)
         torch.testing.assert_close(first[0], first[2], atol=0, rtol=0)
+        clip_cpu.precision = "bf16"  # other numerics: the cached prompts are stale
+        clip_cpu.embed_texts(["a cat"])
+        assert calls == [2, 1]
+        clip_cpu.precision = "fp32"
+        clip_cpu.embed_texts(["a cat"])
+        assert calls == [2, 1, 1]
+        with pytest.raises(ScorerError, match="precision"):
+            clip_cpu.precision = "fp16"
     finally:
         del clip_cpu.network.encode_text
 
