@@ -514,5 +514,8 @@ def test_fixtures_via_pytester(pytester: pytest.Pytester) -> None:
             assert new.image_latency == 0.01
         """
     )
-    result = pytester.runpytest("-p", "pytest_zimage_quality.testing", "-p", "no:randomly")
+    # the plugin proper is left out: this checks the fixtures alone
+    result = pytester.runpytest(
+        "-p", "pytest_zimage_quality.testing", "-p", "no:zimage_quality", "-p", "no:randomly"
+    )
     result.assert_outcomes(passed=2)

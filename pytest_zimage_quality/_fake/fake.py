@@ -61,7 +61,7 @@ class FakeComfyUI:
     noise). ``image_latency`` is the simulated sampling time per image and ``load_latency`` the
     time a model load takes whenever the graph's model files differ from the loaded ones;
     ``pixel_latency`` is seconds per megapixel of VAE decoding (VAEDecode, VAEDecodeTiled;
-    VAEEncode costs a tenth), so a 4096x4096 tiled decode is slow and interruptible as on a CPU.
+    VAEEncode costs 1 %), so a 4096x4096 tiled decode is slow and interruptible as on a CPU.
     """
 
     def __init__(

@@ -202,8 +202,8 @@ def run_node(class_type: str, inputs: dict[str, Any], ctx: NodeContext) -> NodeR
         return (Latent(latent.width, latent.height, latent.batch, sampled=sampled),), None
     if class_type == "VAEEncode":
         pixels: ImageBatch = inputs["pixels"]
-        # encoding costs about a tenth of decoding on a CPU (recording 09)
-        ctx.pixel_work(pixels.width * pixels.height * pixels.count // 10)
+        # an encode is one quick op next to the tiled decode's passes (recording 09)
+        ctx.pixel_work(pixels.width * pixels.height * pixels.count // 100)
         return (_latent_of(pixels, inputs["vae"]),), None
     if class_type == "VAEDecode":
         decoded = _decode(ctx, inputs["samples"], inputs["vae"])

@@ -30,7 +30,7 @@ def pytest_report_header() -> str:
 @pytest.fixture
 def comfy() -> Iterator[Target]:
     """The server under test. The fake mirrors the recorded servers: empty model folders, and
-    VAE decoding costing 0.1 s per megapixel so a 4096x4096 decode is slow enough to interrupt."""
+    VAE decoding costing 1 s per megapixel so a 4096x4096 decode is slow enough to interrupt."""
     host = os.environ.get(HOST_ENV)
     if host:
         url = host if "://" in host else f"http://{host}"
@@ -38,7 +38,7 @@ def comfy() -> Iterator[Target]:
             yield target
         return
     version = os.environ.get(FAKE_VERSION_ENV, "0.18.1")
-    fake_server = FakeComfyUI(models={}, pixel_latency=0.1, version=version)
+    fake_server = FakeComfyUI(models={}, pixel_latency=1.0, version=version)
     with fake_server as fake, target_at(fake.url) as target:
         target.fake = fake
         yield target

@@ -79,7 +79,7 @@ def unordered_outputs(sequence: list[str]) -> list[str]:
 
 @pytest.fixture
 def fake() -> Iterator[FakeComfyUI]:
-    with FakeComfyUI(models={}, pixel_latency=0.1) as server:
+    with FakeComfyUI(models={}, pixel_latency=1.0) as server:
         yield server
 
 
