@@ -354,6 +354,13 @@ def test_refuse_and_restore_connections(fake: FakeComfyUI) -> None:
         fake.faults.refuse_connections()
         fake.faults.clear()  # also listens again
         assert client.get("/prompt").status_code == 200
+    early = FakeComfyUI()
+    early.faults.refuse_connections()  # armed before start: refuses from the first connection
+    with early, httpx.Client(base_url=early.url, timeout=5) as client:
+        with pytest.raises(httpx.ConnectError):
+            client.get("/prompt")
+        early.faults.restore_connections()
+        assert client.get("/prompt").status_code == 200
 
 
 def _drain(ws: Any, received: list[str]) -> None:

@@ -148,6 +148,8 @@ class FakeComfyUI:
         return self
 
     def _wait_ready(self, timeout: float = 10.0) -> None:
+        if self.faults.refusing:
+            return
         deadline = time.monotonic() + timeout
         while True:
             try:

@@ -156,6 +156,8 @@ class FakeServer:
             raise RuntimeError("FakeComfyUI failed to start") from self._startup_error
         self.faults.set_listener(self._set_refusing)
         self.executor.outbox = self
+        if self.faults.refusing:  # armed before start
+            self._set_refusing(True)
 
     def stop(self, timeout: float = 15.0) -> None:
         self.faults.set_listener(None)
