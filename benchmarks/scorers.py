@@ -126,23 +126,54 @@ def plugin_stream(
     prompts: Sequence[str],
     ref_cache: dict[bytes, Any] | None = None,
 ) -> tuple[list[float], list[float]]:
-    """One image at a time: decode (candidate and reference in parallel), move each image to
-    the device once, both scores. With ``ref_cache`` the reference is decoded once and kept
-    on the device, as the plugin's scoring stage keeps it for all configs of a prompt+seed."""
-    from pytest_zimage_quality.images import decode_png, decode_pngs
+    """One image at a time. The reference starts decoding in the pool while the candidate is
+    decoded and CLIP-scored; each image moves to the device once and serves both scorers.
+    With ``ref_cache`` the reference is decoded once and kept on the device, as the plugin's
+    scoring stage keeps it for all the configs of a prompt and seed."""
+    from pytest_zimage_quality.images import decode_png, submit_decode
 
     dev = clip.device
     cs, ds = [], []
     for c, r, p in zip(cands, refs, prompts, strict=True):
-        if ref_cache is None:
-            cand, ref = (t.to(dev) for t in decode_pngs([c, r]))
-        else:
-            if r not in ref_cache:
-                ref_cache[r] = decode_png(r).to(dev)
-            cand, ref = decode_png(c).to(dev), ref_cache[r]
+        pending = None
+        if ref_cache is None or r not in ref_cache:
+            pending = submit_decode(r)
+        cand = decode_png(c).to(dev)
         cs.extend(clip.score([cand], [p]))
+        if pending is not None:
+            ref = pending.result().to(dev)
+            if ref_cache is not None:
+                ref_cache[r] = ref
+        else:
+            assert ref_cache is not None
+            ref = ref_cache[r]
         ds.extend(lp.distance([cand], [ref]))
     return cs, ds
+
+
+def stream_breakdown(
+    clip: Any, lp: Any, cands: Sequence[bytes], refs: Sequence[bytes], prompts: Sequence[str]
+) -> dict[str, float]:
+    """Mean ms per stage of the streaming path (reference on the device), each stage synced."""
+    from pytest_zimage_quality.images import decode_png
+
+    dev = clip.device
+    refs_dev = {r: decode_png(r).to(dev) for r in set(refs)}
+    acc = {"decode": 0.0, "to device": 0.0, "CLIPScore": 0.0, "LPIPS": 0.0}
+    for c, r, p in zip(cands, refs, prompts, strict=True):
+        t0 = time.perf_counter()
+        host = decode_png(c)
+        t1 = time.perf_counter()
+        cand = host.to(dev)
+        _sync(dev)
+        t2 = time.perf_counter()
+        clip.score([cand], [p])
+        t3 = time.perf_counter()
+        lp.distance([cand], [refs_dev[r]])
+        t4 = time.perf_counter()
+        for key, dt in zip(acc, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+            acc[key] += dt
+    return {k: v / len(cands) * 1e3 for k, v in acc.items()}
 
 
 def plugin_batched(
@@ -253,6 +284,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     t_c = timed(lambda: clip.score([c0], prompts[:1]), dev, repeat=10) * 1e3
     t_l = timed(lambda: lp.distance([c0], [r0]), dev, repeat=10) * 1e3
     print(f"one image already on the device: CLIPScore {t_c:.1f} ms, LPIPS {t_l:.1f} ms")
+    if dev.type == "cuda":
+        host = decode_png(cands[0])
+        t_page = timed(lambda: host.to(dev), dev, repeat=10) * 1e3
+        t_pin = timed(lambda: host.pin_memory().to(dev, non_blocking=True), dev, repeat=10) * 1e3
+        print(
+            f"one decoded image to the device: {t_page:.2f} ms from pageable memory, "
+            f"{t_pin:.2f} ms through pinned memory"
+        )
 
     results: dict[str, Any] = {
         "device": gpu,
@@ -313,6 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 * 1e3,
             )
         )
+    breakdown = stream_breakdown(clip, lp, cands, refs, prompts)
     default_out = plugin_batched(
         clip, lp, cands[:naive_n], refs[:naive_n], prompts[:naive_n], batches[-1]
     )
@@ -329,6 +369,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"  plugin default vs naive reference: max |dCLIPScore| {dev_clip:.1e}, "
         f"max |dLPIPS| {dev_lpips:.1e}  (bounds: 1e-4, 1e-5)"
     )
+    print(
+        "  streaming stages (reference on device, each synced): "
+        + ", ".join(f"{k} {v:.1f}" for k, v in breakdown.items())
+        + " ms"
+    )
+    results["streaming_stages_ms"] = breakdown
     results["end_to_end_ms_per_image"] = [{"path": p, "mode": m, "ms": ms} for p, m, ms in rows]
     results["default_vs_naive"] = {"clip": dev_clip, "lpips": dev_lpips}
 

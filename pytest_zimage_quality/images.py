@@ -4,7 +4,8 @@
   (palette, grey, grey+alpha and RGBA are converted to RGB the way ``PIL.Image.convert("RGB")``
   does it: alpha is dropped, not composited; 16-bit samples keep their high byte). Bytes
   that do not decode raise :class:`~pytest_zimage_quality.ImageDecodeError` naming the image.
-- :func:`decode_pngs` decodes many in a small thread pool (libpng runs without the GIL).
+- :func:`decode_pngs` decodes many in a small thread pool (libpng runs without the GIL);
+  :func:`submit_decode` starts one decode there and returns a future.
 - :func:`to_uint8_chw` accepts the convenience inputs (PNG bytes, a path, a PIL image, a
   tensor) and returns the canonical tensor.
 - :func:`is_blank` flags near-constant images (all black from a NaN latent, a flat grey
@@ -18,7 +19,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,7 @@ __all__ = [
     "encode_png",
     "is_blank",
     "pixel_std",
+    "submit_decode",
     "to_uint8_chw",
     "to_uint8_chw_many",
 ]
@@ -167,6 +169,15 @@ def decode_pngs(
         return list(
             ex.map(lambda pair: decode_png(pair[0], label=pair[1]), zip(datas, names, strict=True))
         )
+
+
+def submit_decode(
+    data: bytes | bytearray | memoryview, *, label: str | None = None
+) -> Future[torch.Tensor]:
+    """Start decoding one PNG in the shared pool and return at once; ``.result()`` gives the
+    tensor (or raises the :class:`ImageDecodeError`). Lets a caller score one image while the
+    next one (or its reference) decodes."""
+    return _pool().submit(decode_png, data, label=label)
 
 
 def encode_png(image: torch.Tensor, *, compress_level: int = 4) -> bytes:
