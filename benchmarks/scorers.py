@@ -184,16 +184,18 @@ def plugin_batched(
     prompts: Sequence[str],
     batch: int,
 ) -> tuple[list[float], list[float]]:
-    from pytest_zimage_quality.images import decode_pngs
+    """Batches of pairs: the next batch decodes in the pool (``iter_decoded``) while this one
+    is scored; each image moves to the device once and serves both scorers."""
+    from pytest_zimage_quality.images import iter_decoded
 
+    interleaved = [x for pair in zip(cands, refs, strict=True) for x in pair]
     cs, ds = [], []
-    for s in range(0, len(cands), batch):
-        imgs = [
-            t.to(clip.device) for t in decode_pngs([*cands[s : s + batch], *refs[s : s + batch]])
-        ]
-        k = len(imgs) // 2
-        cs.extend(clip.score(imgs[:k], prompts[s : s + batch]))
-        ds.extend(lp.distance(imgs[:k], imgs[k:]))
+    for s, imgs in zip(
+        range(0, len(cands), batch), iter_decoded(interleaved, 2 * batch), strict=True
+    ):
+        on_dev = [t.to(clip.device) for t in imgs]
+        cs.extend(clip.score(on_dev[0::2], prompts[s : s + batch]))
+        ds.extend(lp.distance(on_dev[0::2], on_dev[1::2]))
     return cs, ds
 
 
@@ -431,12 +433,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  {name:<{w}}  {tc:11.2f}  {tl:13.2f}  {dc:10.1e}  {dl:11.1e}  {rl:10.1e}")
     print(
         f"\nLegend: ms per image = wall time / images: PNG decode + host-to-device copy + "
-        "compute + results back on the host. Streaming decodes the candidate and its "
-        "reference PNG in parallel per image (or only the candidate when the reference is "
-        "already on the device, as in the plugin); batches decode in the pool "
-        f"({min(16, os.cpu_count() or 1)} threads). Each decoded image moves to the device "
-        "once and serves both scorers. Compute-only rows start from decoded host tensors. "
-        f"LPIPS distances here average {statistics.mean(strict[1] if strict else [0]):.2f}."
+        "compute + results back on the host. Streaming: one image at a time, the reference "
+        "decoding in the pool while the candidate is decoded and CLIP-scored (or already on "
+        "the device, as the plugin keeps it). Batches: decoded in the pool "
+        f"({min(16, os.cpu_count() or 1)} threads), the next batch while this one is scored. "
+        "Each decoded image moves to the device once and serves both scorers. Compute-only "
+        "rows start from decoded host tensors. LPIPS distances here average "
+        f"{statistics.mean(strict[1] if strict else [0]):.2f}."
     )
     results["numerics"] = [
         {

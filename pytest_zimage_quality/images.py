@@ -5,7 +5,8 @@
   does it: alpha is dropped, not composited; 16-bit samples keep their high byte). Bytes
   that do not decode raise :class:`~pytest_zimage_quality.ImageDecodeError` naming the image.
 - :func:`decode_pngs` decodes many in a small thread pool (libpng runs without the GIL);
-  :func:`submit_decode` starts one decode there and returns a future.
+  :func:`submit_decode` starts one decode there and returns a future; :func:`iter_decoded`
+  hands out batches while the next batch decodes (decoding overlaps with scoring).
 - :func:`to_uint8_chw` accepts the convenience inputs (PNG bytes, a path, a PIL image, a
   tensor) and returns the canonical tensor.
 - :func:`is_blank` flags near-constant images (all black from a NaN latent, a flat grey
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,7 @@ __all__ = [
     "decode_pngs",
     "encode_png",
     "is_blank",
+    "iter_decoded",
     "pixel_std",
     "submit_decode",
     "to_uint8_chw",
@@ -169,6 +171,39 @@ def decode_pngs(
         return list(
             ex.map(lambda pair: decode_png(pair[0], label=pair[1]), zip(datas, names, strict=True))
         )
+
+
+def iter_decoded(
+    datas: Sequence[bytes | bytearray | memoryview],
+    batch_size: int,
+    labels: Sequence[str | None] | None = None,
+) -> Iterator[list[torch.Tensor]]:
+    """Decode ``datas`` in batches of ``batch_size``, in order, while the caller works: the
+    next batch is already decoding in the shared pool when a batch is handed out, so PNG
+    decoding overlaps with scoring. A failing image raises its :class:`ImageDecodeError`
+    when its batch is reached."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if labels is not None and len(labels) != len(datas):
+        raise ValueError(f"{len(labels)} labels for {len(datas)} images")
+    names: Sequence[str | None] = labels if labels is not None else [None] * len(datas)
+    pool = _pool()
+
+    def submit(start: int) -> list[Future[torch.Tensor]]:
+        stop = min(start + batch_size, len(datas))
+        return [pool.submit(decode_png, datas[i], label=names[i]) for i in range(start, stop)]
+
+    pending = submit(0)
+    for start in range(0, len(datas), batch_size):
+        current = pending
+        pending = submit(start + batch_size) if start + batch_size < len(datas) else []
+        try:
+            batch = [f.result() for f in current]
+        except BaseException:
+            for f in pending:
+                f.cancel()
+            raise
+        yield batch
 
 
 def submit_decode(

@@ -20,7 +20,9 @@ from pytest_zimage_quality.images import (
     decode_pngs,
     encode_png,
     is_blank,
+    iter_decoded,
     pixel_std,
+    submit_decode,
     to_uint8_chw,
     to_uint8_chw_many,
 )
@@ -215,3 +217,30 @@ def test_blank_detection() -> None:
     assert not is_blank(one_channel)
     assert is_blank(dark, max_std=1000.0)
     assert is_blank(_png(Image.fromarray(np.zeros((16, 16, 3), np.uint8))))
+
+
+def test_iter_decoded_hands_out_batches_in_order() -> None:
+    arrays = [_array(seed=i) for i in range(7)]
+    datas = [_png(Image.fromarray(a)) for a in arrays]
+    batches = list(iter_decoded(datas, 3))
+    assert [len(b) for b in batches] == [3, 3, 1]
+    flat = [t for b in batches for t in b]
+    for a, t in zip(arrays, flat, strict=True):
+        np.testing.assert_array_equal(_as_hwc(t), a)
+    assert list(iter_decoded([], 4)) == []
+    bad = [*datas[:4], b"\x89PNG\r\n\x1a\nbroken", *datas[4:]]
+    it = iter_decoded(bad, 2, [f"img-{i}" for i in range(len(bad))])
+    assert len(next(it)) == 2
+    assert len(next(it)) == 2
+    with pytest.raises(ImageDecodeError, match="img-4"):
+        next(it)
+    with pytest.raises(ValueError, match="batch_size"):
+        next(iter_decoded(datas, 0))
+
+
+def test_submit_decode_returns_a_future() -> None:
+    arr = _array()
+    fut = submit_decode(_png(Image.fromarray(arr)))
+    np.testing.assert_array_equal(_as_hwc(fut.result()), arr)
+    with pytest.raises(ImageDecodeError, match=r"late\.png"):
+        submit_decode(b"nope", label="late.png").result()
