@@ -141,6 +141,7 @@ class Engine:
             on_failed=self._on_failed,
         )
         self.scoring.start()
+        threading.Thread(target=_preload_reporting, name="zimage-preload", daemon=True).start()
         self.runners = [
             HostRunner(
                 client,
@@ -326,6 +327,13 @@ class Engine:
             return
         assert self.scoring is not None
         self.scoring.submit(job, generated, path)
+        self._thumbnail(path, generated.sha256)
+
+    def _thumbnail(self, path: Path, sha256: str) -> None:
+        """Make the report's thumbnail now, while the server works, not at the end of the run."""
+        from .html_report import make_thumbnail  # noqa: PLC0415 - Pillow/jinja2 only when used
+
+        make_thumbnail(path, self.report_dir.thumbs_dir / f"{sha256[:16]}.jpg")
 
     def _runner_failed(self, job: Job, error: ZImageError) -> None:
         self._on_failed(job, error)
@@ -421,6 +429,14 @@ class Engine:
                 self.fake.stop()
             except Exception as exc:
                 log.warning("zimage: stopping the simulated server: %s", exc)
+
+
+def _preload_reporting() -> None:
+    """Import the end-of-run stack (scipy, jinja2) while the server works, not after it."""
+    try:
+        from . import html_report, stats  # noqa: F401, PLC0415
+    except ImportError as exc:  # reported properly when the summary needs them
+        log.debug("zimage: preloading the report modules failed: %s", exc)
 
 
 def _decode(data: bytes, name: str) -> Any:

@@ -6,6 +6,7 @@ import json
 import shutil
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,7 +54,7 @@ text = 'wooden storefront sign reading "CLOSED FOR REPAIRS"'
 
 def small_workflow(size: int = 64) -> dict[str, object]:
     """The example Z-Image workflow, rendering ``size``² images (fast on a CPU)."""
-    graph = json.loads(EXAMPLE_WORKFLOW.read_text(encoding="utf-8"))
+    graph: dict[str, Any] = json.loads(EXAMPLE_WORKFLOW.read_text(encoding="utf-8"))
     graph["13"]["inputs"]["width"] = size
     graph["13"]["inputs"]["height"] = size
     return graph

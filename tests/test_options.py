@@ -197,7 +197,7 @@ def test_help_lists_every_option_in_one_group(pytester: pytest.Pytester) -> None
 
 
 def test_header_values_are_never_printed(pytester: pytest.Pytester, small_suite: Path) -> None:
-    result = pytester.runpytest(
+    result = pytester.runpytest_subprocess(
         "-v",
         "--zimage-host=127.0.0.1:9",
         "--zimage-header=Authorization: Bearer TOPSECRET",
