@@ -36,6 +36,7 @@ importing this module (and ``pytest --help``) stays cheap. This module does not 
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
 import re
@@ -594,6 +595,14 @@ def _resize_plan(h: int, w: int, size: int, resize_mode: str) -> tuple[int, int,
 # --------------------------------------------------------------------------- CLIP
 
 
+class _DropRandomInitNotice(logging.Filter):
+    """open_clip logs "No pretrained weights loaded ... initialized randomly" on the root
+    logger; a scorer built with ``random_weights=True`` says so itself, louder."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "initialized randomly" not in record.getMessage()
+
+
 def _build_quietly(fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Build a third-party model with its construction-time warnings kept local.
 
@@ -601,11 +610,17 @@ def _build_quietly(fn: Any, *args: Any, **kwargs: Any) -> Any:
     ``torch.load`` notices are not the user's business and must not trip
     ``filterwarnings = error``.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        warnings.simplefilter("ignore", FutureWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return fn(*args, **kwargs)
+    notice = _DropRandomInitNotice()
+    root = logging.getLogger()
+    root.addFilter(notice)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return fn(*args, **kwargs)
+    finally:
+        root.removeFilter(notice)
 
 
 def _seeded(fn: Any, *args: Any, **kwargs: Any) -> Any:
