@@ -145,8 +145,9 @@ def headline_rows(suite: dict[str, Any]) -> tuple[list[str], list[list[str]], li
         gate = config.get("gate") or {}
         verdict = config["verdict"]
         word = _VERDICT_WORD.get(verdict, verdict)
-        if config.get("two_axis") and verdict != "reference":
-            word = f"{word}: {config['two_axis']}"
+        two_axis = config.get("two_axis")
+        if two_axis and verdict != "reference" and two_axis.lower() != word.lower():
+            word = f"{word}: {two_axis}"
         rows.append(
             [
                 config["label"],

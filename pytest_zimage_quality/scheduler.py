@@ -84,7 +84,9 @@ class SubmissionClient(Protocol):
 
     def fetch_image(self, ref: Any) -> bytes: ...
 
-    def verify_png(self, data: bytes, *, expected_graph: Mapping[str, Any] | None) -> None: ...
+    def verify_png(
+        self, data: bytes, *, expected_graph: Mapping[str, Any] | None, ref: Any = None
+    ) -> None: ...
 
     def cancel_all(self) -> None: ...
 
@@ -233,7 +235,7 @@ class HostRunner:
                     hint="check that the suite's output_node is the SaveImage node of the graph",
                 )
             png = self.client.fetch_image(refs[0])
-            self.client.verify_png(png, expected_graph=job.graph)
+            self.client.verify_png(png, expected_graph=job.graph, ref=refs[0])
             cached = "server" if job.output_node in set(completion.cached_nodes) else ""
             generated = Generated(
                 png=png,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 
 from pytest_zimage_quality.testing import FakeComfyUI
@@ -47,8 +48,16 @@ def run(project: pytest.Pytester, fake: FakeComfyUI, *args: str) -> pytest.RunRe
     )
 
 
+SCHEMA = json.loads((REPO / "docs" / "summary.schema.json").read_text(encoding="utf-8"))
+
+
 def summary(project: pytest.Pytester) -> dict[str, Any]:
-    return json.loads((project.path / "report" / "summary.json").read_text(encoding="utf-8"))
+    """The run's summary.json, validated against the documented schema."""
+    data: dict[str, Any] = json.loads(
+        (project.path / "report" / "summary.json").read_text(encoding="utf-8")
+    )
+    jsonschema.validate(data, SCHEMA)
+    return data
 
 
 def verdicts(project: pytest.Pytester) -> dict[str, str]:
@@ -96,6 +105,19 @@ def test_clean_run_passes_and_writes_artifacts(
         assert key in record, key
     assert Path(record["image_path"]).is_file()
     assert (project.path / "report" / "report.html").is_file()
+    data = summary(project)
+    assert data["exit"] == {
+        "gate_ran": True,
+        "gate_applied": True,
+        "gate_passed": True,
+        "failed_configs": [],
+        "inconclusive_configs": [],
+        "flagged": [],
+        "reason": "",
+    }
+    assert data["environment"]["servers"][0]["comfyui_version"] == "0.18.1"
+    assert data["environment"]["scorers"]["clip"]["class"] == "EdgeCLIP"
+    assert data["suites"][0]["parameters"]["tolerance"] == {"value": 0.04, "source": "default"}
     assert zimage_fake_comfyui.model_loads == 3
     assert zimage_fake_comfyui.generations == 27
 
@@ -284,11 +306,13 @@ def test_xdist_gives_the_same_gate(
     parallel.assert_outcomes(passed=18, failed=9)
     assert serial.ret == parallel.ret == pytest.ExitCode.TESTS_FAILED
     parallel_summary = summary(project)
+
     def strip(s):
         return [
             (c["label"], c["verdict"], round(c["gate"]["mean_diff"], 6) if c["gate"] else None)
             for c in s["suites"][0]["configs"]
         ]
+
     assert strip(parallel_summary) == strip(serial_summary)
     assert parallel_summary["environment"]["servers"][0]["url"] == fake.url
     parallel.stdout.fnmatch_lines(["zimage gate: FAILED — non-inferiority not shown for NVFP4"])

@@ -57,6 +57,8 @@ def find_chromium() -> str | None:
 @pytest.fixture(scope="module")
 def chromium() -> str:
     binary = find_chromium()
+    if binary is None and os.environ.get("ZIMAGE_REQUIRE_BROWSER") == "1":
+        pytest.fail("ZIMAGE_REQUIRE_BROWSER=1 but no Chromium is on PATH (.ci/run installs it)")
     if binary is None:
         pytest.skip(
             f"no Chromium on PATH (looked for {', '.join(CHROMIUM_NAMES)}); "

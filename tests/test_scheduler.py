@@ -95,7 +95,9 @@ class ScriptedServer:
     def fetch_image(self, ref: Any) -> bytes:
         return f"png:{self.graphs[ref]['case']}".encode()
 
-    def verify_png(self, data: bytes, *, expected_graph: Mapping[str, Any] | None) -> None:
+    def verify_png(
+        self, data: bytes, *, expected_graph: Mapping[str, Any] | None, ref: Any = None
+    ) -> None:
         pass
 
     def cancel_all(self) -> None:
