@@ -52,7 +52,7 @@ text = 'wooden storefront sign reading "CLOSED FOR REPAIRS"'
 """
 
 
-def small_workflow(size: int = 64) -> dict[str, object]:
+def small_workflow(size: int = 64) -> dict[str, Any]:
     """The example Z-Image workflow, rendering ``size``² images (fast on a CPU)."""
     graph: dict[str, Any] = json.loads(EXAMPLE_WORKFLOW.read_text(encoding="utf-8"))
     graph["13"]["inputs"]["width"] = size

@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 from pathlib import Path
+from typing import Any
 
 from pytest_zimage_quality.cache import ImageCache, cache_key
 
-KEY_PARTS = {
+KEY_PARTS: dict[str, Any] = {
     "graph_hash": "g" * 64,
     "models": {"diffusion_models/a.safetensors": {"modelspec.hash": "1"}},
     "server": {"comfyui_version": "0.18.1", "device": "NVIDIA H100"},

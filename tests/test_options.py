@@ -6,6 +6,7 @@ import argparse
 import itertools
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,14 +34,17 @@ def test_dump(zimage_settings):
 """
 
 
-def dump(pytester: pytest.Pytester, *args: str, ini: str = "", suite_extra: str = "") -> dict:
+def dump(
+    pytester: pytest.Pytester, *args: str, ini: str = "", suite_extra: str = ""
+) -> dict[str, Any]:
     suite = write_small_suite(pytester.path, name="suite.toml", suite_extra=suite_extra)
     pytester.makepyfile(test_dump=DUMP_TEST.format(suite=str(suite)))
     if ini:
         pytester.makeini(f"[pytest]\n{ini}\n")
     result = pytester.runpytest("-p", "no:randomly", *args)
     result.assert_outcomes(passed=1)
-    return json.loads((pytester.path / "settings.json").read_text())
+    data: dict[str, Any] = json.loads((pytester.path / "settings.json").read_text())
+    return data
 
 
 @pytest.mark.parametrize(("cli", "ini", "suite"), list(itertools.product([False, True], repeat=3)))

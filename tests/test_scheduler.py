@@ -138,7 +138,7 @@ class Collector:
 
 
 def run(
-    server: ScriptedServer, jobs: list[Job], *, depth: int = 2, cached: set[str] = frozenset()
+    server: ScriptedServer, jobs: list[Job], *, depth: int = 2, cached: frozenset[str] = frozenset()
 ) -> tuple[HostRunner, Collector]:
     sink = Collector()
     sink.expected = len(jobs)
@@ -180,7 +180,7 @@ def test_with_depth_two_the_server_never_waits_between_images(jobs: list[Job]) -
 
 def test_cache_hits_are_delivered_without_submission(jobs: list[Job]) -> None:
     server = ScriptedServer()
-    cached = {job.case.id for job in jobs if job.case.is_reference}
+    cached = frozenset(job.case.id for job in jobs if job.case.is_reference)
     runner, sink = run(server, jobs, cached=cached)
     assert runner.cache_hits == 9
     assert set(server.submitted) == {job.case.id for job in jobs} - cached

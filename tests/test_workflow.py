@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from pytest_zimage_quality.workflow import InputRef, Workflow, graph_hash, model_files
@@ -12,9 +14,14 @@ TEXT, SEED, PREFIX = InputRef("27", "text"), InputRef("3", "seed"), InputRef("9"
 
 
 def render(
-    workflow: Workflow, *, text: str = "a cat", seed: int = 1, prefix: str = "p", **over: object
-):
-    overrides = {InputRef(*key.split(".")): value for key, value in over.items()}
+    workflow: Workflow,
+    *,
+    text: str = "a cat",
+    seed: int = 1,
+    prefix: str = "p",
+    over: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    overrides = {InputRef(*key.split(".")): value for key, value in (over or {}).items()}
     return workflow.render(
         text=(TEXT, text), seed=(SEED, seed), overrides=overrides, prefix=(PREFIX, prefix)
     )
@@ -31,8 +38,8 @@ def test_hash_ignores_prefix_and_meta_but_nothing_else() -> None:
     for changed in (
         render(workflow, text="a dog"),
         render(workflow, seed=2),
-        render(workflow, **{"28.unet_name": "z_image_turbo_nvfp4.safetensors"}),
-        render(workflow, **{"3.steps": 9}),
+        render(workflow, over={"28.unet_name": "z_image_turbo_nvfp4.safetensors"}),
+        render(workflow, over={"3.steps": 9}),
     ):
         assert graph_hash(changed, ignore=[PREFIX]) != graph_hash(base, ignore=[PREFIX])
 
@@ -46,7 +53,7 @@ def test_hash_is_independent_of_key_order() -> None:
 
 def test_model_files_lists_loader_inputs() -> None:
     graph = render(
-        Workflow(small_workflow()), **{"30.clip_name": "qwen_3_4b_fp8_mixed.safetensors"}
+        Workflow(small_workflow()), over={"30.clip_name": "qwen_3_4b_fp8_mixed.safetensors"}
     )
     assert model_files(graph) == [
         ("diffusion_models", "z_image_turbo_bf16.safetensors"),
