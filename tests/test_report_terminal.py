@@ -1,0 +1,155 @@
+"""The terminal summary, rendered from records that reproduce the study's per-prompt table.
+
+Golden files in tests/golden/; rewrite them with ``ZIMAGE_UPDATE_GOLDEN=1 pytest tests/test_report_terminal.py``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from pytest_zimage_quality.artifacts import ReportDir
+from pytest_zimage_quality.options import HostSpec, Settings
+from pytest_zimage_quality.records import CaseRecord
+from pytest_zimage_quality.report import display_width, format_table, write_terminal_summary
+from pytest_zimage_quality.summary import build_summary
+
+GOLDEN = Path(__file__).parent / "golden"
+
+# The study's per-prompt mean CLIPScore (BF16, FP8scaled, NVFP4, NVFP4+FP8e).
+STUDY = {
+    "photo_woman": (0.3403, 0.3404, 0.3383, 0.3426),
+    "photo_machine": (0.3273, 0.3354, 0.3292, 0.3433),
+    "anime": (0.3187, 0.3173, 0.3130, 0.3174),
+    "text_render": (0.3628, 0.3656, 0.3642, 0.3623),
+    "古風水墨": (0.2642, 0.2626, 0.2658, 0.2731),
+    "abstract": (0.3932, 0.3926, 0.4030, 0.3938),
+}
+CONFIGS = [
+    ("bf16", "BF16"),
+    ("fp8scaled", "FP8scaled"),
+    ("nvfp4", "NVFP4"),
+    ("nvfp4_fp8e", "NVFP4+FP8e"),
+]
+LPIPS = {"fp8scaled": 0.167, "nvfp4": 0.289, "nvfp4_fp8e": 0.307}
+SECONDS = {"bf16": 7.55, "fp8scaled": 8.1, "nvfp4": 5.50, "nvfp4_fp8e": 5.52}
+SEED_OFFSETS = {42: -0.01, 7777: 0.004, 12345: 0.006}  # mean zero: cell means stay the study's
+
+
+def study_records() -> list[CaseRecord]:
+    records = []
+    for prompt, means in STUDY.items():
+        for seed, offset in SEED_OFFSETS.items():
+            ref = means[0] + offset
+            for (key, label), mean in zip(CONFIGS, means, strict=True):
+                score = mean + offset
+                is_ref = key == "bf16"
+                records.append(
+                    CaseRecord(
+                        suite="zimage-turbo-quant",
+                        case_id=f"{prompt}-{key}-s{seed}",
+                        prompt=prompt,
+                        prompt_text=prompt,
+                        config=key,
+                        config_label=label,
+                        seed=seed,
+                        reference="bf16",
+                        role="reference" if is_ref else "candidate",
+                        clipscore=score,
+                        reference_clipscore=None if is_ref else ref,
+                        delta=None if is_ref else score - ref,
+                        lpips=None if is_ref else LPIPS[key] + offset,
+                        tolerance=None if is_ref else 0.04,
+                        server_seconds=SECONDS[key] + abs(offset),
+                        outcome="passed",
+                    )
+                )
+    return records
+
+
+class Terminal:
+    """Just enough of pytest's TerminalReporter: the lines, and the markup asked for."""
+
+    def __init__(self, verbosity: int) -> None:
+        self.lines: list[str] = []
+        self.config = SimpleNamespace(get_verbosity=lambda: verbosity)
+
+    def write_sep(self, sep: str, title: str, **markup: bool) -> None:
+        self.lines.append(f"{sep * 3} {title} {sep * 3}")
+
+    def write_line(self, line: str, **markup: bool) -> None:
+        colour = next((name for name in ("red", "green", "yellow") if markup.get(name)), "")
+        self.lines.append(f"{line}{'  <' + colour + '>' if colour else ''}")
+
+
+def render(verbosity: int, tmp_path: Path, *, drop: float = 0.0, **settings: Any) -> str:
+    """The summary as the terminal shows it; ``drop`` lowers every NVFP4 score."""
+    records = [
+        r.with_(clipscore=(r.clipscore or 0.0) - drop, delta=(r.delta or 0.0) - drop)
+        if r.config == "nvfp4"
+        else r
+        for r in study_records()
+    ]
+    session: Any = SimpleNamespace(
+        settings=Settings(hosts=(HostSpec("http://gb10:8188"),), **settings),
+        run_id="golden",
+        records={r.key: r for r in records},
+        report_dir=ReportDir(Path("report"), "golden"),
+        is_worker=False,
+        any_zimage_items=True,
+        environment={"servers": [], "scorers": {}},
+        describe_options=lambda: {},
+        loaded_suites=lambda: [],
+    )
+    session.summary = build_summary(session, records)
+    terminal = Terminal(verbosity)
+    write_terminal_summary(terminal, session)
+    return "\n".join(terminal.lines) + "\n"
+
+
+@pytest.mark.parametrize(("name", "verbosity"), [("default", 0), ("quiet", -1), ("verbose", 1)])
+def test_summary_matches_golden(name: str, verbosity: int, tmp_path: Path) -> None:
+    text = render(verbosity, tmp_path)
+    golden = GOLDEN / f"summary_{name}.txt"
+    if os.environ.get("ZIMAGE_UPDATE_GOLDEN") == "1":
+        golden.write_text(text, encoding="utf-8")
+    assert text == golden.read_text(encoding="utf-8")
+
+
+def test_headline_reproduces_the_studys_means(tmp_path: Path) -> None:
+    text = render(0, tmp_path)
+    # The study's headline (to its rounding: the per-prompt means average to 0.33565 for FP8scaled).
+    for label, mean in (
+        ("BF16", 0.3344),
+        ("FP8scaled", 0.3356),
+        ("NVFP4", 0.3356),
+        ("NVFP4+FP8e", 0.3388),
+    ):
+        row = next(line for line in text.splitlines() if line.startswith(label + " "))
+        shown = float(row.split()[5] if label != "BF16" else row.split()[3])
+        assert abs(shown - mean) <= 0.0001, (label, shown)
+
+
+def test_cjk_keys_align() -> None:
+    lines = format_table(["prompt", "BF16"], [["古風水墨", "0.2642"], ["anime", "0.3187"]], "<>")
+    assert len({display_width(line) for line in lines}) == 1
+    assert display_width("古風") == 4
+
+
+def test_quiet_is_one_line_per_candidate(tmp_path: Path) -> None:
+    lines = [
+        line
+        for line in render(-1, tmp_path).splitlines()
+        if line.startswith("zimage zimage-turbo-quant:")
+    ]
+    assert [line.split(":")[1].split()[0] for line in lines] == ["FP8scaled", "NVFP4", "NVFP4+FP8e"]
+
+
+def test_a_failing_config_is_red_and_fails_the_gate(tmp_path: Path) -> None:
+    text = render(0, tmp_path, drop=0.02)
+    assert "zimage gate: FAILED" in text
+    assert any(line.startswith("NVFP4 ") and "<red>" in line for line in text.splitlines())
