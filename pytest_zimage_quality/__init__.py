@@ -1,6 +1,7 @@
 """pytest-zimage-quality: a pytest quality gate for text-to-image model swaps served by ComfyUI.
 
-Importing this package imports nothing heavy (no torch, open_clip, lpips or httpx).
+Importing this package imports nothing heavy (no torch, open_clip, lpips or httpx): the
+client, the scorers and the statistics are imported on first access of their names.
 """
 
 from __future__ import annotations
@@ -26,22 +27,50 @@ from .errors import (
 )
 from .suite import Case, ConfigSpec, ExpectedFail, Prompt, Suite, load_suite
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .comfyui import ComfyUIClient
+    from .scorers import CLIPScorer, LPIPSScorer
+    from .stats import GateResult, noninferiority_gate
+
 __version__ = "0.1.0"
 
+#: Public names whose modules pull in httpx, torch or scipy: imported when first used.
+_LAZY = {
+    "ComfyUIClient": "comfyui",
+    "CLIPScorer": "scorers",
+    "LPIPSScorer": "scorers",
+    "GateResult": "stats",
+    "noninferiority_gate": "stats",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib  # noqa: PLC0415
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
+    "CLIPScorer",
     "Case",
+    "ComfyUIClient",
     "ComfyUIError",
     "ComfyUIHTTPError",
     "ComfyUIProtocolError",
     "ComfyUIUnreachableError",
     "ConfigSpec",
     "ExpectedFail",
+    "GateResult",
     "GenerationFailedError",
     "GenerationInterruptedError",
     "GenerationTimeoutError",
     "ImageDecodeError",
     "ImageError",
     "ImageSizeMismatchError",
+    "LPIPSScorer",
     "ModelFilesMissingError",
     "Prompt",
     "ScorerError",
@@ -53,4 +82,5 @@ __all__ = [
     "ZImageWarning",
     "__version__",
     "load_suite",
+    "noninferiority_gate",
 ]

@@ -10,8 +10,10 @@ The key is the sha256 of everything that determines an image (docs/caching.md):
 - a user-set revision key (``--zimage-revision`` / the suite's ``revision``) for what the
   server cannot show, such as a model file replaced in place without metadata.
 
-Entries are ``<root>/<k[:2]>/<k>.png`` plus ``<k>.json`` holding the PNG's sha256 and the
-original generation's timings. A discarded entry is reported through ``on_discard`` (the
+An entry is ``<root>/<k[:2]>/<k>.json``, holding the original generation's timings and the
+sha256 of its PNG, which is stored once per content as ``<root>/blobs/<s[:2]>/<s>.png``. The
+blob is written before the entry that names it, and each file is replaced atomically, so
+any interleaving of writers leaves every entry pointing at a complete blob. A discarded entry is reported through ``on_discard`` (the
 engine relays it as a ZImageWarning from the test thread). Writes are atomic (temp file in the same directory, fsync,
 ``os.replace``), so concurrent runs and xdist workers never see half an entry; an entry whose
 bytes do not match their recorded sha256 is discarded with a warning and regenerated.
@@ -93,48 +95,59 @@ class ImageCache:
         self.misses = 0
         self.repaired = 0
 
-    def _paths(self, key: str) -> tuple[Path, Path]:
-        folder = self.root / key[:2]
-        return folder / f"{key}.png", folder / f"{key}.json"
+    def _entry(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.json"
+
+    def _blob(self, sha256: str) -> Path:
+        return self.root / "blobs" / sha256[:2] / f"{sha256}.png"
 
     def get(self, key: str) -> CachedImage | None:
-        """The entry for ``key``, or None; a corrupt entry is removed with a ZImageWarning."""
-        png_path, meta_path = self._paths(key)
+        """The entry for ``key``, or None; a corrupt entry is removed and reported."""
+        entry = self._entry(key)
         try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            png = png_path.read_bytes()
+            meta = json.loads(entry.read_text(encoding="utf-8"))
         except FileNotFoundError:
             self.misses += 1
             return None
         except (OSError, ValueError) as exc:
-            self._discard(key, f"unreadable entry ({exc})")
+            self._discard(key, entry, None, f"unreadable entry ({exc})")
             return None
-        digest = hashlib.sha256(png).hexdigest()
-        if not isinstance(meta, dict) or meta.get("sha256") != digest:
+        sha = meta.get("sha256") if isinstance(meta, dict) else None
+        if not isinstance(sha, str) or len(sha) != 64:
+            self._discard(key, entry, None, "the entry names no image")
+            return None
+        blob = self._blob(sha)
+        try:
+            png = blob.read_bytes()
+        except OSError:
+            self._discard(key, entry, None, f"its image {blob.name} is missing")
+            return None
+        if hashlib.sha256(png).hexdigest() != sha:
             self._discard(
-                key,
-                f"{png_path.name} does not match its recorded sha256 (truncated or corrupt)",
+                key, entry, blob, f"{blob.name} does not match its sha256 (truncated or corrupt)"
             )
             return None
         self.hits += 1
-        return CachedImage(key=key, png=png, sha256=digest, meta=meta)
+        return CachedImage(key=key, png=png, sha256=sha, meta=meta)
 
     def put(self, key: str, png: bytes, meta: Mapping[str, Any]) -> str:
-        """Store ``png`` under ``key``; returns its sha256. The PNG lands before its metadata."""
+        """Store ``png`` under ``key``; returns its sha256. The blob lands before the entry."""
         digest = hashlib.sha256(png).hexdigest()
-        png_path, meta_path = self._paths(key)
-        write_atomic(png_path, png)
+        blob = self._blob(digest)
+        if not (blob.exists() and blob.stat().st_size == len(png)):
+            write_atomic(blob, png)
         body = {**meta, "sha256": digest, "key": key, "format": CACHE_FORMAT}
-        write_atomic(meta_path, json.dumps(body, indent=1, sort_keys=True).encode("utf-8"))
+        write_atomic(self._entry(key), json.dumps(body, indent=1, sort_keys=True).encode("utf-8"))
         return digest
 
-    def _discard(self, key: str, why: str) -> None:
+    def _discard(self, key: str, entry: Path, blob: Path | None, why: str) -> None:
         self.repaired += 1
         self.misses += 1
         self.on_discard(f"image cache entry {key[:16]}… discarded: {why}; regenerating it")
-        for path in self._paths(key):
-            with contextlib.suppress(OSError):
-                path.unlink()
+        for path in (entry, blob):
+            if path is not None:
+                with contextlib.suppress(OSError):
+                    path.unlink()
 
 
 def _warn(message: str) -> None:

@@ -362,9 +362,10 @@ class Engine:
         slot.event.set()
 
     def _on_progress(self, progress: Progress) -> None:
-        self._progress[progress.prompt_id] = (
-            f"node {progress.node}: {progress.value}/{progress.max}"
-        )
+        where = f"node {progress.node}"
+        if progress.class_type:
+            where = f"{progress.class_type} ({where})"
+        self._progress[progress.prompt_id] = f"{where} step {progress.value}/{progress.max}"
 
     # -- what tests call ----------------------------------------------------------------
     def outcome(

@@ -52,6 +52,7 @@ class _Defaults:
     weights: str = "pretrained"
     lpips_net: str = "alex"
     inconclusive: str = "fail"
+    precision: str = "fp32"
 
 
 DEFAULTS = _Defaults()
@@ -192,6 +193,7 @@ def _choice(*choices: str) -> Callable[[str], str]:
 parse_weights = _choice("pretrained", "random")
 parse_lpips_net = _choice("alex", "vgg")
 parse_inconclusive = _choice("pass", "fail")
+parse_precision = _choice("fp32", "tf32", "bf16")
 
 
 def parse_bool(text: str) -> bool:
@@ -330,6 +332,15 @@ _OPTIONS: tuple[_Option, ...] = (
         "scorer weights; 'random' initialises the networks randomly (dry runs and tests: "
         f"NOT a quality measurement). Default: {DEFAULTS.weights!r}.",
         default=DEFAULTS.weights,
+    ),
+    _Option(
+        "--zimage-precision",
+        "zimage_precision",
+        parse_precision,
+        "fp32|tf32|bf16",
+        "scorer numerics: fp32 is exact to the libraries' own paths (docs/scorers.md: TF32 and "
+        f"bf16 move the scores measurably). Default: {DEFAULTS.precision!r}.",
+        default=DEFAULTS.precision,
     ),
     _Option(
         "--zimage-clip-model",
@@ -485,6 +496,7 @@ class Settings:
     xfail_strict: bool = False
     device: str = DEFAULTS.device
     weights: str = DEFAULTS.weights
+    precision: str = DEFAULTS.precision
     clip_model: str = DEFAULT_CLIP_MODEL
     clip_pretrained: str = DEFAULT_CLIP_PRETRAINED
     lpips_net: str = DEFAULTS.lpips_net
@@ -537,6 +549,7 @@ class Settings:
             xfail_strict=reader.xfail_strict(),
             device=reader.get("--zimage-device", parse_device, DEFAULTS.device),
             weights=reader.get("--zimage-weights", parse_weights, DEFAULTS.weights),
+            precision=reader.get("--zimage-precision", parse_precision, DEFAULTS.precision),
             clip_model=reader.get("--zimage-clip-model", str, DEFAULT_CLIP_MODEL),
             clip_pretrained=reader.get("--zimage-clip-pretrained", str, DEFAULT_CLIP_PRETRAINED),
             lpips_net=reader.get("--zimage-lpips-net", parse_lpips_net, DEFAULTS.lpips_net),

@@ -79,6 +79,7 @@ def pytest_zimage_make_clip_scorer(config: pytest.Config, settings: Settings) ->
         pretrained=settings.clip_pretrained,
         device=settings.device,
         random_weights=settings.random_weights,
+        precision=settings.precision,
     )
 
 
@@ -91,6 +92,7 @@ def pytest_zimage_make_lpips_scorer(config: pytest.Config, settings: Settings) -
         weights=settings.lpips_weights,
         device=settings.device,
         random_weights=settings.random_weights,
+        precision=settings.precision,
     )
 
 

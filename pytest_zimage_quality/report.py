@@ -56,7 +56,7 @@ def report_header(session: ZImageSession) -> list[str]:
     )
     lines.append(
         f"zimage: CLIP {settings.clip_model}/{settings.clip_pretrained}, LPIPS {settings.lpips_net}, "
-        f"device {settings.device}, weights {weights}"
+        f"device {settings.device}, {settings.precision}, weights {weights}"
     )
     lines.append(f"zimage: report dir {session.report_dir.root}")
     if settings.header_names:

@@ -234,8 +234,8 @@ class ScoringWorker:
 
     def _decode_item(self, item: _Item) -> ZImageError | None:
         try:
-            item.tensor = self._decode(
-                item.generated.png, f"{item.job.case.id} ({item.image_path.name})"
+            item.tensor = self._to_device(
+                self._decode(item.generated.png, f"{item.job.case.id} ({item.image_path.name})")
             )
         except ZImageError as exc:
             return exc
@@ -257,9 +257,20 @@ class ScoringWorker:
         path = self._ref_paths.get(key)
         if path is None:
             return None  # not scored yet: the caller parks the candidate
-        tensor = self._decode(path.read_bytes(), f"{key[1]} ({path.name})")
+        tensor = self._to_device(self._decode(path.read_bytes(), f"{key[1]} ({path.name})"))
         self._ref_tensors[key] = tensor
         return tensor
+
+    def _to_device(self, tensor: Any) -> Any:
+        """Move a decoded image to the scorers' device once; both scorers then use it there."""
+        device = getattr(getattr(self, "clip", None), "device", None)
+        move = getattr(tensor, "to", None)
+        if device is None or move is None:
+            return tensor
+        try:
+            return move(device)
+        except (TypeError, RuntimeError):  # a scorer double with a non-torch device
+            return tensor
 
     def _score_pairs(self, ready: list[tuple[_Item, Any, Path]]) -> None:
         for start in range(0, len(ready), self.batch_size):

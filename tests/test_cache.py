@@ -7,6 +7,8 @@ import multiprocessing
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from pytest_zimage_quality.cache import ImageCache, cache_key
 
 KEY_PARTS: dict[str, Any] = {
@@ -50,10 +52,10 @@ def test_truncated_entry_is_discarded_and_reported(tmp_path: Path) -> None:
     cache = ImageCache(tmp_path, on_discard=notes.append)
     cache.put("b" * 64, b"x" * 1000, {})
     png = next(tmp_path.rglob("*.png"))
-    png.write_bytes(b"x" * 500)
+    png.write_bytes(b"x" * 500)  # a truncated blob
     assert cache.get("b" * 64) is None
     assert len(notes) == 1
-    assert "does not match its recorded sha256" in notes[0]
+    assert "does not match its sha256" in notes[0]
     assert not png.exists()
     assert cache.repaired == 1
 
@@ -80,16 +82,19 @@ def test_concurrent_writers_never_leave_a_torn_entry(tmp_path: Path) -> None:
     for proc in procs:
         proc.start()
     reads = 0
-    cache = ImageCache(tmp_path, on_discard=lambda note: None)
+    discarded: list[str] = []
+    cache = ImageCache(tmp_path, on_discard=discarded.append)
     while any(p.is_alive() for p in procs):
         hit = cache.get("d" * 64)
         if hit is not None:
-            # The PNG is written before its metadata: a hit always has a consistent pair.
+            # The blob is written before the entry that names it: a hit is always consistent.
             assert hashlib.sha256(hit.png).hexdigest() == hit.sha256
             reads += 1
     for proc in procs:
         proc.join()
         assert proc.exitcode == 0
-    final = ImageCache(tmp_path).get("d" * 64)
+    assert discarded == []  # no reader ever saw an inconsistent entry
+    final = ImageCache(tmp_path, on_discard=lambda note: pytest.fail(note)).get("d" * 64)
     assert final is not None
+    assert final.meta["worker"] in (0, 1, 2)
     assert not list(tmp_path.rglob("*.tmp"))

@@ -13,6 +13,7 @@ import socket
 import ssl
 import struct
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -538,6 +539,9 @@ def test_https_and_wss_with_the_hosts_ca(tls_server: tuple[ScriptedSocket, Path]
     with ComfyUIClient(url, verify_tls=str(cafile), headers=[("Authorization", SECRET)]) as client:
         assert client.connect().comfyui_version == "0.18.1"
         assert client.uses_websocket  # wss:// with the same TLS settings
+    deadline = time.monotonic() + 10  # the server thread records the handshake on its own time
+    while not server.client_ids and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert server.client_ids == [client.client_id]
     assert server.headers[-1]["authorization"] == SECRET
 
