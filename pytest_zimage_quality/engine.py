@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .cache import ImageCache, cache_key
-from .errors import ZImageError
+from .errors import ScorerError, ZImageError
 from .scheduler import Generated, HostRunner, Job
 from .scoring import ClipScorerLike, LpipsScorerLike, Scores, ScoringWorker
 from .workflow import graph_hash, model_files
@@ -76,14 +76,12 @@ class Engine:
         settings: Settings,
         *,
         report_dir: ReportDir,
-        load_scorers: Callable[[], tuple[ClipScorerLike, LpipsScorerLike]],
         cache: ImageCache | None,
         client_factory: Callable[[str], ComfyUIClient] | None = None,
     ) -> None:
         self.settings = settings
         self.report_dir = report_dir
         self.cache = cache
-        self._load_scorers = load_scorers
         self._client_factory = client_factory
         self._lock = threading.Lock()
         self._slots: dict[tuple[str, str], _Slot] = {}
@@ -134,7 +132,6 @@ class Engine:
             for client in self.clients:
                 client.free(free_memory=True, unload_models=False)
         self.scoring = ScoringWorker(
-            load_scorers=self._load_scorers,
             decode=_decode,
             is_blank=_is_blank,
             on_scored=self._on_scored,
@@ -233,6 +230,29 @@ class Engine:
         if memo not in self._model_ids:
             self._model_ids[memo] = self.clients[host].model_identity(folder, name)
         return self._model_ids[memo]
+
+    def provide_scorers(self, build: Callable[[], tuple[ClipScorerLike, LpipsScorerLike]]) -> None:
+        """Build the scorers on this (the main) thread while the server generates, then hand
+        them to the scoring thread. Every prompt's text embedding is computed here too, so a
+        truncation warning reaches the test that started the run, not a background thread."""
+        assert self.scoring is not None
+        try:
+            clip, lpips = build()
+            embed = getattr(clip, "embed_texts", None)
+            if callable(embed):
+                prompts = {p.text: p.key for suite in self._suites.values() for p in suite.prompts}
+                embed(list(prompts), labels=list(prompts.values()))
+        except ZImageError as exc:
+            self.scoring.provide_error(exc)
+            raise
+        except Exception as exc:  # torch / open_clip failures: one clear error for every case
+            error = ScorerError(
+                f"building the scorers failed: {type(exc).__name__}: {exc}",
+                hint="check --zimage-device and the scorer options; --zimage-device=cpu to compare",
+            )
+            self.scoring.provide_error(error)
+            raise error from exc
+        self.scoring.provide(clip, lpips)
 
     def request(self, cases: Iterable[Case]) -> None:
         """Ask for ``cases`` ahead of time (xdist workers look one test ahead)."""

@@ -6,7 +6,9 @@ they come), decodes in a thread pool, scores CLIP for the batch, then pairs each
 its reference image for LPIPS. A candidate whose reference is not scored yet is parked until
 it is; if the reference fails, so do its candidates.
 
-Scorers are built on this thread at start, so model loading overlaps the first generations.
+The scorers are built by the caller on the main thread (model construction touches
+process-wide warning filters, which must not change under a running test) while the server
+generates the first images, and handed over with ``provide``; images that arrive earlier wait.
 """
 
 from __future__ import annotations
@@ -74,7 +76,6 @@ class ScoringWorker:
     def __init__(
         self,
         *,
-        load_scorers: Callable[[], tuple[ClipScorerLike, LpipsScorerLike]],
         decode: Callable[[bytes, str], Any],
         is_blank: Callable[[Any], bool],
         on_scored: Callable[[Job, Generated, Path, Scores], None],
@@ -82,7 +83,6 @@ class ScoringWorker:
         batch_size: int = 16,
         decode_threads: int = 4,
     ) -> None:
-        self._load_scorers = load_scorers
         self._decode = decode
         self._is_blank = is_blank
         self._on_scored = on_scored
@@ -101,13 +101,23 @@ class ScoringWorker:
         self._parked: dict[tuple[str, str], list[_Item]] = collections.defaultdict(list)
         self._ref_cache_size = 64
         self.load_error: ZImageError | None = None
-        self.ready = threading.Event()
+        self._provided = threading.Event()
         self.scored = 0
         self.batches: list[int] = []
 
     # -- producer side (any thread) -----------------------------------------------------
     def start(self) -> None:
         self._thread.start()
+
+    def provide(self, clip: ClipScorerLike, lpips: LpipsScorerLike) -> None:
+        """Hand over the built scorers; scoring starts."""
+        self.clip, self.lpips = clip, lpips
+        self._provided.set()
+
+    def provide_error(self, error: ZImageError) -> None:
+        """The scorers could not be built: every case fails with ``error``."""
+        self.load_error = error
+        self._provided.set()
 
     def submit(self, job: Job, generated: Generated, image_path: Path) -> None:
         self._inbox.put(_Item(job, generated, image_path))
@@ -116,23 +126,15 @@ class ScoringWorker:
         self._inbox.put(("ref-failed", key, error))
 
     def stop(self) -> None:
+        if not self._provided.is_set():
+            self.provide_error(ScorerError("the run stopped before the scorers were ready"))
         self._inbox.put(_STOP)
         self._thread.join(timeout=60)
         self._pool.shutdown(wait=True)
 
     # -- the scoring thread -------------------------------------------------------------
     def _run(self) -> None:
-        try:
-            self.clip, self.lpips = self._load_scorers()
-        except ZImageError as exc:
-            self.load_error = exc
-        except Exception as exc:  # torch / open_clip failures: one clear error for every case
-            self.load_error = ScorerError(
-                f"building the scorers failed: {type(exc).__name__}: {exc}",
-                hint="check --zimage-device and the scorer options; run with --zimage-device=cpu to compare",
-            )
-        finally:
-            self.ready.set()
+        self._provided.wait()
         while True:
             first = self._inbox.get()
             if first is _STOP:

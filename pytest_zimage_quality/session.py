@@ -175,10 +175,7 @@ class ZImageSession:
 
             self._prepare_report_dir()
             engine = Engine(
-                self.settings,
-                report_dir=self.report_dir,
-                load_scorers=self.scorers,
-                cache=ImageCache(self.cache_dir),
+                self.settings, report_dir=self.report_dir, cache=ImageCache(self.cache_dir)
             )
             try:
                 engine.start(
@@ -186,6 +183,7 @@ class ZImageSession:
                     [case for _, case in self._planned],
                     before_generating=self._check_scorer_weights,
                 )
+                engine.provide_scorers(self.scorers)  # built while the server generates
             except BaseException as exc:
                 error = (
                     exc
