@@ -46,11 +46,12 @@ def report_header(session: ZImageSession) -> list[str]:
     settings = session.settings
     if not settings.hosts:
         return []  # unrelated runs stay quiet; zimage items say why they skip
-    hosts = ", ".join(str(h) for h in settings.hosts)
-    lines = [
-        f"zimage: host {hosts}"
-        + (" (SIMULATED: in-process fake ComfyUI)" if settings.simulated else "")
-    ]
+    if settings.simulated:
+        lines = [
+            "zimage: host simulated (SIMULATED: an in-process fake ComfyUI renders the images)"
+        ]
+    else:
+        lines = [f"zimage: host {host}" for host in session.probe_hosts()]
     weights = (
         "RANDOM WEIGHTS — NOT A QUALITY MEASUREMENT" if settings.random_weights else "pretrained"
     )

@@ -418,6 +418,38 @@ class ZImageSession:
 
         write_terminal_summary(terminalreporter, self)
 
+    def probe_hosts(self) -> list[str]:
+        """One line per host for the report header: its ComfyUI version, GPU and VRAM.
+
+        A quick ``/system_stats`` per host (no retries); the run itself connects later, when
+        its first test starts. Skipped for --collect-only and on xdist workers.
+        """
+        urls = [str(host) for host in self.settings.hosts]
+        if self.is_worker or self.config.option.collectonly:
+            return urls
+        from .comfyui import ComfyUIClient  # noqa: PLC0415 - httpx only when a host is given
+
+        lines = []
+        for url in urls:
+            client = ComfyUIClient(
+                url, headers=self.settings.headers, timeout=10, use_websocket=False, retries=0
+            )
+            try:
+                info = client.connect()
+            except ZImageError as exc:
+                lines.append(f"{url}: not reachable now ({exc.message})")
+                continue
+            finally:
+                client.close()
+            device = info.devices[0] if info.devices else None
+            vram = (
+                f", VRAM {device.vram_total / 2**30:.1f} GiB ({device.vram_free / 2**30:.1f} free)"
+                if device and device.vram_total
+                else ""
+            )
+            lines.append(f"{url}: ComfyUI {info.comfyui_version}, {info.gpu_name}{vram}")
+        return lines
+
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         from .report import report_header  # noqa: PLC0415
 

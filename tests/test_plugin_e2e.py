@@ -72,6 +72,7 @@ def test_clean_run_passes_and_writes_artifacts(
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines(
         [
+            f"zimage: host {zimage_fake_comfyui.url}: ComfyUI 0.18.1, cpu, VRAM * GiB (* free)",
             "*zimage quality gate*",
             "config*LPIPS vs BF16*CLIPScore*verdict*",
             "BF16 * 9 *ref*reference*",
