@@ -241,6 +241,7 @@ def _write_summary(tr: Any, summary: dict[str, Any], session: ZImageSession) -> 
             tr.write_line(line)
         if verbosity >= 1:
             _write_seed_rows(tr, session, suite)
+        _write_power(tr, suite)
         _write_notes(tr, suite)
         if verbosity >= 0:
             _write_legend(tr, suite)
@@ -292,6 +293,50 @@ def _write_seed_rows(tr: Any, session: ZImageSession, suite: dict[str, Any]) -> 
         tr.write_line(line)
 
 
+def power_rows(suite: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Per candidate config: what this run could detect, and the size that would detect δ."""
+    margin = suite["parameters"]["margin"]["value"]
+    headers = [
+        "config",
+        "prompts × seeds",
+        "power at δ",
+        "smallest detectable drop",
+        f"to detect δ = {margin:g}",
+    ]
+    rows = []
+    for config in suite["configs"]:
+        gate = config.get("gate")
+        if not gate:
+            continue
+        low, high = gate.get("seeds_per_prompt") or (0, 0)
+        seeds = str(low) if low == high else f"{low}–{high}"
+        needed = []
+        if gate.get("prompts_needed"):
+            needed.append(f"{gate['prompts_needed']} prompts")
+        if gate.get("seeds_needed"):
+            needed.append(f"{gate['seeds_needed']} seeds per prompt")
+        rows.append(
+            [
+                config["label"],
+                f"{gate['n_prompts']} × {seeds}",
+                _num(gate.get("power"), 2),
+                _num(gate.get("min_detectable_drop"), 4),
+                " or ".join(needed) or "—",
+            ]
+        )
+    return headers, rows
+
+
+def _write_power(tr: Any, suite: dict[str, Any]) -> None:
+    headers, rows = power_rows(suite)
+    if not rows:
+        return
+    tr.write_line("")
+    tr.write_line("Power (80% target; a pass below it is INCONCLUSIVE):")
+    for line in format_table(headers, rows, "<>>><"):
+        tr.write_line(line)
+
+
 def _write_notes(tr: Any, suite: dict[str, Any]) -> None:
     notes = []
     for config in suite["configs"]:
@@ -302,16 +347,6 @@ def _write_notes(tr: Any, suite: dict[str, Any]) -> None:
             notes.append(
                 f"{config['label']}: left out of the gate as expected to fail: {', '.join(config['expected_fail_prompts'])}"
             )
-        if gate.get("verdict") == "inconclusive":
-            needed = []
-            if gate.get("prompts_needed"):
-                needed.append(f"{gate['prompts_needed']} prompts")
-            if gate.get("seeds_needed"):
-                needed.append(f"{gate['seeds_needed']} seeds per prompt")
-            if needed:
-                notes.append(
-                    f"{config['label']}: to detect δ with 80% power you need about {' or '.join(needed)}"
-                )
     if notes:
         tr.write_line("")
         for note in notes:

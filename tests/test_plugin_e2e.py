@@ -274,6 +274,16 @@ def test_rerun_reuses_cached_images(
         for line in (project.path / "report" / "results.jsonl").read_text().splitlines()
     }
     assert cached == {"plugin"}
+    # A truncated cache blob is detected by its hash, reported, and regenerated.
+    blob = sorted((project.path / "cache" / "blobs").rglob("*.png"))[0]
+    blob.write_bytes(blob.read_bytes()[:100])
+    repaired = zimage_fake_comfyui_factory()
+    result = run(project, repaired, "-W", "default::pytest_zimage_quality.ZImageWarning")
+    result.assert_outcomes(passed=27, warnings=1)
+    result.stdout.fnmatch_lines(
+        ["*ZImageWarning: image cache entry * discarded: * does not match its sha256*"]
+    )
+    assert repaired.generations == 1
     # A candidate model file replaced in place (new metadata): only its images are regenerated.
     third = zimage_fake_comfyui_factory()
     third.replace_model_file(BROKEN)
