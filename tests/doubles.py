@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from pytest_zimage_quality.images import to_uint8_chw
+
 CONFTEST = """
 from tests.doubles import EdgeCLIP, MeanAbsLPIPS
 
@@ -27,10 +29,8 @@ def pytest_zimage_make_lpips_scorer(config, settings):
 
 
 def _tensor(image: Any) -> torch.Tensor:
-    assert isinstance(image, torch.Tensor)
-    assert image.dtype == torch.uint8
-    assert image.ndim == 3
-    return image.to(torch.float32) / 255.0
+    """Like the real scorers: a uint8 (3, H, W) tensor, PNG bytes or a PIL image."""
+    return to_uint8_chw(image).to(torch.float32) / 255.0
 
 
 class EdgeCLIP:
