@@ -439,6 +439,9 @@ class ZImageSession:
             except ZImageError as exc:
                 lines.append(f"{url}: not reachable now ({exc.message})")
                 continue
+            except Exception as exc:  # a header must never break the session
+                lines.append(f"{url}: not reachable now ({type(exc).__name__}: {exc})")
+                continue
             finally:
                 client.close()
             device = info.devices[0] if info.devices else None

@@ -10,6 +10,15 @@ from typing import Any
 
 import pytest
 
+# The network stack, imported here, in the outer process: pytester's in-process runs drop
+# every module first imported during a run, and httpx/httpcore do not survive being
+# re-imported under live references (their exception mapping breaks).
+import aiohttp  # noqa: F401  (isort: skip)
+import httpx  # noqa: F401
+import websockets.sync.client  # noqa: F401
+
+import pytest_zimage_quality.comfyui  # noqa: F401
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_SUITE = REPO / "example_suite" / "zimage_turbo.toml"
 EXAMPLE_WORKFLOW = REPO / "example_suite" / "z_image_turbo_t2i_api.json"
@@ -98,9 +107,7 @@ def warm_imports() -> None:
     torch's lazily imported internals do not survive that and fail on the next run. Importing
     them here keeps them in pytester's snapshot.
     """
-    import httpx  # noqa: F401
     import torch
-    import websockets.sync.client  # noqa: F401
 
     from pytest_zimage_quality import stats
     from pytest_zimage_quality.images import decode_png, encode_png

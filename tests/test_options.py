@@ -14,22 +14,24 @@ from pytest_zimage_quality.options import parse_header, parse_host
 
 from .conftest import write_small_suite
 
-DUMP_TEST = """
-import dataclasses, json
+DUMP_CONFTEST = """
+import json
 from pathlib import Path
 from pytest_zimage_quality import load_suite
+from pytest_zimage_quality.session import SESSION_KEY
 
-def test_dump(zimage_settings):
+def pytest_collection_finish(session):
+    settings = session.config.stash[SESSION_KEY].settings
     suite = load_suite(Path({suite!r}))
-    gate = zimage_settings.gate_for(suite)
+    gate = settings.gate_for(suite)
     Path("settings.json").write_text(json.dumps({{
-        "hosts": [str(h) for h in zimage_settings.hosts],
+        "hosts": [str(h) for h in settings.hosts],
         "tolerance": [gate.tolerance, gate.source("tolerance")],
         "margin": [gate.margin, gate.source("margin")],
-        "seeds": list(zimage_settings.seeds_for(suite)),
-        "device": zimage_settings.device,
-        "timeout": zimage_settings.timeout,
-        "report_dir": str(zimage_settings.report_dir),
+        "seeds": list(settings.seeds_for(suite)),
+        "device": settings.device,
+        "timeout": settings.timeout,
+        "report_dir": str(settings.report_dir),
     }}))
 """
 
@@ -38,11 +40,12 @@ def dump(
     pytester: pytest.Pytester, *args: str, ini: str = "", suite_extra: str = ""
 ) -> dict[str, Any]:
     suite = write_small_suite(pytester.path, name="suite.toml", suite_extra=suite_extra)
-    pytester.makepyfile(test_dump=DUMP_TEST.format(suite=str(suite)))
+    pytester.makeconftest(DUMP_CONFTEST.format(suite=str(suite)))
     if ini:
         pytester.makeini(f"[pytest]\n{ini}\n")
-    result = pytester.runpytest("-p", "no:randomly", *args)
-    result.assert_outcomes(passed=1)
+    # --collect-only: the settings are resolved, and no host is contacted.
+    result = pytester.runpytest("-p", "no:randomly", "--collect-only", *args)
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
     data: dict[str, Any] = json.loads((pytester.path / "settings.json").read_text())
     return data
 
