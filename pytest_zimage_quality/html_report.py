@@ -496,7 +496,16 @@ def _gate_view(summary: Mapping[str, Any]) -> GateView:
     exit_ = summary.get("exit")
     passed = _get(exit_, "gate_passed")
     passed = passed if isinstance(passed, bool) else None
-    if passed is None:
+    if _get(exit_, "gate_ran") is False:
+        headline, css = (
+            "NO GATE VERDICT: no candidate case was scored against its reference",
+            "unknown",
+        )
+    elif _get(exit_, "gate_applied") is False:
+        would = "pass" if passed else "fail"
+        headline = f"GATE NOT APPLIED (random weights; it would {would}): the exit status reflects the per-case tests"
+        css = "unknown"
+    elif passed is None:
         headline, css = "GATE VERDICT UNAVAILABLE", "unknown"
     elif passed:
         headline, css = "GATE PASSED", "pass"

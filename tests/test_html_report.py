@@ -737,3 +737,23 @@ def test_messages_show_report_paths_relative(tmp_path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     assert str(tmp_path) not in text
     assert "image:     images/photo_woman/fp8scaled/s7777-" in text
+
+
+def test_gate_not_applied_with_random_weights(tmp_path: Path) -> None:
+    report = ReportDir(tmp_path / "report", "run")
+    records = make_records(report)
+    summary = make_summary(records, gate_passed=False)
+    summary["exit"].update(gate_ran=True, gate_applied=False)
+    dom = parse(write_html_report(report, summary, records).read_text(encoding="utf-8"))
+    assert "GATE NOT APPLIED (random weights; it would fail)" in dom.all_text
+    assert "GATE FAILED" not in dom.all_text
+
+
+def test_no_gate_verdict_when_no_candidate_was_scored(tmp_path: Path) -> None:
+    report = ReportDir(tmp_path / "report", "run")
+    records = make_records(report)
+    summary = make_summary(records)
+    summary["exit"].update(gate_ran=False, gate_applied=False)
+    dom = parse(write_html_report(report, summary, records).read_text(encoding="utf-8"))
+    assert "NO GATE VERDICT" in dom.all_text
+    assert "GATE PASSED" not in dom.all_text
