@@ -341,6 +341,8 @@ class ZImageSession:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.is_worker:
             return
+        if "zimage" in report.keywords:  # the xdist controller collects nothing itself
+            self.any_zimage_items = True
         if not (report.when == "call" or (report.when == "setup" and report.failed)):
             return
         record = CaseRecord.from_properties(report.user_properties)
