@@ -60,6 +60,7 @@ from .errors import (
     ModelFilesMissingError,
     WorkflowRejectedError,
 )
+from .workflow import MODEL_INPUTS
 
 __all__ = [
     "LOADER_FOLDERS",
@@ -76,28 +77,8 @@ log = logging.getLogger(__name__)
 
 #: Loader class -> {input name: models folder the server reads that input's file from}.
 LOADER_FOLDERS: Mapping[str, Mapping[str, str]] = {
-    "UNETLoader": {"unet_name": "diffusion_models"},
-    "CLIPLoader": {"clip_name": "text_encoders"},
-    "DualCLIPLoader": {"clip_name1": "text_encoders", "clip_name2": "text_encoders"},
-    "TripleCLIPLoader": {f"clip_name{i}": "text_encoders" for i in (1, 2, 3)},
-    "QuadrupleCLIPLoader": {f"clip_name{i}": "text_encoders" for i in (1, 2, 3, 4)},
-    "VAELoader": {"vae_name": "vae"},
-    "CheckpointLoaderSimple": {"ckpt_name": "checkpoints"},
-    "CheckpointLoader": {"ckpt_name": "checkpoints", "config_name": "configs"},
-    "ImageOnlyCheckpointLoader": {"ckpt_name": "checkpoints"},
-    "unCLIPCheckpointLoader": {"ckpt_name": "checkpoints"},
-    "LoraLoader": {"lora_name": "loras"},
-    "LoraLoaderModelOnly": {"lora_name": "loras"},
-    "ControlNetLoader": {"control_net_name": "controlnet"},
-    "DiffControlNetLoader": {"control_net_name": "controlnet"},
-    "CLIPVisionLoader": {"clip_name": "clip_vision"},
-    "StyleModelLoader": {"style_model_name": "style_models"},
-    "GLIGENLoader": {"gligen_name": "gligen"},
-    "HypernetworkLoader": {"hypernetwork_name": "hypernetworks"},
-    "UpscaleModelLoader": {"model_name": "upscale_models"},
-    "PhotoMakerLoader": {"photomaker_model_name": "photomaker"},
-    "ModelPatchLoader": {"name": "model_patches"},
-    "AudioEncoderLoader": {"audio_encoder_name": "audio_encoders"},
+    cls: {name: folder for (c, name), folder in MODEL_INPUTS.items() if c == cls}
+    for cls in dict.fromkeys(c for c, _ in MODEL_INPUTS)
 }
 _MODEL_FILE_SUFFIXES = (".safetensors", ".sft", ".ckpt", ".pt", ".pt2", ".pth", ".bin", ".gguf")
 _RETRY_STATUSES = frozenset({502, 503, 504})

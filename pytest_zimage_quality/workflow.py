@@ -36,20 +36,33 @@ OUTPUT_NODE_CLASSES = frozenset({"SaveImage", "PreviewImage"})
 Graph = dict[str, dict[str, Any]]
 
 #: Loader inputs that name a model file, and the server's models/ folder each is read from.
+#: The one table the client (missing-file hints), the fake (its model folders) and the cache
+#: key (model identities) all use.
 MODEL_INPUTS: dict[tuple[str, str], str] = {
     ("UNETLoader", "unet_name"): "diffusion_models",
     ("CLIPLoader", "clip_name"): "text_encoders",
     ("DualCLIPLoader", "clip_name1"): "text_encoders",
     ("DualCLIPLoader", "clip_name2"): "text_encoders",
-    ("TripleCLIPLoader", "clip_name1"): "text_encoders",
-    ("TripleCLIPLoader", "clip_name2"): "text_encoders",
-    ("TripleCLIPLoader", "clip_name3"): "text_encoders",
+    **{("TripleCLIPLoader", f"clip_name{i}"): "text_encoders" for i in (1, 2, 3)},
+    **{("QuadrupleCLIPLoader", f"clip_name{i}"): "text_encoders" for i in (1, 2, 3, 4)},
     ("VAELoader", "vae_name"): "vae",
     ("CheckpointLoaderSimple", "ckpt_name"): "checkpoints",
+    ("CheckpointLoader", "ckpt_name"): "checkpoints",
+    ("CheckpointLoader", "config_name"): "configs",
+    ("ImageOnlyCheckpointLoader", "ckpt_name"): "checkpoints",
+    ("unCLIPCheckpointLoader", "ckpt_name"): "checkpoints",
     ("LoraLoader", "lora_name"): "loras",
     ("LoraLoaderModelOnly", "lora_name"): "loras",
     ("ControlNetLoader", "control_net_name"): "controlnet",
+    ("DiffControlNetLoader", "control_net_name"): "controlnet",
+    ("CLIPVisionLoader", "clip_name"): "clip_vision",
+    ("StyleModelLoader", "style_model_name"): "style_models",
+    ("GLIGENLoader", "gligen_name"): "gligen",
+    ("HypernetworkLoader", "hypernetwork_name"): "hypernetworks",
     ("UpscaleModelLoader", "model_name"): "upscale_models",
+    ("PhotoMakerLoader", "photomaker_model_name"): "photomaker",
+    ("ModelPatchLoader", "name"): "model_patches",
+    ("AudioEncoderLoader", "audio_encoder_name"): "audio_encoders",
 }
 
 

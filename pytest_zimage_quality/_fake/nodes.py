@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping
 from importlib import resources
 from typing import Any
 
+from ..workflow import MODEL_INPUTS
+
 __all__ = [
     "BUILTIN_VAES",
     "LOADER_INPUTS",
@@ -22,26 +24,9 @@ __all__ = [
     "models_for_graphs",
 ]
 
-#: (loader class, input) -> model folder it lists. Loaders the fake does not run are listed
-#: too, so ``models_for_graphs`` covers graphs meant for a real server.
-LOADER_INPUTS: Mapping[tuple[str, str], str] = {
-    ("UNETLoader", "unet_name"): "diffusion_models",
-    ("CLIPLoader", "clip_name"): "text_encoders",
-    ("DualCLIPLoader", "clip_name1"): "text_encoders",
-    ("DualCLIPLoader", "clip_name2"): "text_encoders",
-    ("TripleCLIPLoader", "clip_name1"): "text_encoders",
-    ("TripleCLIPLoader", "clip_name2"): "text_encoders",
-    ("TripleCLIPLoader", "clip_name3"): "text_encoders",
-    ("VAELoader", "vae_name"): "vae",
-    ("CheckpointLoaderSimple", "ckpt_name"): "checkpoints",
-    ("ImageOnlyCheckpointLoader", "ckpt_name"): "checkpoints",
-    ("LoraLoader", "lora_name"): "loras",
-    ("LoraLoaderModelOnly", "lora_name"): "loras",
-    ("ControlNetLoader", "control_net_name"): "controlnet",
-    ("CLIPVisionLoader", "clip_name"): "clip_vision",
-    ("UpscaleModelLoader", "model_name"): "upscale_models",
-    ("StyleModelLoader", "style_model_name"): "style_models",
-}
+#: (loader class, input) -> model folder it lists: the package's one table, which also covers
+#: loaders the fake does not run, so ``models_for_graphs`` serves graphs meant for a real server.
+LOADER_INPUTS: Mapping[tuple[str, str], str] = MODEL_INPUTS
 
 #: VAELoader choices that are built into ComfyUI, not files.
 BUILTIN_VAES = frozenset({"pixel_space", "taesd", "taesdxl", "taesd3", "taef1"})
