@@ -7,8 +7,9 @@ imported only when a zimage test, fixture or summary actually needs them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
     from .comfyui import ComfyUIClient
     from .engine import CaseOutcome
     from .suite import Case
+
+
+T = TypeVar("T")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -103,8 +107,13 @@ def _session(request: pytest.FixtureRequest) -> ZImageSession:
     return request.config.stash[SESSION_KEY]
 
 
-def _fail_clearly(exc: ZImageError) -> None:
-    pytest.fail(str(exc), pytrace=False)
+def _or_fail(make: Callable[[], T]) -> T:
+    """``make()``, with a ZImageError turned into a failure showing its message and hint only."""
+    try:
+        return make()
+    except ZImageError as exc:
+        error = exc
+    pytest.fail(str(error), pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -119,31 +128,19 @@ def zimage_comfy(request: pytest.FixtureRequest) -> ComfyUIClient:
     session = _session(request)
     if not session.has_host:
         pytest.skip(NO_HOST_REASON)
-    try:
-        return session.engine().clients[0]
-    except ZImageError as exc:
-        _fail_clearly(exc)
-        raise
+    return _or_fail(lambda: session.engine().clients[0])
 
 
 @pytest.fixture(scope="session")
 def zimage_clip(request: pytest.FixtureRequest) -> Any:
     """The run's CLIPScore scorer, resident on --zimage-device (``score(images, texts)``)."""
-    try:
-        return _session(request).scorers()[0]
-    except ZImageError as exc:
-        _fail_clearly(exc)
-        raise
+    return _or_fail(lambda: _session(request).scorers()[0])
 
 
 @pytest.fixture(scope="session")
 def zimage_lpips(request: pytest.FixtureRequest) -> Any:
     """The run's LPIPS scorer, resident on --zimage-device (``distance(images_a, images_b)``)."""
-    try:
-        return _session(request).scorers()[1]
-    except ZImageError as exc:
-        _fail_clearly(exc)
-        raise
+    return _or_fail(lambda: _session(request).scorers()[1])
 
 
 @pytest.fixture
@@ -163,9 +160,6 @@ def zimage_result(request: pytest.FixtureRequest, zimage_case: Case) -> CaseOutc
     session = _session(request)
     if not session.has_host:
         pytest.skip(NO_HOST_REASON)
-    assert session.settings.suite_path is not None
-    try:
-        return session.outcome(session.load(session.settings.suite_path), zimage_case)
-    except ZImageError as exc:
-        _fail_clearly(exc)
-        raise
+    suite_path = session.settings.suite_path
+    assert suite_path is not None
+    return _or_fail(lambda: session.outcome(session.load(suite_path), zimage_case))

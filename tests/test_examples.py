@@ -10,7 +10,7 @@ import pytest
 
 from pytest_zimage_quality.testing import FakeComfyUI
 
-from .conftest import REPO, copy_example_suite
+from .conftest import REPO, copy_example_suite, write_small_suite
 from .doubles import CONFTEST
 
 EXAMPLES = Path(__file__).parent / "examples"
@@ -42,3 +42,21 @@ def test_fixture_examples_run(
     result.assert_outcomes(passed=6, skipped=10)
     # The reference images the candidates are compared with were generated once each.
     assert zimage_fake_comfyui.generations == 8
+
+
+def test_fixture_errors_are_one_clear_message(pytester: pytest.Pytester) -> None:
+    suite = write_small_suite(pytester.path)
+    pytester.makepyfile(test_custom="def test_custom(zimage_result):\n    pass\n")
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "no:randomly",
+        "test_custom.py",
+        f"--zimage-suite={suite}",
+        "--zimage-host=127.0.0.1:9",
+        "-k",
+        "cat-bf16-s1",
+    )
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*cannot connect to ComfyUI at http://127.0.0.1:9*", "*hint: *"])
+    assert "Traceback" not in result.stdout.str()
+    assert "During handling" not in result.stdout.str()
