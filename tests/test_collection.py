@@ -150,4 +150,6 @@ def test_unrelated_tests_are_untouched(pytester: pytest.Pytester) -> None:
 def test_no_host_line_also_under_xdist(pytester: pytest.Pytester, small_suite: Path) -> None:
     result = pytester.runpytest_subprocess("-n", "2", "-p", "no:randomly")
     result.assert_outcomes(skipped=27)
-    result.stdout.fnmatch_lines(["*zimage: no quality gate ran: no ComfyUI host given (--zimage-host)*"])
+    result.stdout.fnmatch_lines(
+        ["*zimage: no quality gate ran: no ComfyUI host given (--zimage-host)*"]
+    )
