@@ -116,7 +116,7 @@ def plugin_run(
         "no:xdist",
         f"--zimage-host={fake.url}",
         "--zimage-weights=random",
-        "--zimage-device=cpu",
+        f"--zimage-device={args.device}",
         f"--zimage-cache-dir={cache}",
         f"--zimage-report-dir={report}",
         f"--zimage-queue-depth={args.depth}",
@@ -156,8 +156,8 @@ def naive_run(args: argparse.Namespace, project: Path) -> Row:
     from pytest_zimage_quality.suite import load_suite
 
     suite = load_suite(project / "example_suite" / "zimage_turbo.toml")
-    clip = CLIPScorer.load(random_weights=True, device="cpu")
-    lpips = LPIPSScorer.load(random_weights=True, device="cpu")
+    clip = CLIPScorer.load(random_weights=True, device=args.device)
+    lpips = LPIPSScorer.load(random_weights=True, device=args.device)
     fake = new_fake(args)
     client = ComfyUIClient(fake.url)
     client.connect()
@@ -200,8 +200,12 @@ def main() -> None:
         "--size", type=int, default=256, help="image width and height (default 256)"
     )
     parser.add_argument("--depth", type=int, default=2, help="--zimage-queue-depth (default 2)")
+    parser.add_argument(
+        "--device", default="cpu", help="scorer device: cpu (default), cuda, cuda:N"
+    )
     args = parser.parse_args()
-    os.environ.setdefault("OMP_NUM_THREADS", "1")  # leave a core to the simulated server
+    if args.device == "cpu":
+        os.environ.setdefault("OMP_NUM_THREADS", "1")  # leave a core to the simulated server
     with tempfile.TemporaryDirectory(prefix="zimage-bench-") as tmp:
         root = Path(tmp)
         project = make_project(root, args.size)
@@ -215,7 +219,7 @@ def main() -> None:
         ]
     print(
         f"\nexample suite, 72 cases at {args.size}x{args.size}; L = {args.latency:g} s/image, "
-        f"M = {args.load:g} s/model load, queue depth {args.depth}; {os.cpu_count()} CPUs\n"
+        f"M = {args.load:g} s/model load, queue depth {args.depth}; scorers on {args.device}; {os.cpu_count()} CPUs\n"
     )
     header = f"{'run':<34} {'wall s':>7} {'ideal s':>8} {'wall/ideal':>10} {'loads':>6} {'generated':>9} {'server idle':>11}  note"
     print(header)
