@@ -45,8 +45,16 @@ CANDIDATE_FILES = (
 )
 
 TIMING_CONFTEST = """
-import json, time
+import json, os, random, time
 from pathlib import Path
+
+import pytest
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    seed = os.environ.get("ZIMAGE_BENCH_SHUFFLE")
+    if seed:  # run the tests in a shuffled order, as pytest-randomly would
+        random.Random(int(seed)).shuffle(items)
 
 def pytest_sessionstart(session):
     session.config._bench_start = time.monotonic()
@@ -122,13 +130,17 @@ def plugin_run(
         f"--zimage-queue-depth={args.depth}",
         "--zimage-inconclusive=pass",
     ]
-    command += ["-p", "randomly", "--randomly-seed=2024"] if shuffle else ["-p", "no:randomly"]
+    command += ["-p", "no:randomly"]
+    env = {**os.environ, "ZIMAGE_BENCH_SHUFFLE": "2024" if shuffle else ""}
+    (project / "timing.json").unlink(missing_ok=True)
     before_loads, before_gen = fake.model_loads, fake.generations
     started = time.monotonic()
-    proc = subprocess.run(command, cwd=project, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        command, cwd=project, env=env, capture_output=True, text=True, check=False
+    )
     process_wall = time.monotonic() - started
     fake.stop()
-    if proc.returncode not in (0, 1):
+    if proc.returncode not in (0, 1) or not (project / "timing.json").exists():
         sys.exit(
             f"{name}: pytest exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
         )

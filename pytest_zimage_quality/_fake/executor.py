@@ -333,6 +333,7 @@ class _Run:
         self.progress_state = _Progress(item.prompt_id)
         self.messages: list[list[Any]] = []
         self.images_generated = 0
+        self.waited = 0.0  # simulated time: sampling sleeps and model loads
         self.model_loaded = False
         self._last_sent_value = -1.0
         self._last_update = 0.0
@@ -410,7 +411,12 @@ class _Run:
             self.send_bytes(struct.pack(">II", 1, 2) + preview, self.client_id)
 
     def sample(self, steps: int, images: int) -> None:
-        total = self.ex.image_latency * images + self.ex.faults.take_generation_stall()
+        # ``image_latency`` is the whole time an image takes, as on a real server: the fake's
+        # own work on a run (rendering, PNG encoding, messages) is taken out of the sleep.
+        own = self.ex.own_time_per_image * images if self.ex.image_latency > 0 else 0.0
+        total = (
+            max(0.0, self.ex.image_latency * images - own) + self.ex.faults.take_generation_stall()
+        )
         per_step = total / max(1, steps)
         start = self.ex.clock()
         try:
@@ -419,7 +425,9 @@ class _Run:
                     self.ex.interrupt_flag.wait(per_step)
                 self.progress(step, steps)
         finally:
-            self.ex.add_interval(start, self.ex.clock(), "generate", self.prompt_id)
+            end = self.ex.clock()
+            self.waited += end - start
+            self.ex.add_interval(start, end, "generate", self.prompt_id)
         self.images_generated += images
         self.ex.count_generation(images)
 
@@ -491,6 +499,8 @@ class Executor:
         self.faults = faults
         self.image_latency = image_latency
         self.load_latency = load_latency
+        #: running estimate of the fake's own seconds per image, taken out of image_latency
+        self.own_time_per_image = 0.0
         self.pixel_latency = pixel_latency
         self.disable_metadata = disable_metadata
         self.record_error = record_error or (lambda exc: None)
@@ -604,7 +614,11 @@ class Executor:
                         "executing", {"node": None, "prompt_id": item.prompt_id}, run.client_id
                     )
                 self._current = None
-                self.add_interval(start, self.clock(), "run", item.prompt_id)
+                end = self.clock()
+                self.add_interval(start, end, "run", item.prompt_id)
+                if run is not None and run.images_generated:
+                    own = max(0.0, end - start - run.waited) / run.images_generated
+                    self.own_time_per_image += 0.5 * (own - self.own_time_per_image)
             flags = self.queue.take_flags()
             free_memory = bool(flags.get("free_memory", False))
             if flags.get("unload_models", free_memory):
@@ -774,6 +788,7 @@ class Executor:
             time.sleep(self.load_latency)
         self.models.loaded = wanted
         run.model_loaded = True
+        run.waited += self.clock() - start
         with self._stats_lock:
             self._model_loads += 1
         self.add_interval(start, self.clock(), "load", run.prompt_id)

@@ -58,7 +58,8 @@ class FakeComfyUI:
     for empty folders). ``quantization_levels`` maps file names to a perturbation level in
     [0, 1] (default guessed from the name: BF16 0, FP8 transformer 0.15, NVFP4 0.3, FP8 text
     encoder 0.05); ``broken_models`` render off-prompt images (``broken_style="noise"`` for
-    noise). ``image_latency`` is the simulated sampling time per image and ``load_latency`` the
+    noise). ``image_latency`` is the simulated time per image, the whole run (the fake's own rendering and
+    encoding are taken out of its sampling sleep, as a real server's time includes them) and ``load_latency`` the
     time a model load takes whenever the graph's model files differ from the loaded ones;
     ``pixel_latency`` is seconds per megapixel of VAE decoding (VAEDecode, VAEDecodeTiled;
     VAEEncode costs 1 %), so a 4096x4096 tiled decode is slow and interruptible as on a CPU.
