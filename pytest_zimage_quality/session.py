@@ -48,8 +48,8 @@ class ZImageSession:
             if workerinput and "zimage_run_id" in workerinput
             else new_run_id(simulated=settings.simulated)
         )
-        self.report_dir = ReportDir(self._default_dir(settings.report_dir, "report"), self.run_id)
-        self.cache_dir = self._default_dir(settings.cache_dir, "images")
+        self._report_dir: ReportDir | None = None
+        self._cache_dir: Path | None = None
         self._suites: dict[Path, Suite] = {}
         self._suite_errors: dict[Path, ZImageError] = {}
         self._planned: list[tuple[Suite, Case]] = []
@@ -66,6 +66,21 @@ class ZImageSession:
         self._scorers: tuple[Any, Any] | None = None
         #: servers and scorer identities, for summary.json (workers send theirs to the controller)
         self.environment: dict[str, Any] = {"servers": [], "scorers": {}}
+
+    @property
+    def report_dir(self) -> ReportDir:
+        """The run's report directory (only runs that need it create pytest's cache dir)."""
+        if self._report_dir is None:
+            self._report_dir = ReportDir(
+                self._default_dir(self.settings.report_dir, "report"), self.run_id
+            )
+        return self._report_dir
+
+    @property
+    def cache_dir(self) -> Path:
+        if self._cache_dir is None:
+            self._cache_dir = self._default_dir(self.settings.cache_dir, "images")
+        return self._cache_dir
 
     def _default_dir(self, chosen: Path | None, leaf: str) -> Path:
         if chosen is not None:

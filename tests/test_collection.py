@@ -144,6 +144,7 @@ def test_unrelated_tests_are_untouched(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_plain():\n    assert True\n")
     result = pytester.runpytest()
     result.assert_outcomes(passed=1)
+    assert not (pytester.path / ".pytest_cache" / "d" / "zimage").exists()
     assert "zimage" not in result.stdout.str().replace("zimage-quality-", "")
 
 
