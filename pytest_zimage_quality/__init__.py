@@ -23,12 +23,12 @@ from .errors import (
     WeightsNotFoundError,
     WorkflowRejectedError,
     ZImageError,
-    ZImageWarning,
 )
 from .suite import Case, ConfigSpec, ExpectedFail, Prompt, Suite, load_suite
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from ._warning import ZImageWarning
     from .comfyui import ComfyUIClient
     from .scorers import CLIPScorer, LPIPSScorer
     from .stats import GateResult, noninferiority_gate
@@ -42,6 +42,7 @@ _LAZY = {
     "LPIPSScorer": "scorers",
     "GateResult": "stats",
     "noninferiority_gate": "stats",
+    "ZImageWarning": "errors",  # a pytest.PytestWarning: pytest loads on first use
 }
 
 

@@ -22,11 +22,17 @@ torch, tomllib) are translated where they occur, with ``raise ... from exc``.
         └── ImageSizeMismatchError      LPIPS was asked to compare images of different sizes
 
     ZImageWarning(pytest.PytestWarning)  filterable with ``-W ignore::pytest_zimage_quality.ZImageWarning``
+
+Importing this module does not import pytest: ``ZImageWarning`` lives in ``_warning`` and is
+loaded on first access of the name (module ``__getattr__``), so the pure core can use the
+error tree outside a pytest run.
 """
 
 from __future__ import annotations
 
-import pytest
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._warning import ZImageWarning
 
 __all__ = [
     "ComfyUIError",
@@ -222,7 +228,10 @@ class ImageSizeMismatchError(ScorerError):
     )
 
 
-class ZImageWarning(pytest.PytestWarning):
-    """Warnings from the plugin (cache repairs, truncated prompts, disagreeing tests, xdist)."""
+def __getattr__(name: str) -> object:
+    """``ZImageWarning`` on first access: it subclasses a pytest class, so pytest loads then."""
+    if name == "ZImageWarning":
+        from ._warning import ZImageWarning  # noqa: PLC0415 - pytest only when warning
 
-    __module__ = "pytest_zimage_quality"
+        return ZImageWarning
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
