@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 
@@ -60,6 +60,7 @@ from .errors import (
     ModelFilesMissingError,
     WorkflowRejectedError,
 )
+from .hosts import SIMULATED_HOST, HostAddress, HostAddressError, parse_host, redact_address
 from .workflow import MODEL_INPUTS
 
 __all__ = [
@@ -331,7 +332,8 @@ def _is_tls_error(exc: BaseException) -> bool:
 class ComfyUIClient:
     """A session with one ComfyUI host; see the module docstring for the threading model.
 
-    ``base_url`` is ``http(s)://host:port[/prefix]`` (``host:port`` means http). ``headers``
+    ``base_url`` is an address in the grammar of :mod:`pytest_zimage_quality.hosts`
+    (``host:port`` means http; ``user:password@`` becomes basic auth, never shown). ``headers``
     go with every HTTP request and the WebSocket handshake; their values are never shown.
     ``timeout`` is the default for :meth:`wait`. ``transport`` replaces httpx's network
     transport (tests use ``httpx.MockTransport``; it carries HTTP only, so pair it with
@@ -344,7 +346,7 @@ class ComfyUIClient:
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | HostAddress,
         *,
         headers: Sequence[tuple[str, str]] = (),
         timeout: float = 600.0,
@@ -358,40 +360,35 @@ class ComfyUIClient:
         poll_interval: float = 0.5,
         confirm_interval: float = 10.0,
     ) -> None:
-        url = base_url.strip()
-        if "://" not in url:
-            url = "http://" + url
-        parts = urlsplit(url)
         try:
-            port = parts.port
-        except ValueError:
-            port = -1
-        if parts.scheme not in ("http", "https") or not parts.hostname or port == -1:
+            address = base_url if isinstance(base_url, HostAddress) else parse_host(base_url)
+        except HostAddressError as exc:  # its message never shows a password
             raise ComfyUIUnreachableError(
-                f"{base_url!r} is not a ComfyUI address (expected http(s)://host:port)",
-                host=base_url,
-                hint="pass --zimage-host as host:port or http(s)://host:port",
+                f"not a ComfyUI address: {exc}",
+                host=redact_address(str(base_url)),
+                hint="pass --zimage-host as host:port or http(s)://[user:password@]host:port",
+            ) from None
+        if address.simulated:
+            raise ComfyUIUnreachableError(
+                f"{SIMULATED_HOST!r} is not a ComfyUI address: the plugin starts its fake "
+                "server itself for --zimage-host=simulated",
+                host=SIMULATED_HOST,
+                hint="pass a real server as host:port, or use the zimage_fake_comfyui fixture",
             )
-        path = parts.path.rstrip("/")
-        netloc = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-        if port is not None:
-            netloc += f":{port}"
         #: The base URL without credentials: what every message names.
-        self.host = urlunsplit((parts.scheme, netloc, path, "", ""))
+        self.host = address.base_url
         self._base = self.host
         has_authorization = any(name.lower() == "authorization" for name, _ in headers)
         self._auth: httpx.BasicAuth | None = None
-        ws_netloc = netloc
-        if (parts.username or parts.password) and not has_authorization:
+        ws_netloc = address.netloc
+        if address.has_credentials and not has_authorization:
             # credentials in the URL: basic auth (an explicit Authorization header wins)
-            self._auth = httpx.BasicAuth(
-                unquote(parts.username or ""), unquote(parts.password or "")
-            )
-            ws_netloc = parts.netloc
-        ws_scheme = "wss" if parts.scheme == "https" else "ws"
+            self._auth = httpx.BasicAuth(address.username, address.password)
+            ws_netloc = urlsplit(address.url).netloc
+        ws_scheme = "wss" if address.scheme == "https" else "ws"
         self.client_id = client_id or uuid.uuid4().hex
         self._ws_url = urlunsplit(
-            (ws_scheme, ws_netloc, f"{path}/ws", f"clientId={quote(self.client_id)}", "")
+            (ws_scheme, ws_netloc, f"{address.path}/ws", f"clientId={quote(self.client_id)}", "")
         )
         self._header_names = tuple(name for name, _ in headers)
         self._headers = tuple((str(k), str(v)) for k, v in headers)
@@ -404,7 +401,7 @@ class ComfyUIClient:
         self._use_websocket = use_websocket
         # one TLS context for HTTP and the WebSocket
         try:
-            self._ssl = _ssl_context(verify_tls) if parts.scheme == "https" else None
+            self._ssl = _ssl_context(verify_tls) if address.scheme == "https" else None
         except (OSError, ssl.SSLError) as exc:
             raise ComfyUIUnreachableError(
                 f"cannot use the TLS certificates {verify_tls!r} for {self.host}: {exc}",

@@ -18,6 +18,10 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import pytest
 
+from .hosts import SIMULATED_HOST, HostAddressError
+from .hosts import HostAddress as HostSpec
+from .hosts import parse_host as parse_host_address
+
 if TYPE_CHECKING:
     from .suite import Suite
 
@@ -32,9 +36,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-#: ``--zimage-host=simulated`` starts the in-process fake ComfyUI (a dry run, no GPU).
-SIMULATED_HOST = "simulated"
-DEFAULT_PORT = 8188
 DEFAULT_CLIP_MODEL = "ViT-B-32"
 DEFAULT_CLIP_PRETRAINED = "laion2b_s34b_b79k"
 
@@ -62,61 +63,12 @@ DEFAULTS = _Defaults()
 # value parsers: each raises argparse.ArgumentTypeError with a one-line reason
 
 
-@dataclass(frozen=True)
-class HostSpec:
-    """A ComfyUI host: ``url`` is the base URL, or ``simulated`` for the in-process fake."""
-
-    url: str
-
-    @property
-    def simulated(self) -> bool:
-        return self.url == SIMULATED_HOST
-
-    def __str__(self) -> str:
-        return self.url
-
-
-_HOSTNAME_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.\-]+)$")
-
-
 def parse_host(text: str) -> HostSpec:
-    """``host``, ``host:port``, ``http(s)://host[:port][/path]`` or ``simulated``."""
-    value = text.strip()
-    if value.lower() == SIMULATED_HOST:
-        return HostSpec(SIMULATED_HOST)
-    match = re.match(r"^(?:(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://)?(?P<rest>.*)$", value)
-    assert match is not None
-    scheme = (match.group("scheme") or "http").lower()
-    if scheme not in ("http", "https"):
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: scheme {scheme!r} is not supported (use host:port, http:// or https://)"
-        )
-    rest = match.group("rest")
-    hostport, _, path = rest.partition("/")
-    host, port = hostport, ""
-    if hostport.startswith("["):  # [ipv6]:port
-        close = hostport.find("]")
-        host, port = (
-            hostport[: close + 1],
-            hostport[close + 2 :] if close + 1 < len(hostport) else "",
-        )
-    elif hostport.count(":") == 1:
-        host, port = hostport.split(":")
-    if not host or not _HOSTNAME_RE.match(host):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a host (write host:port or http://host:port)"
-        )
-    if port:
-        if not port.isdigit() or not 0 < int(port) < 65536:
-            raise argparse.ArgumentTypeError(f"{text!r}: port {port!r} is not a number in 1-65535")
-    elif match.group("scheme") is None:
-        port = str(DEFAULT_PORT)
-    url = (
-        f"{scheme}://{host}"
-        + (f":{port}" if port else "")
-        + (f"/{path.rstrip('/')}" if path.strip("/") else "")
-    )
-    return HostSpec(url)
+    """An address in the one grammar of :mod:`pytest_zimage_quality.hosts`."""
+    try:
+        return parse_host_address(text)
+    except HostAddressError as exc:  # its message never shows a password
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 _HEADER_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")

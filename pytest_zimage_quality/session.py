@@ -441,15 +441,15 @@ class ZImageSession:
         A quick ``/system_stats`` per host (no retries); the run itself connects later, when
         its first test starts. Skipped for --collect-only and on xdist workers.
         """
-        urls = [str(host) for host in self.settings.hosts]
         if self.is_worker or self.config.option.collectonly:
-            return urls
+            return [str(host) for host in self.settings.hosts]
         from .comfyui import ComfyUIClient  # noqa: PLC0415 - httpx only when a host is given
 
         lines = []
-        for url in urls:
+        for host in self.settings.hosts:
+            url = str(host)  # the password, if any, redacted
             client = ComfyUIClient(
-                url, headers=self.settings.headers, timeout=10, use_websocket=False, retries=0
+                host, headers=self.settings.headers, timeout=10, use_websocket=False, retries=0
             )
             try:
                 info = client.connect()

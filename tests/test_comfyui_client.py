@@ -33,6 +33,7 @@ from pytest_zimage_quality.errors import (
     ModelFilesMissingError,
     WorkflowRejectedError,
 )
+from pytest_zimage_quality.hosts import parse_host
 
 TRANSCRIPTS = Path(__file__).resolve().parent / "transcripts"
 VERSIONS = ["v0.18.1", "v0.3.64"]
@@ -458,6 +459,26 @@ def test_host_port_without_scheme_means_http(mock: MockComfy) -> None:
     with make_client(mock, base_url="comfy.test:8188") as client:
         assert client.host == HOST
         assert client.base_url == HOST
+
+
+def test_the_client_reads_the_options_grammar(mock: MockComfy) -> None:
+    with make_client(mock, base_url="comfy.test") as client:  # the default port, as the option
+        assert client.host == HOST
+    address = parse_host("http://user:p%40ss@comfy.test:8188")
+    with make_client(mock, base_url=address) as client:
+        client.connect()
+        assert client.host == HOST
+    (request,) = mock.requests
+    assert request.headers["authorization"] == httpx.BasicAuth("user", "p@ss")._auth_header
+
+
+def test_a_refused_address_never_shows_its_password() -> None:
+    with pytest.raises(ComfyUIUnreachableError, match="not a ComfyUI address") as info:
+        ComfyUIClient("ftp://user:hunter2@comfy.test", use_websocket=False)
+    assert "hunter2" not in str(info.value) + info.value.host
+    assert "user:***@" in str(info.value)
+    with pytest.raises(ComfyUIUnreachableError, match="starts its fake server itself"):
+        ComfyUIClient("simulated", use_websocket=False)
 
 
 # ---------------------------------------------------------------------------------------
