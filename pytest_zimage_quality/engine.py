@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from .cache import ImageCache, cache_key
 from .errors import ScorerError, ZImageError
 from .scheduler import Generated, HostRunner, Job
-from .scoring import ClipScorerLike, LpipsScorerLike, Scores, ScoringWorker
+from .scoring_worker import ClipScorerLike, LpipsScorerLike, Scores, ScoringWorker
 from .workflow import graph_hash, model_files
 
 if TYPE_CHECKING:
