@@ -17,26 +17,54 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .cache import ImageCache, cache_key
 from .errors import ScorerError, ZImageError
+from .images import decode_png, is_blank
 from .scheduler import Generated, HostRunner, Job
 from .scoring_worker import ClipScorerLike, LpipsScorerLike, Scores, ScoringWorker
+from .thumbnails import make_thumbnail, thumbnail_path
 from .workflow import graph_hash, model_files
 
 if TYPE_CHECKING:
     from .artifacts import ReportDir
     from .comfyui import ComfyUIClient, Progress, ServerInfo
-    from .options import Settings
     from .suite import Case, Suite
 
-__all__ = ["CaseOutcome", "Engine"]
+__all__ = ["CaseOutcome", "Engine", "EngineSettings"]
 
 log = logging.getLogger(__name__)
 
 #: Every output file of this plugin on a server lives under this subfolder of output/.
 SERVER_SUBFOLDER = "zimage-quality"
+
+
+class _Host(Protocol):
+    @property
+    def url(self) -> str: ...
+
+
+class EngineSettings(Protocol):
+    """The part of the run's settings the engine reads (the pytest layer's ``Settings`` has it).
+
+    The engine is pipeline, not pytest layer: it takes this view rather than importing the
+    option registration that builds it.
+    """
+
+    @property
+    def hosts(self) -> Sequence[_Host]: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, str]]: ...
+    @property
+    def simulated(self) -> bool: ...
+    @property
+    def refresh(self) -> bool: ...
+    @property
+    def timeout(self) -> float: ...
+    @property
+    def queue_depth(self) -> int: ...
+    def cache_revision(self, suite: Suite) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -73,7 +101,7 @@ class Engine:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: EngineSettings,
         *,
         report_dir: ReportDir,
         cache: ImageCache | None,
@@ -133,7 +161,7 @@ class Engine:
                 client.free(free_memory=True, unload_models=False)
         self.scoring = ScoringWorker(
             decode=_decode,
-            is_blank=_is_blank,
+            is_blank=is_blank,
             on_scored=self._on_scored,
             on_failed=self._on_failed,
         )
@@ -163,7 +191,7 @@ class Engine:
         return ComfyUIClient(url, headers=self.settings.headers, timeout=self.settings.timeout)
 
     def _start_fake(self, suites: Sequence[Suite]) -> str:
-        from .testing import FakeComfyUI  # noqa: PLC0415 - aiohttp only for simulated runs
+        from ._fake.fake import FakeComfyUI  # noqa: PLC0415 - Pillow/numpy/aiohttp only here
 
         graphs = [
             suite.graph_for(suite.make_case(suite.prompts[0].key, config.key, suite.seeds[0]))
@@ -347,13 +375,8 @@ class Engine:
             return
         assert self.scoring is not None
         self.scoring.submit(job, generated, path)
-        self._thumbnail(path, generated.sha256)
-
-    def _thumbnail(self, path: Path, sha256: str) -> None:
-        """Make the report's thumbnail now, while the server works, not at the end of the run."""
-        from .html_report import make_thumbnail  # noqa: PLC0415 - Pillow/jinja2 only when used
-
-        make_thumbnail(path, self.report_dir.thumbs_dir / f"{sha256[:16]}.jpg")
+        # The report's thumbnail now, while the server works, not at the end of the run.
+        make_thumbnail(path, thumbnail_path(self.report_dir.thumbs_dir, generated.sha256))
 
     def _runner_failed(self, job: Job, error: ZImageError) -> None:
         self._on_failed(job, error)
@@ -455,21 +478,15 @@ class Engine:
 def _preload_reporting() -> None:
     """Import the end-of-run stack (scipy, jinja2) while the server works, not after it."""
     try:
-        from . import html_report, stats  # noqa: F401, PLC0415
+        import jinja2  # noqa: F401, PLC0415
+
+        from . import stats  # noqa: F401, PLC0415
     except ImportError as exc:  # reported properly when the summary needs them
         log.debug("zimage: preloading the report modules failed: %s", exc)
 
 
 def _decode(data: bytes, name: str) -> Any:
-    from .images import decode_png  # noqa: PLC0415 - torch only when scoring
-
-    return decode_png(data, name=name)
-
-
-def _is_blank(tensor: Any) -> bool:
-    from .images import is_blank  # noqa: PLC0415
-
-    return bool(is_blank(tensor))
+    return decode_png(data, label=name)
 
 
 def _float(value: object) -> float | None:
