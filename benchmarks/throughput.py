@@ -178,7 +178,7 @@ def naive_run(args: argparse.Namespace, project: Path) -> Row:
     for case in suite.cases():
         graph = suite.graph_for(case, prefix=f"naive/{case.id}")
         generation = client.generate(graph, output_node=suite.output_node)
-        image = decode_png(generation.image)
+        image = decode_png(generation.png)
         clip.score([image], [case.prompt.text])
         if case.is_reference:
             references[(case.prompt.key, case.seed)] = image

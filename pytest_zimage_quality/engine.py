@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .cache import ImageCache, cache_key
+from .comfyui import GeneratedImage
 from .errors import ScorerError, ZImageError
 from .images import decode_png, is_blank
-from .scheduler import Generated, HostRunner, Job
+from .scheduler import HostRunner, ImageRequest
 from .scoring_worker import ClipScorerLike, LpipsScorerLike, Scores, ScoringWorker
 from .thumbnails import make_thumbnail, thumbnail_path
 from .workflow import graph_hash, model_files
@@ -72,8 +73,8 @@ class CaseOutcome:
     """A scored case: its image, where it is stored, its scores, and its reference's outcome."""
 
     case: Case
-    job: Job = field(repr=False)
-    generated: Generated = field(repr=False)
+    job: ImageRequest = field(repr=False)
+    generated: GeneratedImage = field(repr=False)
     image_path: Path
     scores: Scores
     reference: CaseOutcome | None = None
@@ -113,7 +114,7 @@ class Engine:
         self._client_factory = client_factory
         self._lock = threading.Lock()
         self._slots: dict[tuple[str, str], _Slot] = {}
-        self._jobs: dict[tuple[str, str], Job] = {}
+        self._jobs: dict[tuple[str, str], ImageRequest] = {}
         self._suites: dict[str, Suite] = {}
         self._host_of_config: dict[tuple[str, str], int] = {}
         self._model_ids: dict[tuple[int, str, str], object] = {}
@@ -233,7 +234,7 @@ class Engine:
                 client.check_graphs(graphs)
 
     # -- planning -----------------------------------------------------------------------
-    def _job(self, case: Case) -> Job:
+    def _job(self, case: Case) -> ImageRequest:
         suite = self._suites[case.suite]
         base = suite.graph_for(case)
         ghash = graph_hash(base, ignore=[suite.prefix_input])
@@ -251,7 +252,7 @@ class Engine:
             server={"comfyui_version": info.comfyui_version, "device": info.gpu_name},
             revision=self.settings.cache_revision(suite),
         )
-        return Job(case=case, suite=suite, graph=graph, graph_hash=ghash, cache_key=key)
+        return ImageRequest(case=case, suite=suite, graph=graph, graph_hash=ghash, cache_key=key)
 
     def _model_identity(self, host: int, folder: str, name: str) -> object:
         memo = (host, folder, name)
@@ -303,14 +304,14 @@ class Engine:
                     self._slots[key] = _Slot()
                     new.append(self._jobs[key])
         new.sort(key=self._plan_order)
-        per_host: dict[int, list[Job]] = {}
+        per_host: dict[int, list[ImageRequest]] = {}
         for job in new:
             host = self._host_of_config.get((job.case.suite, job.case.config.key), 0)
             per_host.setdefault(host, []).append(job)
         for host, jobs in per_host.items():
             self.runners[host].enqueue(jobs)
 
-    def _plan_order(self, job: Job) -> tuple[int, int, int, int, int]:
+    def _plan_order(self, job: ImageRequest) -> tuple[int, int, int, int, int]:
         """Suite, then reference config first, then configs in suite order; prompts; seeds."""
         suite = self._suites[job.case.suite]
         suites = list(self._suites)
@@ -326,14 +327,14 @@ class Engine:
         )
 
     # -- callbacks from runner and scoring threads ---------------------------------------
-    def _lookup_cache(self, job: Job) -> Generated | None:
+    def _lookup_cache(self, job: ImageRequest) -> GeneratedImage | None:
         if self.cache is None or self.settings.refresh:
             return None
         hit = self.cache.get(job.cache_key)
         if hit is None:
             return None
         meta = hit.meta
-        return Generated(
+        return GeneratedImage(
             png=hit.png,
             sha256=hit.sha256,
             prompt_id=str(meta.get("prompt_id", "")),
@@ -343,7 +344,7 @@ class Engine:
             cached="plugin",
         )
 
-    def _deliver(self, job: Job, generated: Generated) -> None:
+    def _deliver(self, job: ImageRequest, generated: GeneratedImage) -> None:
         try:
             if self.cache is not None and generated.cached != "plugin":
                 self.cache.put(
@@ -378,17 +379,19 @@ class Engine:
         # The report's thumbnail now, while the server works, not at the end of the run.
         make_thumbnail(path, thumbnail_path(self.report_dir.thumbs_dir, generated.sha256))
 
-    def _runner_failed(self, job: Job, error: ZImageError) -> None:
+    def _runner_failed(self, job: ImageRequest, error: ZImageError) -> None:
         self._on_failed(job, error)
         if job.case.is_reference and self.scoring is not None:
             self.scoring.reference_failed(job.key, error)
 
-    def _on_failed(self, job: Job, error: ZImageError) -> None:
+    def _on_failed(self, job: ImageRequest, error: ZImageError) -> None:
         slot = self._slots[job.key]
         slot.error = error
         slot.event.set()
 
-    def _on_scored(self, job: Job, generated: Generated, path: Path, scores: Scores) -> None:
+    def _on_scored(
+        self, job: ImageRequest, generated: GeneratedImage, path: Path, scores: Scores
+    ) -> None:
         reference = None
         if not job.case.is_reference:
             ref_slot = self._slots.get((job.case.suite, job.case.reference_id))

@@ -13,29 +13,33 @@ fake client.
 from __future__ import annotations
 
 import collections
-import hashlib
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .errors import ComfyUIError, ComfyUIProtocolError, ZImageError
+from .comfyui import FinishedPrompt, GeneratedImage
+from .errors import ComfyUIError, ZImageError
 
 if TYPE_CHECKING:
     from .suite import Case, Suite
 
-__all__ = ["Generated", "HostRunner", "Job", "SubmissionClient"]
+__all__ = ["HostRunner", "ImageRequest", "SubmissionClient"]
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Job:
-    """One image to obtain: a case of a suite, its final graph and its cache key."""
+class ImageRequest:
+    """One image to obtain: a case of a suite, its final graph and its cache key.
+
+    The first stage of an image: the client follows it as a prompt, the server finishes it
+    (:class:`~.comfyui.FinishedPrompt`), and it reaches scoring as a
+    :class:`~.comfyui.GeneratedImage`.
+    """
 
     case: Case
     suite: Suite = field(compare=False, repr=False)
@@ -53,19 +57,6 @@ class Job:
         return self.suite.output_node
 
 
-@dataclass(frozen=True)
-class Generated:
-    """A finished image as delivered to scoring."""
-
-    png: bytes
-    sha256: str
-    prompt_id: str
-    host: str
-    wall_seconds: float | None
-    server_seconds: float | None
-    cached: str  # "" generated now, "server" served from ComfyUI's cache, "plugin" from ours
-
-
 class SubmissionClient(Protocol):
     """What a runner needs of a ComfyUI client (comfyui.ComfyUIClient provides it)."""
 
@@ -80,13 +71,11 @@ class SubmissionClient(Protocol):
         output_node: str | None = None,
     ) -> str: ...
 
-    def wait(self, prompt_id: str, *, timeout: float | None = None) -> Any: ...
+    def wait(self, prompt_id: str, *, timeout: float | None = None) -> FinishedPrompt: ...
 
-    def fetch_image(self, ref: Any) -> bytes: ...
-
-    def verify_png(
-        self, data: bytes, *, expected_graph: Mapping[str, Any] | None, ref: Any = None
-    ) -> None: ...
+    def fetch_result(
+        self, finished: FinishedPrompt, *, output_node: str | None = None
+    ) -> GeneratedImage: ...
 
     def cancel_all(self) -> None: ...
 
@@ -103,9 +92,9 @@ class HostRunner:
         *,
         depth: int,
         timeout: float,
-        deliver: Callable[[Job, Generated], None],
-        fail: Callable[[Job, ZImageError], None],
-        lookup_cache: Callable[[Job], Generated | None],
+        deliver: Callable[[ImageRequest, GeneratedImage], None],
+        fail: Callable[[ImageRequest, ZImageError], None],
+        lookup_cache: Callable[[ImageRequest], GeneratedImage | None],
     ) -> None:
         self.client = client
         self.host = client.base_url
@@ -114,7 +103,7 @@ class HostRunner:
         self._deliver = deliver
         self._fail = fail
         self._lookup_cache = lookup_cache
-        self._queue: collections.deque[Job | object] = collections.deque()
+        self._queue: collections.deque[ImageRequest | object] = collections.deque()
         self._known: set[tuple[str, str]] = set()
         self._cond = threading.Condition()
         self._slots = threading.Semaphore(depth)
@@ -123,16 +112,15 @@ class HostRunner:
             target=self._feed, name=f"zimage-feed[{self.host}]", daemon=True
         )
         self._stopping = threading.Event()
-        self._inflight: dict[str, Job] = {}
+        self._inflight: dict[str, ImageRequest] = {}
         self.submitted = 0
         self.cache_hits = 0
-        self.submit_log: list[tuple[float, str]] = []  # (monotonic time, case id), for benchmarks
 
     # -- control ------------------------------------------------------------------------
     def start(self) -> None:
         self._thread.start()
 
-    def enqueue(self, jobs: Iterable[Job]) -> list[Job]:
+    def enqueue(self, jobs: Iterable[ImageRequest]) -> list[ImageRequest]:
         """Append jobs not seen before, keeping their order; returns those added."""
         added = []
         with self._cond:
@@ -149,15 +137,11 @@ class HostRunner:
         with self._cond:
             return key in self._known
 
-    def pending(self) -> list[Job]:
-        with self._cond:
-            return [job for job in self._queue if isinstance(job, Job)]
-
-    def stop(self, *, cancel: bool) -> list[Job]:
+    def stop(self, *, cancel: bool) -> list[ImageRequest]:
         """Stop feeding; with ``cancel``, remove our prompts from the server. Returns unsent jobs."""
         self._stopping.set()
         with self._cond:
-            unsent = [job for job in self._queue if isinstance(job, Job)]
+            unsent = [job for job in self._queue if isinstance(job, ImageRequest)]
             self._queue.clear()
             self._queue.append(_STOP)
             self._cond.notify_all()
@@ -172,12 +156,12 @@ class HostRunner:
         return unsent
 
     # -- the feeder thread --------------------------------------------------------------
-    def _next(self) -> Job | None:
+    def _next(self) -> ImageRequest | None:
         with self._cond:
             while not self._queue:
                 self._cond.wait()
             item = self._queue.popleft()
-        return item if isinstance(item, Job) else None
+        return item if isinstance(item, ImageRequest) else None
 
     def _feed(self) -> None:
         while True:
@@ -196,7 +180,6 @@ class HostRunner:
             self._slots.acquire()
             if self._stopping.is_set():
                 return
-            started = time.monotonic()
             try:
                 prompt_id = self.client.submit(
                     job.graph, prompt_id=job.prompt_id, output_node=job.output_node
@@ -212,40 +195,20 @@ class HostRunner:
                 )
                 continue
             self.submitted += 1
-            self.submit_log.append((started, job.case.id))
             self._inflight[prompt_id] = job
             try:
-                self._waiters.submit(self._complete, job, prompt_id, started)
+                self._waiters.submit(self._complete, job, prompt_id)
             except RuntimeError:  # executor shut down by stop()
                 return
 
-    def _complete(self, job: Job, prompt_id: str, started: float) -> None:
+    def _complete(self, job: ImageRequest, prompt_id: str) -> None:
         try:
             try:
-                completion = self.client.wait(prompt_id, timeout=self.timeout)
-            finally:
+                finished = self.client.wait(prompt_id, timeout=self.timeout)
+            finally:  # the server is free for the next prompt while the image is fetched
                 self._slots.release()
                 self._inflight.pop(prompt_id, None)
-            refs = completion.outputs.get(job.output_node) or []
-            if not refs:
-                raise ComfyUIProtocolError(
-                    f"{job.case.id}: the run finished but output node {job.output_node} "
-                    "reported no image",
-                    host=self.host,
-                    hint="check that the suite's output_node is the SaveImage node of the graph",
-                )
-            png = self.client.fetch_image(refs[0])
-            self.client.verify_png(png, expected_graph=job.graph, ref=refs[0])
-            cached = "server" if job.output_node in set(completion.cached_nodes) else ""
-            generated = Generated(
-                png=png,
-                sha256=hashlib.sha256(png).hexdigest(),
-                prompt_id=prompt_id,
-                host=self.host,
-                wall_seconds=time.monotonic() - started,
-                server_seconds=completion.server_seconds,
-                cached=cached,
-            )
+            generated = self.client.fetch_result(finished, output_node=job.output_node)
         except ZImageError as exc:
             self._fail(job, exc)
             return

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from .comfyui import GeneratedImage
 from .errors import ImageDecodeError, ScorerError, ZImageError
-from .scheduler import Generated, Job
+from .scheduler import ImageRequest
 
 __all__ = ["ClipScorerLike", "LpipsScorerLike", "Scores", "ScoringWorker"]
 
@@ -59,8 +60,8 @@ class Scores:
 
 @dataclass
 class _Item:
-    job: Job
-    generated: Generated
+    job: ImageRequest
+    generated: GeneratedImage
     image_path: Path
     tensor: Any = None
     clipscore: float | None = None
@@ -78,8 +79,8 @@ class ScoringWorker:
         *,
         decode: Callable[[bytes, str], Any],
         is_blank: Callable[[Any], bool],
-        on_scored: Callable[[Job, Generated, Path, Scores], None],
-        on_failed: Callable[[Job, ZImageError], None],
+        on_scored: Callable[[ImageRequest, GeneratedImage, Path, Scores], None],
+        on_failed: Callable[[ImageRequest, ZImageError], None],
         batch_size: int = 16,
         decode_threads: int = 4,
     ) -> None:
@@ -119,7 +120,7 @@ class ScoringWorker:
         self.load_error = error
         self._provided.set()
 
-    def submit(self, job: Job, generated: Generated, image_path: Path) -> None:
+    def submit(self, job: ImageRequest, generated: GeneratedImage, image_path: Path) -> None:
         self._inbox.put(_Item(job, generated, image_path))
 
     def reference_failed(self, key: tuple[str, str], error: ZImageError) -> None:
@@ -159,7 +160,7 @@ class ScoringWorker:
                             entry.job, ScorerError(f"scoring {entry.job.case.id} failed: {exc!r}")
                         )
 
-    def _fail(self, job: Job, error: ZImageError) -> None:
+    def _fail(self, job: ImageRequest, error: ZImageError) -> None:
         self._on_failed(job, error)
         if job.case.is_reference:
             self._mark_ref_failed(job.key, error)

@@ -17,7 +17,7 @@ import aiohttp  # noqa: F401  (isort: skip)
 import httpx  # noqa: F401
 import websockets.sync.client  # noqa: F401
 
-import pytest_zimage_quality.comfyui  # noqa: F401
+import pytest_zimage_quality.comfyui._client  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_SUITE = REPO / "example_suite" / "zimage_turbo.toml"

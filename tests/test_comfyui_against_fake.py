@@ -7,6 +7,7 @@ class and message a user would read, and what the server saw (request log, runs,
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import socket
 import threading
@@ -118,13 +119,15 @@ def test_generation_with_progress(fake: FakeComfyUI, client: ComfyUIClient) -> N
     seen: list[Progress] = []
     client.add_progress_listener(seen.append)
     generation = client.generate(graph(), output_node=OUTPUT)
-    assert generation.image.startswith(b"\x89PNG")
-    assert generation.image == fake.read_file(
-        generation.image_ref.filename, generation.image_ref.subfolder, generation.image_ref.type
-    )
-    assert generation.image_ref.subfolder == "zq_test"
-    assert not generation.cached
+    ref = generation.image_ref
+    assert ref is not None
+    assert generation.png.startswith(b"\x89PNG")
+    assert generation.png == fake.read_file(ref.filename, ref.subfolder, ref.type)
+    assert generation.sha256 == hashlib.sha256(generation.png).hexdigest()
+    assert ref.subfolder == "zq_test"
+    assert generation.cached == ""
     assert generation.server_seconds is not None
+    assert generation.wall_seconds is not None
     assert generation.wall_seconds > 0
     assert fake.generations == 1
     (body,) = posts(fake)
@@ -147,7 +150,7 @@ def test_server_info(fake: FakeComfyUI, client: ComfyUIClient) -> None:
 def test_cache_replay_is_reported(fake: FakeComfyUI, client: ComfyUIClient) -> None:
     first = client.generate(graph(), output_node=OUTPUT)
     again = client.generate(graph(), output_node=OUTPUT)
-    assert again.cached
+    assert again.cached == "server"
     assert again.image_ref == first.image_ref
     assert client.wait(again.prompt_id).fully_cached
     assert fake.generations == 1
@@ -207,7 +210,7 @@ def test_execution_error(fake: FakeComfyUI, client: ComfyUIClient) -> None:
         "torch.OutOfMemoryError",
     )
     assert "CUDA out of memory" in str(error)
-    assert client.generate(graph(), output_node=OUTPUT).image  # the next run is fine
+    assert client.generate(graph(), output_node=OUTPUT).png  # the next run is fine
 
 
 def test_cancel_all_stops_only_our_prompts(
@@ -233,7 +236,7 @@ def test_cancel_all_stops_only_our_prompts(
     for thread in waiters:
         thread.join(10)
     assert sorted(outcomes) == sorted(ours)
-    assert other.result(theirs).image  # the other client's prompt ran
+    assert other.result(theirs).png  # the other client's prompt ran
     running, pending = client.queue()
     assert running == pending == []
     assert [run.prompt_id for run in fake.runs if run.prompt_id in ours] == [ours[0]]
@@ -253,14 +256,14 @@ def test_timeout_interrupts_our_running_prompt(fake: FakeComfyUI, client: ComfyU
 def test_dropped_websocket_is_reconnected(fake: FakeComfyUI, client: ComfyUIClient) -> None:
     fake.faults.drop_websocket(after_frames=2)
     generation = client.generate(graph(), output_node=OUTPUT)
-    assert generation.image
+    assert generation.png
 
     def sockets() -> list[Any]:
         return [r for r in fake.requests if r.path == "/ws"]
 
     wait_until(lambda: len(sockets()) == 2 and client.uses_websocket, "the reconnect")
     assert all(r.query.get("clientId") == client.client_id for r in sockets())
-    assert client.generate(graph(2), output_node=OUTPUT).image  # and the new socket works
+    assert client.generate(graph(2), output_node=OUTPUT).png  # and the new socket works
     assert len(sockets()) == 2
 
 
@@ -282,7 +285,7 @@ def test_connection_refused(fake: FakeComfyUI, make_client: Callable[..., ComfyU
     assert f"cannot connect to ComfyUI at {fake.url}" in str(info.value)
     fake.faults.restore_connections()
     assert client.queue() == ([], [])
-    assert client.generate(graph(), output_node=OUTPUT).image
+    assert client.generate(graph(), output_node=OUTPUT).png
 
 
 def test_nothing_listening(make_client: Callable[..., ComfyUIClient]) -> None:
@@ -301,7 +304,7 @@ def test_polling_without_websocket(
 ) -> None:
     client = make_client(fake.url, use_websocket=False)
     generation = client.generate(graph(), output_node=OUTPUT)
-    assert generation.image
+    assert generation.png
     assert client.wait(generation.prompt_id).source == "history"
     assert not [r for r in fake.requests if r.path == "/ws"]
 
@@ -309,7 +312,7 @@ def test_polling_without_websocket(
 def test_5xx_retries_and_errors(fake: FakeComfyUI, client: ComfyUIClient) -> None:
     fake.faults.http_error("/view", 503, times=2)
     fake.faults.http_error("/prompt", 503, times=1)
-    assert client.generate(graph(), output_node=OUTPUT).image
+    assert client.generate(graph(), output_node=OUTPUT).png
     assert len(posts(fake)) == 2  # the 503 was not handled: sent again, queued once
     assert len(fake.runs) == 1
     fake.faults.http_error("/prompt", 500, body="Server got itself in trouble")
@@ -327,7 +330,7 @@ def test_slow_submit_is_not_sent_twice(
     client.connect()
     fake.faults.stall("/prompt", 1.2)  # longer than the client waits for the reply
     pid = client.submit(graph(), output_node=OUTPUT)
-    assert client.result(pid).image
+    assert client.result(pid).png
     assert len(posts(fake)) == 1
     assert [run.prompt_id for run in fake.runs] == [pid]
 
@@ -338,7 +341,7 @@ def test_parallel_results(fake: FakeComfyUI, client: ComfyUIClient) -> None:
     results: dict[str, bytes] = {}
 
     def collect(pid: str) -> None:
-        results[pid] = client.result(pid).image
+        results[pid] = client.result(pid).png
 
     threads = [threading.Thread(target=collect, args=(pid,)) for pid in reversed(pids)]
     for thread in threads:

@@ -880,10 +880,11 @@ def test_generate_end_to_end_by_polling(mock: MockComfy, client: ComfyUIClient) 
         "subfolder": "zq_protocol",
         "type": "output",
     }
-    assert generation.image.startswith(b"\x89PNG")
+    assert generation.png.startswith(b"\x89PNG")
+    assert generation.wall_seconds is not None
     assert generation.wall_seconds > 0
     assert generation.server_seconds is not None
-    assert not generation.cached
+    assert generation.cached == ""
     assert generation.host == HOST
     assert "image=" not in repr(generation)
 

@@ -23,8 +23,8 @@ import pytest
 from websockets.http11 import Request, Response
 from websockets.sync.server import Server, ServerConnection, serve
 
-from pytest_zimage_quality._ws import LatestValueRelay, binary_event
 from pytest_zimage_quality.comfyui import ComfyUIClient, ImageRef, Progress
+from pytest_zimage_quality.comfyui._ws import LatestValueRelay, binary_event
 from pytest_zimage_quality.errors import (
     ComfyUIUnreachableError,
     GenerationFailedError,
@@ -263,8 +263,8 @@ def test_cached_resubmission_is_reported_as_cached(
     ws.send(recorded_run(version, "05_run_cached_resubmit", pid))
     mock.history[pid] = {}  # /view must not depend on it
     generation = client.result(pid)
-    assert generation.cached
-    assert generation.image_ref.filename == "run_00001_.png"
+    assert generation.cached == "server"
+    assert generation.image_ref == ImageRef("run_00001_.png", "zq_protocol", "output")
     completion = client.wait(pid)  # the outcome is kept: same answer again
     assert completion.fully_cached
     assert set(completion.cached_nodes) == {"1", "2", "3", "4", "5", "6"}
@@ -491,7 +491,7 @@ def test_no_websocket_at_all_means_polling(mock: MockComfy) -> None:
         assert client.websocket_unavailable is not None
         assert "cannot connect" in client.websocket_unavailable
         assert "polling" in repr(client)
-        assert client.generate(run_graph(), output_node="5").image_ref.filename
+        assert client.generate(run_graph(), output_node="5").image_ref is not None
 
 
 def test_refused_upgrade_means_polling(mock: MockComfy, ws: ScriptedSocket) -> None:

@@ -5,28 +5,21 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pytest_zimage_quality.comfyui import FinishedPrompt, GeneratedImage, ImageRef
 from pytest_zimage_quality.errors import (
     GenerationFailedError,
     GenerationInterruptedError,
     ZImageError,
 )
-from pytest_zimage_quality.scheduler import Generated, HostRunner, Job
+from pytest_zimage_quality.scheduler import HostRunner, ImageRequest
 from pytest_zimage_quality.suite import load_suite
 
 from .conftest import write_small_suite
-
-
-@dataclass(frozen=True)
-class _Completion:
-    outputs: Mapping[str, tuple[str, ...]]
-    cached_nodes: tuple[str, ...] = ()
-    server_seconds: float | None = 0.01
 
 
 class ScriptedServer:
@@ -40,6 +33,7 @@ class ScriptedServer:
         self.queue: list[str] = []
         self.done: dict[str, str] = {}
         self.submitted: list[str] = []
+        self.fetched: list[str] = []
         self.graphs: dict[str, Any] = {}
         self.max_on_server = 0
         self.idle_gaps = 0
@@ -81,7 +75,7 @@ class ScriptedServer:
             self.cond.notify_all()
         return prompt_id
 
-    def wait(self, prompt_id: str, *, timeout: float | None = None) -> _Completion:
+    def wait(self, prompt_id: str, *, timeout: float | None = None) -> FinishedPrompt:
         with self.cond:
             if not self.cond.wait_for(lambda: prompt_id in self.done, timeout=timeout or 30):
                 raise AssertionError("scripted wait timed out")
@@ -90,15 +84,19 @@ class ScriptedServer:
             raise GenerationFailedError("boom", node_id="3", node_type="KSampler")
         if state == "cancelled":
             raise GenerationInterruptedError("cancelled")
-        return _Completion(outputs={"9": (prompt_id,)})
+        ref = ImageRef(f"{prompt_id}.png", "", "output")
+        return FinishedPrompt(prompt_id, {"9": (ref,)}, (), 0.01, fully_cached=False)
 
-    def fetch_image(self, ref: Any) -> bytes:
-        return f"png:{self.graphs[ref]['case']}".encode()
-
-    def verify_png(
-        self, data: bytes, *, expected_graph: Mapping[str, Any] | None, ref: Any = None
-    ) -> None:
-        pass
+    def fetch_result(
+        self, finished: FinishedPrompt, *, output_node: str | None = None
+    ) -> GeneratedImage:
+        assert output_node is not None
+        (ref,) = finished.outputs[output_node]
+        png = f"png:{self.graphs[finished.prompt_id]['case']}".encode()
+        self.fetched.append(finished.prompt_id)
+        return GeneratedImage(
+            png, "sha", finished.prompt_id, self.base_url, 0.1, 0.01, image_ref=ref
+        )
 
     def cancel_all(self) -> None:
         with self.cond:
@@ -109,26 +107,28 @@ class ScriptedServer:
 
 
 @pytest.fixture
-def jobs(tmp_path: Path) -> list[Job]:
+def jobs(tmp_path: Path) -> list[ImageRequest]:
     suite = load_suite(write_small_suite(tmp_path))
     return [
-        Job(case=case, suite=suite, graph={"case": case.id}, graph_hash=case.id, cache_key=case.id)
+        ImageRequest(
+            case=case, suite=suite, graph={"case": case.id}, graph_hash=case.id, cache_key=case.id
+        )
         for case in suite.cases()
     ]
 
 
 class Collector:
     def __init__(self) -> None:
-        self.delivered: dict[str, Generated] = {}
+        self.delivered: dict[str, GeneratedImage] = {}
         self.failed: dict[str, ZImageError] = {}
         self.done = threading.Event()
         self.expected = 0
 
-    def deliver(self, job: Job, generated: Generated) -> None:
+    def deliver(self, job: ImageRequest, generated: GeneratedImage) -> None:
         self.delivered[job.case.id] = generated
         self._check()
 
-    def fail(self, job: Job, error: ZImageError) -> None:
+    def fail(self, job: ImageRequest, error: ZImageError) -> None:
         self.failed[job.case.id] = error
         self._check()
 
@@ -138,14 +138,18 @@ class Collector:
 
 
 def run(
-    server: ScriptedServer, jobs: list[Job], *, depth: int = 2, cached: frozenset[str] = frozenset()
+    server: ScriptedServer,
+    jobs: list[ImageRequest],
+    *,
+    depth: int = 2,
+    cached: frozenset[str] = frozenset(),
 ) -> tuple[HostRunner, Collector]:
     sink = Collector()
     sink.expected = len(jobs)
 
-    def lookup(job: Job) -> Generated | None:
+    def lookup(job: ImageRequest) -> GeneratedImage | None:
         if job.case.id in cached:
-            return Generated(b"cached", "0", "", "", None, None, "plugin")
+            return GeneratedImage(b"cached", "0", "", "", None, None, "plugin")
         return None
 
     runner = HostRunner(
@@ -159,18 +163,21 @@ def run(
 
 
 @pytest.mark.parametrize("depth", [1, 2, 4])
-def test_submits_in_plan_order_and_never_more_than_depth(jobs: list[Job], depth: int) -> None:
+def test_submits_in_plan_order_and_never_more_than_depth(
+    jobs: list[ImageRequest], depth: int
+) -> None:
     server = ScriptedServer()
     runner, sink = run(server, jobs, depth=depth)
     assert server.submitted == [job.case.id for job in jobs]
     assert server.max_on_server <= depth
     assert runner.submitted == len(jobs)
     assert sink.delivered["cat-fp8-s2"].png == b"png:cat-fp8-s2"
+    assert sorted(server.fetched) == sorted(job.prompt_id for job in jobs)  # the client's path
     assert not sink.failed
     server.stop = True
 
 
-def test_with_depth_two_the_server_never_waits_between_images(jobs: list[Job]) -> None:
+def test_with_depth_two_the_server_never_waits_between_images(jobs: list[ImageRequest]) -> None:
     server = ScriptedServer(seconds=0.02)
     run(server, jobs[:12], depth=2)
     # The queue ran dry only once: at the very end.
@@ -178,7 +185,7 @@ def test_with_depth_two_the_server_never_waits_between_images(jobs: list[Job]) -
     server.stop = True
 
 
-def test_cache_hits_are_delivered_without_submission(jobs: list[Job]) -> None:
+def test_cache_hits_are_delivered_without_submission(jobs: list[ImageRequest]) -> None:
     server = ScriptedServer()
     cached = frozenset(job.case.id for job in jobs if job.case.is_reference)
     runner, sink = run(server, jobs, cached=cached)
@@ -188,7 +195,7 @@ def test_cache_hits_are_delivered_without_submission(jobs: list[Job]) -> None:
     server.stop = True
 
 
-def test_a_failed_generation_fails_only_its_case(jobs: list[Job]) -> None:
+def test_a_failed_generation_fails_only_its_case(jobs: list[ImageRequest]) -> None:
     server = ScriptedServer(fail={"ink-fp8-s2"})
     _, sink = run(server, jobs)
     assert list(sink.failed) == ["ink-fp8-s2"]
@@ -197,7 +204,7 @@ def test_a_failed_generation_fails_only_its_case(jobs: list[Job]) -> None:
     server.stop = True
 
 
-def test_enqueue_skips_known_jobs(jobs: list[Job]) -> None:
+def test_enqueue_skips_known_jobs(jobs: list[ImageRequest]) -> None:
     server = ScriptedServer()
     runner = HostRunner(
         server,
@@ -213,7 +220,7 @@ def test_enqueue_skips_known_jobs(jobs: list[Job]) -> None:
     server.stop = True
 
 
-def test_stop_with_cancel_removes_our_pending_prompts(jobs: list[Job]) -> None:
+def test_stop_with_cancel_removes_our_pending_prompts(jobs: list[ImageRequest]) -> None:
     server = ScriptedServer(seconds=0.2)
     sink = Collector()
     sink.expected = 10**6

@@ -1,7 +1,7 @@
 """PNG checks for images fetched from ComfyUI: full decode, and the embedded prompt graph.
 
 ComfyUI's SaveImage writes the API graph it ran as a tEXt chunk ``prompt`` (unless the
-server runs with ``--disable-metadata``). :func:`decode_png` decodes every pixel with
+server runs with ``--disable-metadata``). :func:`read_png` decodes every pixel with
 Pillow and returns the text chunks; :func:`prompt_differences` compares that chunk with the
 graph the client submitted. PIL errors are translated here into :class:`ImageDecodeError`.
 
@@ -18,9 +18,9 @@ from typing import Any
 
 from PIL import Image
 
-from .errors import ImageDecodeError
+from ..errors import ImageDecodeError
 
-__all__ = ["DecodedPNG", "decode_png", "prompt_differences"]
+__all__ = ["DecodedPNG", "prompt_differences", "read_png"]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -35,7 +35,7 @@ class DecodedPNG:
     text: Mapping[str, str]
 
 
-def decode_png(data: bytes, *, what: str) -> DecodedPNG:
+def read_png(data: bytes, *, what: str) -> DecodedPNG:
     """Decode ``data`` fully as a PNG; ``what`` names the image in the error message.
 
     Raises :class:`ImageDecodeError` for anything that is not a complete, valid PNG
