@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from .options import Settings
+    from .settings import Settings
 
 
 @pytest.hookspec(firstresult=True)

@@ -15,8 +15,9 @@ import pytest
 
 from .collect import SuiteFile, is_suite_file
 from .errors import ZImageError
-from .options import Settings, register_options
+from .options import register_options, resolve_settings
 from .session import NO_HOST_REASON, SESSION_KEY, ZImageSession
+from .settings import Settings
 
 if TYPE_CHECKING:
     from .comfyui import ComfyUIClient
@@ -41,7 +42,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "zimage: a Z-Image quality case (set on every item a suite file yields)"
     )
-    session = ZImageSession(config, Settings.from_config(config))
+    session = ZImageSession(config, resolve_settings(config))
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "zimage-session")
     if config.pluginmanager.hasplugin("xdist"):

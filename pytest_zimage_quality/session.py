@@ -25,7 +25,7 @@ from .suite import Case, Suite, load_suite
 
 if TYPE_CHECKING:
     from .engine import CaseOutcome, Engine
-    from .options import GateParameters, Settings
+    from .settings import GateParameters, Settings
 
 __all__ = ["NO_HOST_REASON", "SESSION_KEY", "ZImageSession"]
 

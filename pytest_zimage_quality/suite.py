@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SuiteError
+from .settings import GATE_PARAMETERS, OPTIONS
 from .workflow import Graph, InputRef, Workflow, canonical_json
 
 if sys.version_info >= (3, 11):
@@ -399,10 +400,15 @@ class _Parser:
         seeds = self.seeds(self.require(suite_t, "seeds", "suite", "add seeds = [42, 7777, 12345]"))
         expected_fail = self.expected_fail(config_keys, [p.key for p in prompts])
 
-        def optional_number(name: str, low: float, high: float) -> float | None:
-            if name not in suite_t:
-                return None
-            return self.number(suite_t[name], f"suite.{name}", low=low, high=high)
+        gate: dict[str, float | None] = {}
+        for param in GATE_PARAMETERS:  # the options' own ranges
+            bounds = OPTIONS[param].bounds
+            assert bounds is not None
+            gate[param] = (
+                self.number(suite_t[param], f"suite.{param}", low=bounds.low, high=bounds.high)
+                if param in suite_t
+                else None
+            )
 
         name = self.string(suite_t.get("name", self.path.stem), "suite.name")
         digest = hashlib.sha256(self.raw)
@@ -422,10 +428,7 @@ class _Parser:
             description=self.string(
                 suite_t.get("description", ""), "suite.description", allow_empty=True
             ),
-            tolerance=optional_number("tolerance", 0.0, 2.0),
-            margin=optional_number("margin", 0.0, 2.0),
-            alpha=optional_number("alpha", 1e-9, 0.5),
-            clip_floor=optional_number("clip_floor", -1.0, 1.0),
+            **gate,
             revision=self.string(suite_t.get("revision", ""), "suite.revision", allow_empty=True),
             sha256=digest.hexdigest(),
         )

@@ -20,8 +20,8 @@ from . import stats
 from .records import CaseRecord
 
 if TYPE_CHECKING:
-    from .options import GateParameters, Settings
     from .session import ZImageSession
+    from .settings import GateParameters, Settings
     from .suite import Suite
 
 __all__ = ["SCHEMA_VERSION", "build_summary", "config_gate", "exit_decision"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 from pathlib import Path
@@ -10,7 +11,16 @@ from typing import Any
 
 import pytest
 
-from pytest_zimage_quality.options import parse_header, parse_host
+from pytest_zimage_quality import SuiteError, load_suite
+from pytest_zimage_quality.options import parse_header, parse_host, resolve_settings
+from pytest_zimage_quality.settings import (
+    GATE_PARAMETERS,
+    OPTIONS,
+    Option,
+    Settings,
+    parse_margin,
+    parse_tolerance,
+)
 
 from .conftest import write_small_suite
 
@@ -216,3 +226,120 @@ def test_header_values_are_never_printed(pytester: pytest.Pytester, small_suite:
     text = result.stdout.str() + result.stderr.str()
     assert "Authorization" in text
     assert "TOPSECRET" not in text
+
+
+# -- the option table: every row is a flag, an ini key and a Settings default ------------------
+
+#: Two values of each option (command line, ini), both different from the default and from
+#: each other; switches take no command-line value. A new row needs a line here.
+SAMPLES: dict[str, tuple[str | None, str]] = {
+    "hosts": ("cli-host:1", "ini-host:2"),
+    "headers": ("X-Cli: 1", "X-Ini: 2"),
+    "suite_path": ("cli.toml", "ini.toml"),
+    "configs": ("fp8,nvfp4", "bf16"),
+    "prompts": ("cat", "ink sign"),
+    "seeds": ("1,2", "3"),
+    "tolerance": ("0.11", "0.22"),
+    "margin": ("0.03", "0.02"),
+    "alpha": ("0.01", "0.025"),
+    "clip_floor": ("0.1", "0.3"),
+    "lpips_close": ("0.5", "0.6"),
+    "inconclusive": ("fail", "pass"),
+    "per_prompt_gate": (None, "true"),
+    "xfail_strict": (None, "true"),
+    "device": ("cpu", "cuda:1"),
+    "weights": ("pretrained", "random"),
+    "precision": ("tf32", "bf16"),
+    "clip_model": ("RN50", "ViT-L-14"),
+    "clip_pretrained": ("openai", "weights.bin"),
+    "lpips_net": ("alex", "vgg"),
+    "lpips_weights": ("cli.pth", "ini.pth"),
+    "report_dir": ("cli-out", "ini-out"),
+    "cache_dir": ("cli-cache", "ini-cache"),
+    "refresh": (None, "yes"),
+    "revision": ("r1", "r2"),
+    "timeout": ("30", "45.5"),
+    "queue_depth": ("3", "4"),
+}
+
+
+def _expected(opt: Option, text: str, base: Path) -> object:
+    if opt.kind == "list":
+        return (opt.parse(text),)
+    if opt.kind == "path":
+        return (base / text).absolute()
+    return opt.parse(text)
+
+
+def test_every_row_has_a_settings_field_with_its_default() -> None:
+    fields = {f.name: f for f in dataclasses.fields(Settings)}
+    assert set(fields) == {*OPTIONS, "rootpath"}
+    assert set(SAMPLES) == set(OPTIONS)
+    for name, opt in OPTIONS.items():
+        assert fields[name].default == opt.settings_default, name
+        assert opt.full_help.rstrip(".").split("Default: ")[-1], name
+
+
+def test_every_row_is_registered_on_the_command_line_and_as_ini(
+    pytester: pytest.Pytester,
+) -> None:
+    config = pytester.parseconfig()
+    help_text = pytester.runpytest("--help").stdout.str()
+    for opt in OPTIONS.values():
+        assert config.getini(opt.ini) == ([] if opt.kind == "list" else ""), opt.ini
+        assert opt.ini in help_text
+        if opt.flag is not None:
+            assert config.getoption(opt.dest) is None, opt.flag
+            assert opt.flag in help_text
+    assert resolve_settings(config) == Settings(rootpath=config.rootpath)
+
+
+@pytest.mark.parametrize("name", list(OPTIONS))
+def test_each_row_reads_ini_and_the_command_line_beats_it(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    monkeypatch.delenv("ZIMAGE_HOST", raising=False)
+    opt = OPTIONS[name]
+    cli, ini = SAMPLES[name]
+    pytester.makeini(f"[pytest]\n{opt.ini} = {ini}\n")
+    from_ini = getattr(resolve_settings(pytester.parseconfig()), name)
+    assert from_ini == _expected(opt, ini, pytester.path)
+    assert from_ini != opt.settings_default
+    if opt.flag is None:
+        return
+    if opt.kind == "switch":
+        pytester.makeini(f"[pytest]\n{opt.ini} = false\n")
+        assert getattr(resolve_settings(pytester.parseconfig()), name) is False
+        assert getattr(resolve_settings(pytester.parseconfig(opt.flag)), name) is True
+        return
+    assert cli is not None
+    from_cli = getattr(resolve_settings(pytester.parseconfig(f"{opt.flag}={cli}")), name)
+    assert from_cli == _expected(opt, cli, pytester.path)
+    assert from_cli != from_ini
+
+
+def test_xfail_strict_falls_back_to_pytests_own_key(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nxfail_strict = true\n")
+    assert resolve_settings(pytester.parseconfig()).xfail_strict is True
+    pytester.makeini("[pytest]\nxfail_strict = true\nzimage_xfail_strict = false\n")
+    assert resolve_settings(pytester.parseconfig()).xfail_strict is False
+
+
+def test_tolerance_and_margin_have_their_own_parsers() -> None:
+    assert parse_tolerance is OPTIONS["tolerance"].parse
+    assert parse_margin is OPTIONS["margin"].parse
+    assert parse_margin("0.02") == 0.02
+    with pytest.raises(argparse.ArgumentTypeError, match="out of range"):
+        parse_margin("3")
+
+
+@pytest.mark.parametrize("name", GATE_PARAMETERS)
+def test_suite_file_gate_parameters_use_the_options_ranges(tmp_path: Path, name: str) -> None:
+    bounds = OPTIONS[name].bounds
+    assert bounds is not None
+    too_high = bounds.high + 1
+    suite = write_small_suite(tmp_path, suite_extra=f"{name} = {too_high}")
+    with pytest.raises(SuiteError, match=rf"\[suite\.{name}\].*out of range \[{bounds.low}, "):
+        load_suite(suite)
+    inside = write_small_suite(tmp_path, suite_extra=f"{name} = {bounds.high}")
+    assert getattr(load_suite(inside), name) == bounds.high

@@ -1,0 +1,569 @@
+"""Every zimage option in one table, the parsers of its values, and the frozen ``Settings``.
+
+One row of ``OPTIONS`` is the only definition of an option: its command-line flag, ini key,
+environment variable, parser (with its range or choices), built-in default and help. The
+pytest layer (``options.py``) registers the flags and ini keys from it and reads them in
+one order, command line > environment > ini > suite file > default; ``Settings`` takes its
+defaults from it; ``suite.py`` validates the gate parameters of a suite file with the same
+ranges. Adding an option is adding one row (and its ``Settings`` field).
+
+Pure core: nothing here imports pytest, so the pipeline below the pytest layer can use
+``Settings`` and the scorers can take their defaults from here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, Literal, Protocol, TypeVar
+
+from .hosts import SIMULATED_HOST, HostAddressError
+from .hosts import HostAddress as HostSpec
+from .hosts import parse_host as parse_host_address
+
+__all__ = [
+    "GATE_PARAMETERS",
+    "OPTIONS",
+    "SIMULATED_HOST",
+    "Bounds",
+    "Choice",
+    "GateParameters",
+    "HostSpec",
+    "Option",
+    "Settings",
+    "default",
+    "parse_alpha",
+    "parse_bool",
+    "parse_clip_floor",
+    "parse_device",
+    "parse_header",
+    "parse_host",
+    "parse_inconclusive",
+    "parse_keys",
+    "parse_lpips_close",
+    "parse_lpips_net",
+    "parse_margin",
+    "parse_precision",
+    "parse_queue_depth",
+    "parse_seeds",
+    "parse_timeout",
+    "parse_tolerance",
+    "parse_weights",
+]
+
+N = TypeVar("N", int, float)
+
+
+# ---------------------------------------------------------------------------------------
+# value parsers: each raises argparse.ArgumentTypeError with a one-line reason
+
+
+def parse_host(text: str) -> HostSpec:
+    """An address in the one grammar of :mod:`pytest_zimage_quality.hosts`."""
+    try:
+        return parse_host_address(text)
+    except HostAddressError as exc:  # its message never shows a password
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+_HEADER_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+
+
+def parse_header(text: str) -> tuple[str, str]:
+    """``Name: value`` for an authenticated host; the value is never printed."""
+    name, sep, value = text.partition(":")
+    name = name.strip()
+    if not sep or not _HEADER_NAME_RE.match(name):
+        raise argparse.ArgumentTypeError(
+            "a header must look like 'Name: value' (e.g. 'Authorization: Bearer ...')"
+        )
+    return name, value.strip()
+
+
+@dataclass(frozen=True)
+class Bounds(Generic[N]):
+    """A number in the closed range [low, high]: parses option text, and is the range the
+    suite file's value of the same parameter is checked against."""
+
+    convert: Callable[[str], N]
+    low: N
+    high: N
+    what: str
+
+    def __call__(self, text: str) -> N:
+        try:
+            value = self.convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {self.what}") from None
+        if not self.low <= value <= self.high:
+            raise argparse.ArgumentTypeError(f"{text!r} is out of range [{self.low}, {self.high}]")
+        return value
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of a fixed set of lower-case words."""
+
+    choices: tuple[str, ...]
+
+    def __call__(self, text: str) -> str:
+        value = text.strip().lower()
+        if value not in self.choices:
+            raise argparse.ArgumentTypeError(f"{text!r} is not one of: {', '.join(self.choices)}")
+        return value
+
+
+parse_tolerance = Bounds(float, 0.0, 2.0, "CLIPScore difference")
+parse_margin = Bounds(float, 0.0, 2.0, "CLIPScore difference")
+parse_alpha = Bounds(float, 1e-9, 0.5, "significance level in (0, 0.5]")
+parse_clip_floor = Bounds(float, -1.0, 1.0, "cosine similarity in [-1, 1]")
+parse_lpips_close = Bounds(float, 0.0, 10.0, "LPIPS distance")
+parse_timeout = Bounds(float, 0.001, 7 * 24 * 3600.0, "number of seconds")
+parse_queue_depth = Bounds(int, 1, 1024, "whole number of queued prompts")
+
+parse_weights = Choice(("pretrained", "random"))
+parse_lpips_net = Choice(("alex", "vgg"))
+parse_inconclusive = Choice(("pass", "fail"))
+parse_precision = Choice(("fp32", "tf32", "bf16"))
+
+
+def parse_keys(text: str) -> tuple[str, ...]:
+    """A comma- or space-separated list of keys."""
+    keys = tuple(k for k in re.split(r"[,\s]+", text.strip()) if k)
+    if not keys:
+        raise argparse.ArgumentTypeError("expected at least one key, comma-separated")
+    return keys
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    seeds: list[int] = []
+    for part in parse_keys(text):
+        if not part.isdigit() or int(part) > 2**64 - 1:
+            raise argparse.ArgumentTypeError(f"seed {part!r} is not a whole number in [0, 2**64-1]")
+        if int(part) not in seeds:
+            seeds.append(int(part))
+    return tuple(seeds)
+
+
+def parse_device(text: str) -> str:
+    value = text.strip().lower()
+    if value in ("auto", "cpu", "cuda", "mps") or re.fullmatch(r"cuda:\d+", value):
+        return value
+    raise argparse.ArgumentTypeError(f"{text!r} is not a device (auto, cpu, cuda, cuda:N or mps)")
+
+
+def parse_bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r} is not true or false")
+
+
+# ---------------------------------------------------------------------------------------
+# the table
+
+#: How an option is given: ``value`` once; ``list`` repeatable (ini: one per line; env:
+#: comma-separated); ``switch`` a flag without a value (ini: true/false); ``path`` a file or
+#: directory (ini: relative to the ini file).
+Kind = Literal["value", "list", "switch", "path"]
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option. ``name`` is its ``Settings`` field; the flag and ini key follow from it
+    unless given. ``in_suite``: the suite file may set it too, so ``Settings`` holds None
+    until an option does (the suite file, then ``default``, decide). ``ini_fallback``: a
+    boolean pytest ini key whose value stands in when this one is unset."""
+
+    name: str
+    parse: Callable[[str], Any]
+    help: str
+    metavar: str = ""
+    default: Any = None
+    default_text: str | None = None
+    kind: Kind = "value"
+    flag: str | None = ""
+    ini: str = ""
+    env: str | None = None
+    in_suite: bool = False
+    ini_fallback: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.flag == "":
+            object.__setattr__(self, "flag", "--zimage-" + self.name.replace("_", "-"))
+        if not self.ini:
+            object.__setattr__(self, "ini", "zimage_" + self.name)
+        if self.kind == "path" and self.default is not None:
+            raise ValueError(f"{self.name}: a path option's default is described, not given")
+
+    @property
+    def dest(self) -> str:
+        """The argparse destination (``config.getoption`` name)."""
+        return (self.flag or self.ini).lstrip("-").replace("-", "_")
+
+    @property
+    def settings_default(self) -> Any:
+        """The ``Settings`` field's default: None where the suite file may still decide."""
+        return None if self.in_suite else self.default
+
+    @property
+    def bounds(self) -> Bounds[Any] | None:
+        return self.parse if isinstance(self.parse, Bounds) else None
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return self.parse.choices if isinstance(self.parse, Choice) else ()
+
+    @property
+    def full_help(self) -> str:
+        """The help text, ending in the default."""
+        text = self.default_text
+        if text is None and self.kind == "switch":
+            text = "on" if self.default else "off"
+        elif text is None:
+            shown = f"{self.default:g}" if isinstance(self.default, float) else repr(self.default)
+            text = f"suite file, else {shown}" if self.in_suite else shown
+        return f"{self.help} Default: {text}."
+
+
+OPTIONS: Mapping[str, Option] = {
+    opt.name: opt
+    for opt in (
+        Option(
+            "hosts",
+            parse_host,
+            "ComfyUI host to generate on: host:port, http(s)://host:port, or 'simulated' "
+            "for the built-in fake server (dry run). Repeatable. Also $ZIMAGE_HOST.",
+            "HOST",
+            default=(),
+            default_text="none (the zimage cases are skipped)",
+            kind="list",
+            flag="--zimage-host",
+            ini="zimage_host",
+            env="ZIMAGE_HOST",
+        ),
+        Option(
+            "headers",
+            parse_header,
+            "extra HTTP header for an authenticated host; values are never printed. Repeatable.",
+            "'NAME: VALUE'",
+            default=(),
+            default_text="none",
+            kind="list",
+            flag="--zimage-header",
+            ini="zimage_headers",
+        ),
+        Option(
+            "suite_path",
+            str,
+            "suite file whose cases parametrize Python tests that use the zimage_case fixture.",
+            "PATH",
+            default_text="none",
+            kind="path",
+            flag="--zimage-suite",
+            ini="zimage_suite",
+        ),
+        Option(
+            "configs",
+            parse_keys,
+            "run only these configs (comma-separated keys); the reference is still generated "
+            "where candidates need it.",
+            "KEYS",
+            default_text="every config",
+        ),
+        Option(
+            "prompts", parse_keys, "run only these prompts.", "KEYS", default_text="every prompt"
+        ),
+        Option(
+            "seeds",
+            parse_seeds,
+            "use these seeds instead of the suite's (comma-separated).",
+            "SEEDS",
+            default_text="the suite file's",
+            in_suite=True,
+        ),
+        Option(
+            "tolerance",
+            parse_tolerance,
+            "per-case: fail when CLIPScore < reference - DELTA.",
+            "DELTA",
+            default=0.04,
+            in_suite=True,
+        ),
+        Option(
+            "margin",
+            parse_margin,
+            "per-config non-inferiority margin on the mean CLIPScore drop.",
+            "DELTA",
+            default=0.01,
+            in_suite=True,
+        ),
+        Option(
+            "alpha",
+            parse_alpha,
+            "one-sided level of the per-config gate.",
+            "ALPHA",
+            default=0.05,
+            in_suite=True,
+        ),
+        Option(
+            "clip_floor",
+            parse_clip_floor,
+            "lowest CLIPScore a reference image may have.",
+            "SCORE",
+            default=0.20,
+            in_suite=True,
+        ),
+        Option(
+            "lpips_close",
+            parse_lpips_close,
+            "mean LPIPS below which a config counts as 'close' to the reference.",
+            "DIST",
+            default=0.20,
+        ),
+        Option(
+            "inconclusive",
+            parse_inconclusive,
+            "exit status of a gate that passed without the power to detect the margin.",
+            "pass|fail",
+            default="fail",
+        ),
+        Option(
+            "per_prompt_gate",
+            parse_bool,
+            "also fail the run when a prompt's corrected per-prompt test flags a drop.",
+            default=False,
+            kind="switch",
+        ),
+        Option(
+            "xfail_strict",
+            parse_bool,
+            "expected-fail cases that pass fail the run (a suite's strict = ... wins).",
+            default=False,
+            default_text="pytest's xfail_strict",
+            flag=None,
+            ini_fallback="xfail_strict",
+        ),
+        Option(
+            "device",
+            parse_device,
+            "scorer device: auto (first CUDA GPU, else CPU), cpu, cuda, cuda:N.",
+            "DEVICE",
+            default="auto",
+        ),
+        Option(
+            "weights",
+            parse_weights,
+            "scorer weights; 'random' initialises the networks randomly (dry runs and tests: "
+            "NOT a quality measurement).",
+            "pretrained|random",
+            default="pretrained",
+        ),
+        Option(
+            "precision",
+            parse_precision,
+            "scorer numerics: fp32 is exact to the libraries' own paths (docs/scorers.md: TF32 "
+            "and bf16 move the scores measurably).",
+            "fp32|tf32|bf16",
+            default="fp32",
+        ),
+        Option("clip_model", str, "open_clip model name.", "NAME", default="ViT-B-32"),
+        Option(
+            "clip_pretrained",
+            str,
+            "open_clip pretrained tag, or a local weights file.",
+            "TAG|FILE",
+            # LAION-2B, trained with the standard GELU that ViT-B-32 builds. (OpenAI's
+            # weights need QuickGELU: model ViT-B-32-quickgelu with tag openai.)
+            default="laion2b_s34b_b79k",
+        ),
+        Option("lpips_net", parse_lpips_net, "LPIPS trunk network.", "alex|vgg", default="alex"),
+        Option(
+            "lpips_weights",
+            str,
+            "local file of the LPIPS trunk's ImageNet weights.",
+            "FILE",
+            default_text="torchvision's cache under $TORCH_HOME",
+            kind="path",
+        ),
+        Option(
+            "report_dir",
+            str,
+            "where results.jsonl, summary.json, report.html and images go.",
+            "DIR",
+            default_text="zimage/report under pytest's cache dir",
+            kind="path",
+        ),
+        Option(
+            "cache_dir",
+            str,
+            "content-addressed image cache.",
+            "DIR",
+            default_text="zimage/images under pytest's cache dir",
+            kind="path",
+        ),
+        Option(
+            "refresh",
+            parse_bool,
+            "ignore cached images and make the server run every graph again.",
+            default=False,
+            kind="switch",
+        ),
+        Option(
+            "revision",
+            str,
+            "free text folded into the image cache key (bump it when a model file changes "
+            "in place).",
+            "TEXT",
+            default_text="the suite's revision",
+            in_suite=True,
+        ),
+        Option(
+            "timeout",
+            parse_timeout,
+            "longest wait for one generation.",
+            "SECONDS",
+            default=600.0,
+        ),
+        Option(
+            "queue_depth",
+            parse_queue_depth,
+            "how many of this run's prompts to keep queued on the server.",
+            "N",
+            default=2,
+        ),
+    )
+}
+
+#: The per-suite gate parameters: settable by option and in the suite file's [suite] table.
+GATE_PARAMETERS = tuple(
+    opt.name for opt in OPTIONS.values() if opt.in_suite and opt.bounds is not None
+)
+
+
+def default(name: str) -> Any:
+    """The built-in default of option ``name``."""
+    return OPTIONS[name].default
+
+
+def _field_default(name: str) -> Any:
+    return OPTIONS[name].settings_default
+
+
+# ---------------------------------------------------------------------------------------
+# resolved settings
+
+
+class SuiteValues(Protocol):
+    """What a suite file may set of the options (``suite.Suite`` has these)."""
+
+    @property
+    def tolerance(self) -> float | None: ...
+    @property
+    def margin(self) -> float | None: ...
+    @property
+    def alpha(self) -> float | None: ...
+    @property
+    def clip_floor(self) -> float | None: ...
+    @property
+    def seeds(self) -> tuple[int, ...]: ...
+    @property
+    def revision(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class GateParameters:
+    """Gate parameters of one suite after precedence; ``sources`` says where each came from."""
+
+    tolerance: float
+    margin: float
+    alpha: float
+    clip_floor: float
+    sources: tuple[tuple[str, str], ...] = ()
+
+    def source(self, name: str) -> str:
+        return dict(self.sources).get(name, "default")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every zimage option after precedence: one field per ``OPTIONS`` row, defaulting to
+    the row's (tests/test_options.py checks that they match), plus the root directory."""
+
+    hosts: tuple[HostSpec, ...] = _field_default("hosts")
+    headers: tuple[tuple[str, str], ...] = field(default=_field_default("headers"), repr=False)
+    suite_path: Path | None = None  # a path option has no built-in value
+    configs: tuple[str, ...] | None = _field_default("configs")
+    prompts: tuple[str, ...] | None = _field_default("prompts")
+    seeds: tuple[int, ...] | None = _field_default("seeds")
+    tolerance: float | None = _field_default("tolerance")
+    margin: float | None = _field_default("margin")
+    alpha: float | None = _field_default("alpha")
+    clip_floor: float | None = _field_default("clip_floor")
+    lpips_close: float = _field_default("lpips_close")
+    inconclusive: str = _field_default("inconclusive")
+    per_prompt_gate: bool = _field_default("per_prompt_gate")
+    xfail_strict: bool = _field_default("xfail_strict")
+    device: str = _field_default("device")
+    weights: str = _field_default("weights")
+    precision: str = _field_default("precision")
+    clip_model: str = _field_default("clip_model")
+    clip_pretrained: str = _field_default("clip_pretrained")
+    lpips_net: str = _field_default("lpips_net")
+    lpips_weights: Path | None = None  # a path option has no built-in value
+    report_dir: Path | None = None  # a path option has no built-in value
+    cache_dir: Path | None = None  # a path option has no built-in value
+    refresh: bool = _field_default("refresh")
+    revision: str | None = _field_default("revision")
+    timeout: float = _field_default("timeout")
+    queue_depth: int = _field_default("queue_depth")
+    rootpath: Path = field(default_factory=Path.cwd)
+
+    @property
+    def header_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.headers)
+
+    @property
+    def simulated(self) -> bool:
+        return any(h.simulated for h in self.hosts)
+
+    @property
+    def random_weights(self) -> bool:
+        return self.weights == "random"
+
+    def gate_for(self, suite: SuiteValues) -> GateParameters:
+        """This run's gate parameters for ``suite``: option > suite file > default."""
+        values: dict[str, float] = {}
+        sources: list[tuple[str, str]] = []
+        for name in GATE_PARAMETERS:
+            option, in_suite = getattr(self, name), getattr(suite, name)
+            if option is not None:
+                values[name], source = option, "option"
+            elif in_suite is not None:
+                values[name], source = in_suite, "suite file"
+            else:
+                values[name], source = default(name), "default"
+            sources.append((name, source))
+        return GateParameters(**values, sources=tuple(sources))
+
+    def gate_for_defaults(self) -> GateParameters:
+        """Gate parameters when the suite file is not at hand: options, else defaults."""
+        values = {
+            name: getattr(self, name) if getattr(self, name) is not None else default(name)
+            for name in GATE_PARAMETERS
+        }
+        sources = tuple(
+            (name, "option" if getattr(self, name) is not None else "default") for name in values
+        )
+        return GateParameters(**values, sources=sources)
+
+    def seeds_for(self, suite: SuiteValues) -> tuple[int, ...]:
+        return self.seeds if self.seeds is not None else suite.seeds
+
+    def cache_revision(self, suite: SuiteValues) -> str:
+        return self.revision if self.revision is not None else suite.revision
