@@ -24,11 +24,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+import numpy as np
+from PIL import Image
+
 from .compat import VersionProfile
-from .faults import ExecutionFailure, Faults, RunInfo
+from .faults import ExecutionFailure, Faults, ImageFault, RunInfo
 from .files import FileStore
 from .graph import DependencyCycleError, ExecutionList, is_link, node_signatures
-from .models import ModelRegistry
+from .hostile import pixel_bomb_png
+from .models import SAMPLING_BYTES_PER_IMAGE, ModelRegistry
 from .nodes import LOADER_INPUTS, NodeCatalog
 from .render import Scene, encode_png
 from .runtime import ImageBatch, Interrupted, NodeFailure, is_changed, random_temp_suffix, run_node
@@ -53,6 +57,8 @@ class Outbox(Protocol):
 
     def drop(self, sid: str | None) -> None: ...
 
+    def bomb(self, sid: str | None, inflated_size: int) -> None: ...
+
     def supports_preview_metadata(self, sid: str | None) -> bool: ...
 
 
@@ -64,6 +70,9 @@ class _NullOutbox:
         pass
 
     def drop(self, sid: str | None) -> None:
+        pass
+
+    def bomb(self, sid: str | None, inflated_size: int) -> None:
         pass
 
     def supports_preview_metadata(self, sid: str | None) -> bool:
@@ -106,7 +115,8 @@ class RunRecord:
 
     prompt_id: str
     number: float
-    status: Literal["success", "error", "interrupted"]
+    #: ``lost``: a simulated restart killed it (no history entry, no more frames)
+    status: Literal["success", "error", "interrupted", "lost"]
     cached_nodes: tuple[str, ...]
     executed_nodes: tuple[str, ...]
     outputs: dict[str, Any]
@@ -136,6 +146,8 @@ class PromptQueue:
         self._task_counter = 0
         self._seq = itertools.count()
         self.stopped = False
+        #: bumped by a simulated restart: work taken before it is lost
+        self.epoch = 0
 
     def put(self, item: QueueItem) -> None:
         with self.mutex:
@@ -143,21 +155,29 @@ class PromptQueue:
             self.on_update()
             self.not_empty.notify()
 
-    def get(self, timeout: float) -> tuple[QueueItem, int] | None:
+    def get(
+        self, timeout: float, held: Callable[[QueueItem], bool] | None = None
+    ) -> tuple[QueueItem, int, int] | None:
+        """The next ``(item, index, epoch)``, unless the queue is empty or ``held(head)`` keeps it pending."""
         with self.not_empty:
             if not self.heap and not self.stopped:
                 self.not_empty.wait(timeout=timeout)
             if not self.heap or self.stopped:
+                return None
+            if held is not None and held(self.heap[0][3]):
+                self.not_empty.wait(timeout=timeout)
                 return None
             item = heapq.heappop(self.heap)[3]
             index = self._task_counter
             self._task_counter += 1
             self.running[index] = item
             self.on_update()
-            return item, index
+            return item, index, self.epoch
 
-    def task_done(self, index: int, history_entry: dict[str, Any]) -> None:
+    def task_done(self, index: int, history_entry: dict[str, Any], epoch: int) -> None:
         with self.mutex:
+            if epoch != self.epoch:  # lost in a restart: no history
+                return
             item = self.running.pop(index)
             if len(self.history) > 10000:
                 self.history.pop(next(iter(self.history)))
@@ -237,6 +257,16 @@ class PromptQueue:
         with self.mutex:
             self.stopped = True
             self.not_empty.notify_all()
+
+    def reset(self) -> None:
+        """A restart: pending, running, history and flags are gone."""
+        with self.mutex:
+            self.epoch += 1
+            self.heap = []
+            self.running = {}
+            self.history = {}
+            self.flags = {}
+            self.on_update()
 
 
 @dataclass
@@ -322,9 +352,12 @@ def loader_files(prompt: dict[str, Any], node_ids: Iterable[str]) -> tuple[str, 
 class _Run:
     """One prompt's execution: the NodeContext the node functions see."""
 
-    def __init__(self, executor: Executor, item: QueueItem) -> None:
+    def __init__(self, executor: Executor, item: QueueItem, epoch: int) -> None:
         self.ex = executor
         self.item = item
+        self.epoch = epoch
+        self.image_faults: list[ImageFault] = []
+        self.info: RunInfo | None = None
         self.prompt = item.prompt
         self.prompt_id = item.prompt_id
         self.extra_data = {**item.extra_data, **item.sensitive}
@@ -344,11 +377,20 @@ class _Run:
 
     # -- messages ---------------------------------------------------------------------------
 
+    @property
+    def lost(self) -> bool:
+        """A simulated restart happened since this run was taken: it sends nothing more."""
+        return self.epoch != self.ex.queue.epoch
+
     def send(self, event: str, data: dict[str, Any], sid: str | None) -> None:
+        if self.lost:
+            return
         self.ex.outbox.send_json(event, data, sid)
         self._count_frame(sid)
 
     def send_bytes(self, frame: bytes, sid: str | None) -> None:
+        if self.lost:
+            return
         self.ex.outbox.send_bytes(frame, sid)
         self._count_frame(sid)
 
@@ -413,18 +455,19 @@ class _Run:
     def sample(self, steps: int, images: int) -> None:
         # ``image_latency`` is the whole time an image takes, as on a real server: the fake's
         # own work on a run (rendering, PNG encoding, messages) is taken out of the sleep.
-        own = self.ex.own_time_per_image * images if self.ex.image_latency > 0 else 0.0
-        total = (
-            max(0.0, self.ex.image_latency * images - own) + self.ex.faults.take_generation_stall()
-        )
+        latency = self.ex.image_latency * self.ex.speed_factor
+        own = self.ex.own_time_per_image * images if latency > 0 else 0.0
+        total = max(0.0, latency * images - own) + self.ex.faults.take_generation_stall(self.info)
         per_step = total / max(1, steps)
         start = self.ex.clock()
+        self.ex.sampling_images = images
         try:
             for step in range(1, steps + 1):
                 if per_step > 0:
                     self.ex.interrupt_flag.wait(per_step)
                 self.progress(step, steps)
         finally:
+            self.ex.sampling_images = 0
             end = self.ex.clock()
             self.waited += end - start
             self.ex.add_interval(start, end, "generate", self.prompt_id)
@@ -463,6 +506,8 @@ class _Run:
             for key, value in (self.extra_data.get("extra_pnginfo") or {}).items():
                 text[key] = json.dumps(value)
         pngs = [encode_png(images.pixels(i), text) for i in range(images.count)]
+        for fault in self.image_faults:
+            prefix, pngs = _apply_image_fault(fault, prefix, images, pngs)
         try:
             return self.ex.files.save(kind, prefix, pngs)
         except ValueError as exc:
@@ -473,6 +518,25 @@ class _Run:
         if key not in self.ex.objects:
             self.ex.objects[key] = random_temp_suffix(self.ex.rng)
         return self.ex.objects[key]
+
+
+def _apply_image_fault(
+    fault: ImageFault, prefix: str, images: ImageBatch, pngs: list[bytes]
+) -> tuple[str, list[bytes]]:
+    """What SaveImage writes under an image fault (see ``Faults.wrong_image_size`` etc.)."""
+    if fault.kind == "filename":
+        return fault.prefix, pngs
+    if fault.kind == "bomb":
+        return prefix, [pixel_bomb_png(fault.width)] * len(pngs)
+    if fault.kind == "same":
+        if "png" not in fault.memo:
+            fault.memo["png"] = encode_png(images.pixels(0))  # no text chunks: no metadata
+        return prefix, [fault.memo["png"]] * len(pngs)
+    resized = []
+    for index in range(images.count):
+        image = Image.fromarray(images.pixels(index)).resize((fault.width, fault.height))
+        resized.append(encode_png(np.asarray(image)))
+    return prefix, resized
 
 
 class Executor:
@@ -489,10 +553,18 @@ class Executor:
         image_latency: float = 0.0,
         load_latency: float = 0.0,
         pixel_latency: float = 0.0,
+        speed_factor: float = 1.0,
         disable_metadata: bool = False,
         record_error: Callable[[BaseException], None] | None = None,
     ) -> None:
         self.catalog = catalog
+        #: multiplies image_latency: one fake of a pool can be slower than the others
+        self.speed_factor = speed_factor
+        #: images the running sampler holds (their working set counts as VRAM in use)
+        self.sampling_images = 0
+        #: the status-frame interval while hold_queue keeps the head prompt pending
+        self.held_status_every: float | None = None
+        self._applied_epoch = 0
         self.profile = profile
         self.models = models
         self.files = files
@@ -533,6 +605,28 @@ class Executor:
     ) -> None:
         with self._stats_lock:
             self._timeline.append(BusyInterval(start, end, kind, prompt_id))
+
+    def vram_in_use(self) -> int:
+        """Bytes torch would hold: loaded model files plus the running sampler's working set."""
+        return self.models.loaded_bytes() + self.sampling_images * SAMPLING_BYTES_PER_IMAGE
+
+    def reset(self) -> None:
+        """A simulated restart: everything queued, running or remembered is lost."""
+        self.queue.reset()
+        self.models.loaded = frozenset()
+        if self._current is not None:
+            self.interrupt_flag.set()
+
+    def _apply_restart(self) -> None:
+        """In the worker thread: drop the node cache once a restart has happened."""
+        epoch = self.queue.epoch
+        if epoch != self._applied_epoch:
+            self._applied_epoch = epoch
+            self.cache = {}
+            self.objects = {}
+            self.models.loaded = frozenset()
+            self.client_id = None
+            self.last_node_id = None
 
     def count_generation(self, images: int) -> None:
         with self._stats_lock:
@@ -598,16 +692,25 @@ class Executor:
             except Exception as exc:  # a bug in the fake: surface it in the test thread
                 self.record_error(exc)
 
+    def _held(self, item: QueueItem) -> bool:
+        every = self.faults.holding(self._run_info(item))
+        self.held_status_every = every
+        return every is not None
+
     def _work_once(self) -> None:
-        got = self.queue.get(timeout=0.05)
+        self._apply_restart()
+        got = self.queue.get(timeout=0.05, held=self._held)
+        if got is not None or not self.queue.remaining():
+            self.held_status_every = None
         with self._idle:
             self._busy = True
         try:
             if got is not None:
-                item, index = got
+                item, index, epoch = got
                 start = self.clock()
-                entry = self._execute(item, start)
-                self.queue.task_done(index, entry)
+                entry = self._execute(item, start, epoch)
+                self.queue.task_done(index, entry, epoch)
+                self._apply_restart()
                 run = self._current
                 if run is not None and run.client_id is not None:
                     run.send(
@@ -635,22 +738,30 @@ class Executor:
 
     # -- one prompt ---------------------------------------------------------------------------
 
-    def _execute(self, item: QueueItem, start: float) -> dict[str, Any]:
-        run = _Run(self, item)
+    def _execute(self, item: QueueItem, start: float, epoch: int) -> dict[str, Any]:
+        run = _Run(self, item, epoch)
         self._current = run
         self.interrupt_flag.clear()
-        if self._stopping:
+        if self._stopping or run.lost:
             self.interrupt_flag.set()
         self.client_id = run.client_id
-        drop_after = self.faults.take_ws_drop()
+        info = run.info = self._run_info(item)
+        drop_after = self.faults.take_ws_drop(info)
         if drop_after is not None:
             if drop_after <= 0:
                 self.outbox.drop(run.client_id)
             else:
                 run.drop_after = drop_after
+        bomb = self.faults.take_ws_bomb(info)
+        if bomb is not None and run.client_id is not None:
+            self.outbox.bomb(run.client_id, bomb)
+        run.image_faults = self.faults.take_image_faults(info)
 
         prompt = item.prompt
         run.add_message("execution_start", {"prompt_id": item.prompt_id}, broadcast=False)
+        downtime = self.faults.take_restart(info)
+        if downtime is not None:  # the server dies as this prompt starts: it is lost
+            self.faults.restart_now(downtime)
         signatures = node_signatures(
             prompt, prompt.keys(), lambda n: is_changed(prompt[n]["class_type"])
         )
@@ -673,7 +784,7 @@ class Executor:
         execution = ExecutionList(prompt, is_output, is_cached)
         for output in item.outputs:
             execution.add_node(output)
-        failure = self.faults.take_execution_failure(self._run_info(item, run))
+        failure = self.faults.take_execution_failure(info)
         fail_at = self._failure_target(failure, prompt, list(execution.pending), is_cached)
 
         ui_outputs: dict[str, dict[str, Any]] = {}
@@ -712,7 +823,7 @@ class Executor:
         record = RunRecord(
             prompt_id=item.prompt_id,
             number=item.number,
-            status=status,
+            status="lost" if run.lost else status,
             cached_nodes=tuple(cached_nodes),
             executed_nodes=tuple(executed),
             outputs={n: ui["output"] for n, ui in ui_outputs.items()},
@@ -736,19 +847,30 @@ class Executor:
             "meta": {n: ui["meta"] for n, ui in ui_outputs.items()},
         }
 
-    def _run_info(self, item: QueueItem, run: _Run) -> RunInfo:
-        texts = tuple(
-            str(node["inputs"].get("text", ""))
-            for node in item.prompt.values()
-            if node.get("class_type") == "CLIPTextEncode"
-        )
+    @staticmethod
+    def _run_info(item: QueueItem) -> RunInfo:
+        def inputs_of(classes: tuple[str, ...], name: str) -> list[Any]:
+            return [
+                node["inputs"][name]
+                for node in item.prompt.values()
+                if isinstance(node, dict)
+                and node.get("class_type") in classes
+                and name in node.get("inputs", {})
+                and not is_link(node["inputs"][name])
+            ]
+
+        seeds = inputs_of(("KSampler",), "seed") + inputs_of(("KSamplerAdvanced",), "noise_seed")
         return RunInfo(
             prompt_id=item.prompt_id,
             number=item.number,
             graph=item.prompt,
-            client_id=run.client_id,
+            client_id=item.extra_data.get("client_id"),
             model_files=loader_files(item.prompt, item.prompt),
-            prompt_texts=texts,
+            prompt_texts=tuple(str(t) for t in inputs_of(("CLIPTextEncode",), "text")),
+            filename_prefixes=tuple(
+                str(p) for p in inputs_of(("SaveImage", "PreviewImage"), "filename_prefix")
+            ),
+            seeds=tuple(int(s) for s in seeds if isinstance(s, int)),
         )
 
     @staticmethod
@@ -851,7 +973,9 @@ class Executor:
             self._load_models(run, class_type)
             run.check_interrupt()
             if failure is not None:
-                raise NodeFailure(failure.exception_type, failure.message)
+                if failure.unload_models:  # ComfyUI unloads every model after an OOM
+                    self.models.loaded = frozenset()
+                raise NodeFailure(failure.exception_type, failure.message, failure.tips)
             outputs, ui = run_node(class_type, input_data, run)
         except Interrupted:
             run.add_message(
@@ -866,8 +990,9 @@ class Executor:
             )
             return "interrupted"
         except Exception as exc:
+            tips = ""
             if isinstance(exc, NodeFailure):
-                exception_type, message = exc.exception_type, exc.message
+                exception_type, message, tips = exc.exception_type, exc.message, exc.tips
             else:
                 self.record_error(exc)
                 exception_type = type(exc).__qualname__
@@ -875,7 +1000,7 @@ class Executor:
             formatted = {k: [_format_value(v)] for k, v in input_data.items()}
             tb = _FAKE_TRACEBACK + traceback.format_tb(exc.__traceback__)[-1:]
             self._report_error(
-                run, node_id, exception_type, message, tb, formatted, executed, signatures
+                run, node_id, exception_type, message, tb, formatted, executed, signatures, tips
             )
             return "error"
         if ui:
@@ -915,6 +1040,7 @@ class Executor:
         current_inputs: dict[str, Any],
         executed: list[str],
         signatures: dict[str, str],
+        tips: str = "",
     ) -> None:
         run.add_message(
             "execution_error",
@@ -923,7 +1049,7 @@ class Executor:
                 "node_id": node_id,
                 "node_type": run.prompt[node_id]["class_type"],
                 "executed": list(executed),
-                "exception_message": f"{message}\n",
+                "exception_message": f"{message}\n{tips}",
                 "exception_type": exception_type,
                 "traceback": tb,
                 "current_inputs": current_inputs,

@@ -8,6 +8,7 @@ aiohttp server module is imported only when the fake starts.
 
 from __future__ import annotations
 
+import random
 import socket
 import threading
 import time
@@ -21,7 +22,7 @@ from .executor import BusyInterval, Executor, RunRecord
 from .faults import Faults
 from .files import FileStore
 from .log import RecordedRequest
-from .models import DEFAULT_MODELS, BrokenStyle, ModelRegistry
+from .models import DEFAULT_MODELS, VRAM_BASELINE, BrokenStyle, ModelRegistry
 from .nodes import NodeCatalog, models_for_graphs
 
 if TYPE_CHECKING:
@@ -63,6 +64,12 @@ class FakeComfyUI:
     time a model load takes whenever the graph's model files differ from the loaded ones;
     ``pixel_latency`` is seconds per megapixel of VAE decoding (VAEDecode, VAEDecodeTiled;
     VAEEncode costs 1 %), so a 4096x4096 tiled decode is slow and interruptible as on a CPU.
+
+    ``speed_factor`` multiplies ``image_latency`` (one server of a pool slower than the others;
+    ``speed_factors()`` draws a seeded set). ``device`` is the name ``/system_stats`` reports
+    (``"cuda:0 NVIDIA H100 80GB HBM3 : cudaMallocAsync"``), ``pytorch_version`` its torch;
+    ``model_sizes`` overrides the VRAM a loaded file takes (default ``model_size()``: see
+    ``_fake/models.py``). ``faults`` injects failures: see ``docs/fixtures.md``.
     """
 
     def __init__(
@@ -75,6 +82,7 @@ class FakeComfyUI:
         image_latency: float = 0.0,
         load_latency: float = 0.0,
         pixel_latency: float = 0.0,
+        speed_factor: float = 1.0,
         quantization_levels: Mapping[str, float] | None = None,
         broken_models: Iterable[str] = (),
         broken_style: BrokenStyle = "off_prompt",
@@ -82,7 +90,11 @@ class FakeComfyUI:
         host: str = "127.0.0.1",
         port: int = 0,
         output_dir: str | Path | None = None,
+        model_sizes: Mapping[str, int] | None = None,
+        pytorch_version: str = "2.14.1+cu130",
     ) -> None:
+        if speed_factor <= 0:
+            raise ValueError(f"speed_factor must be positive, not {speed_factor}")
         self.version = version
         self.profile = VersionProfile(version)
         self.faults = Faults()
@@ -92,7 +104,9 @@ class FakeComfyUI:
             quantization_levels,
             broken_models,
             broken_style,
+            model_sizes,
         )
+        self._pytorch_version = pytorch_version
         self._catalog = NodeCatalog(self._registry.folders)
         self._files = FileStore(Path(output_dir) if output_dir is not None else None)
         self._errors: list[BaseException] = []
@@ -106,6 +120,7 @@ class FakeComfyUI:
             image_latency=image_latency,
             load_latency=load_latency,
             pixel_latency=pixel_latency,
+            speed_factor=speed_factor,
             disable_metadata=disable_metadata,
             record_error=self._record_error,
         )
@@ -141,6 +156,7 @@ class FakeComfyUI:
             record_error=self._record_error,
             host=self._host,
             port=self._port,
+            pytorch_version=self._pytorch_version,
         )
         self._server.start()
         self._executor.start()
@@ -149,7 +165,7 @@ class FakeComfyUI:
         return self
 
     def _wait_ready(self, timeout: float = 10.0) -> None:
-        if self.faults.refusing:
+        if self.faults.mode != "serving":
             return
         deadline = time.monotonic() + timeout
         while True:
@@ -272,6 +288,38 @@ class FakeComfyUI:
     @pixel_latency.setter
     def pixel_latency(self, value: float) -> None:
         self._executor.pixel_latency = value
+
+    @property
+    def speed_factor(self) -> float:
+        """Multiplier on ``image_latency`` (settable while running)."""
+        return self._executor.speed_factor
+
+    @speed_factor.setter
+    def speed_factor(self, value: float) -> None:
+        if value <= 0:
+            raise ValueError(f"speed_factor must be positive, not {value}")
+        self._executor.speed_factor = value
+
+    @staticmethod
+    def speed_factors(count: int, *, spread: float = 1.5, seed: int = 0) -> list[float]:
+        """Seeded speed factors for a pool of ``count`` fakes: the first is 1.0, the slowest
+        is ``spread`` (when ``count`` > 1), the others uniform in between, in seeded order."""
+        if count < 1:
+            return []
+        rng = random.Random(seed)
+        inner = [1.0 + (spread - 1.0) * rng.random() for _ in range(max(0, count - 2))]
+        rest = [*inner, spread] if count > 1 else []
+        rng.shuffle(rest)
+        return [1.0, *rest]
+
+    @property
+    def vram_used(self) -> int:
+        """Bytes ``/system_stats`` reports as used now (baseline + loaded files + sampling)."""
+        return VRAM_BASELINE + self._executor.vram_in_use()
+
+    def model_size(self, filename: str) -> int:
+        """The VRAM a model file takes while loaded."""
+        return self._registry.size(filename)
 
     @property
     def generations(self) -> int:

@@ -1,6 +1,6 @@
 """The fake's input/output/temp directories and ComfyUI's rules for naming and finding files.
 
-Outputs are real files in a private temporary directory, so ``/view`` can answer with aiohttp's
+Outputs are real files in a private temporary directory (see ``tempdirs``), so ``/view`` can answer with aiohttp's
 ``FileResponse`` (ETag, Last-Modified, ranges) exactly as ComfyUI does. Naming follows
 ``folder_paths.get_save_image_path`` (``<prefix>_<00001>_.png``, counter per prefix, a ``/`` in
 the prefix makes a subfolder); lookup follows the ``/view`` handler's checks in order, because
@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
+import shutil
 import threading
+import weakref
 from pathlib import Path
 from typing import Literal
+
+from .tempdirs import make_owned_dir
 
 __all__ = ["FileStore", "ViewLookup"]
 
@@ -39,10 +42,12 @@ class FileStore:
     """``output/``, ``temp/`` and ``input/`` under one directory owned by the fake."""
 
     def __init__(self, root: Path | None = None) -> None:
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._finalizer: weakref.finalize[..., FileStore] | None = None
         if root is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="fake-comfyui-")
-            root = Path(self._tmp.name)
+            # marked with our pid: a later fake removes it if this process is SIGKILLed;
+            # the finalizer covers a fake never stopped in a process that exits normally
+            root = make_owned_dir()
+            self._finalizer = weakref.finalize(self, shutil.rmtree, root, ignore_errors=True)
         self.root = root
         self._lock = threading.Lock()
         for kind in ("output", "temp", "input"):
@@ -54,9 +59,9 @@ class FileStore:
         return self.root / kind
 
     def cleanup(self) -> None:
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
+        if self._finalizer is not None:
+            self._finalizer()
+            self._finalizer = None
 
     # -- saving (SaveImage / PreviewImage) ------------------------------------------------------
 

@@ -5,6 +5,11 @@ A file's *level* in [0, 1] says how far images drift from the reference when it 
 0.05); a *broken* file draws off-prompt images. ``/view_metadata`` serves a small metadata
 dict per file whose values change when a test "replaces" the file, which is what a client can
 use as model-file identity.
+
+Each file also has a *size*, the VRAM it takes while loaded (``model_size``): what
+``/system_stats`` reports as used is ``VRAM_BASELINE`` plus the sizes of the loaded files plus
+``SAMPLING_BYTES_PER_IMAGE`` per image while a sampler runs, so a VRAM sampler sees the figure
+rise with a load and differ between configs.
 """
 
 from __future__ import annotations
@@ -16,7 +21,31 @@ from typing import Literal
 
 from .render import Scene
 
-__all__ = ["DEFAULT_MODELS", "ModelRegistry", "default_level"]
+__all__ = [
+    "DEFAULT_MODELS",
+    "SAMPLING_BYTES_PER_IMAGE",
+    "VRAM_BASELINE",
+    "ModelRegistry",
+    "default_level",
+    "model_size",
+]
+
+_GIB = 1 << 30
+#: What the device holds before any model is loaded (CUDA context, torch's own buffers).
+VRAM_BASELINE = _GIB // 2
+#: The sampler's working set per image of the batch, held while a KSampler runs.
+SAMPLING_BYTES_PER_IMAGE = _GIB
+#: BF16 size of a file per model folder (Z-Image Turbo 6B: 12.3 GB; Qwen3 4B: 8.0 GB).
+_FOLDER_BYTES = {
+    "diffusion_models": 12_300_000_000,
+    "unet": 12_300_000_000,
+    "text_encoders": 8_000_000_000,
+    "clip": 8_000_000_000,
+    "vae": 335_000_000,
+    "checkpoints": 6_900_000_000,
+    "loras": 150_000_000,
+}
+_OTHER_BYTES = 1_000_000_000
 
 #: The model files the example suite's four configs name.
 DEFAULT_MODELS: Mapping[str, tuple[str, ...]] = {
@@ -45,6 +74,21 @@ def default_level(folder: str, filename: str) -> float:
     return 0.0
 
 
+def model_size(folder: str, filename: str) -> int:
+    """Bytes a file takes in VRAM: its folder's BF16 size times a precision factor read from
+    the name (FP4/NVFP4 0.3, Q4-Q6 0.35, FP8/INT8/Q8 0.5, anything else 1.0)."""
+    name = filename.lower()
+    if "fp4" in name:
+        factor = 0.3
+    elif any(tag in name for tag in ("q4", "q5", "q6")):
+        factor = 0.35
+    elif any(tag in name for tag in ("fp8", "int8", "e4m3", "e5m2", "q8")):
+        factor = 0.5
+    else:
+        factor = 1.0
+    return int(_FOLDER_BYTES.get(folder, _OTHER_BYTES) * factor)
+
+
 class ModelRegistry:
     """Model folders plus levels, broken files, revisions and the currently loaded set."""
 
@@ -54,8 +98,10 @@ class ModelRegistry:
         levels: Mapping[str, float] | None = None,
         broken: Iterable[str] = (),
         broken_style: BrokenStyle = "off_prompt",
+        sizes: Mapping[str, int] | None = None,
     ) -> None:
         self._lock = threading.RLock()
+        self._sizes = dict(sizes or {})
         self.folders: dict[str, list[str]] = {k: sorted(set(v)) for k, v in models.items()}
         self._levels = dict(levels or {})
         self._broken = set(broken)
@@ -125,6 +171,19 @@ class ModelRegistry:
                 "fake_comfyui.revision": str(revision),
                 "fake_comfyui.sha256": digest,
             }
+
+    # -- VRAM ----------------------------------------------------------------------------------
+
+    def size(self, filename: str) -> int:
+        """The file's VRAM size: ``sizes=`` if given, else ``model_size`` of its folder."""
+        with self._lock:
+            if filename in self._sizes:
+                return int(self._sizes[filename])
+            return model_size(self.folder_of(filename) or "", filename)
+
+    def loaded_bytes(self) -> int:
+        """VRAM taken by the loaded model files."""
+        return sum(self.size(f) for f in self.loaded)
 
     # -- rendering -----------------------------------------------------------------------------
 

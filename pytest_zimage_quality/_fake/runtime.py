@@ -42,10 +42,12 @@ class Interrupted(Exception):
 class NodeFailure(Exception):
     """A node raised (an injected fault): reported as ``execution_error``."""
 
-    def __init__(self, exception_type: str, message: str) -> None:
+    def __init__(self, exception_type: str, message: str, tips: str = "") -> None:
         super().__init__(message)
         self.exception_type = exception_type
         self.message = message
+        #: ComfyUI's hint appended after the message (its OOM tips)
+        self.tips = tips
 
 
 @dataclass(frozen=True)

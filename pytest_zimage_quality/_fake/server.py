@@ -34,11 +34,12 @@ from PIL import Image
 
 from .compat import SENSITIVE_EXTRA_DATA_KEYS, VersionProfile
 from .executor import Executor, QueueItem
-from .faults import Faults
+from .faults import Faults, HTTPFault, ServerMode, ViewFault
 from .files import FileStore
+from .hostile import deflate_bomb, echo_headers_body, padded_stream, websocket_frame_header
 from .jobs import JOB_STATUSES, get_all_jobs, get_job
 from .log import RecordedRequest
-from .models import ModelRegistry
+from .models import VRAM_BASELINE, ModelRegistry
 from .nodes import NodeCatalog
 from .validation import validate_prompt
 
@@ -51,6 +52,7 @@ _CSP = (
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_RECORD = web.RequestKey("zimage_record", RecordedRequest)
 
 
 class _RealServerCrash(Exception):
@@ -117,8 +119,10 @@ class FakeServer:
         record_error: Callable[[BaseException], None],
         host: str = "127.0.0.1",
         port: int = 0,
+        pytorch_version: str = "2.14.1+cu130",
     ) -> None:
         self.executor = executor
+        self.pytorch_version = pytorch_version
         self.catalog = catalog
         self.models = models
         self.files = files
@@ -144,6 +148,9 @@ class FakeServer:
         self._closing: asyncio.Event | None = None
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
+        self._silent: asyncio.Server | None = None
+        self._silent_writers: set[asyncio.StreamWriter] = set()
+        self._ticker: asyncio.Task[None] | None = None
 
     # -- lifecycle (test thread) -----------------------------------------------------------------
 
@@ -154,13 +161,13 @@ class FakeServer:
             raise RuntimeError("FakeComfyUI did not start listening in time")
         if self._startup_error is not None:
             raise RuntimeError("FakeComfyUI failed to start") from self._startup_error
-        self.faults.set_listener(self._set_refusing)
+        self.faults.set_hooks(self)
         self.executor.outbox = self
-        if self.faults.refusing:  # armed before start
-            self._set_refusing(True)
+        if self.faults.mode != "serving":  # armed before start
+            self.set_mode(self.faults.mode)
 
     def stop(self, timeout: float = 15.0) -> None:
-        self.faults.set_listener(None)
+        self.faults.set_hooks(None)
         loop = self._loop
         if loop is None or self._thread is None:
             return
@@ -193,6 +200,7 @@ class FakeServer:
         self._messages = asyncio.Queue()
         self._closing = asyncio.Event()
         self._publisher = asyncio.get_running_loop().create_task(self._publish_loop())
+        self._ticker = asyncio.get_running_loop().create_task(self._status_ticker())
         app = web.Application(
             client_max_size=104857600,
             middlewares=[
@@ -217,33 +225,87 @@ class FakeServer:
         for ws in list(self.sockets.values()):
             with contextlib.suppress(Exception):
                 await ws.close()
-        if self._publisher is not None:
-            self._publisher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._publisher
+        for task in (self._publisher, self._ticker):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await self._close_silent()
         if self._runner is not None:
             await self._runner.cleanup()
 
-    # -- refusing connections ------------------------------------------------------------------
+    # -- connection modes and restarts (ServerHooks, called from any thread but the loop's) ------
 
-    def _set_refusing(self, refusing: bool) -> None:
+    def set_mode(self, mode: ServerMode) -> None:
+        """Serve HTTP, refuse connections, or accept them and never answer (silent)."""
         loop = self._loop
         if loop is None or loop.is_closed():
             return
-        asyncio.run_coroutine_threadsafe(self._listen(not refusing), loop).result(10.0)
+        with contextlib.suppress(RuntimeError, TimeoutError, asyncio.CancelledError):
+            asyncio.run_coroutine_threadsafe(self._listen(mode), loop).result(10.0)
 
-    async def _listen(self, listen: bool) -> None:
+    def lose_state(self) -> None:
+        """A restart: the queue, history, caches, loaded models and queue number are gone."""
+        self.number = 0
+        self.executor.reset()
+
+    async def _listen(self, mode: ServerMode) -> None:
         assert self._runner is not None
-        if not listen and self._site is not None:
+        if mode != "serving" and self._site is not None:
             await self._site.stop()
             self._site = None
+        if mode != "silent":
+            await self._close_silent()
+        if mode != "serving":
             server = self._runner.server
             if server is not None:
-                for connection in server.connections:
+                for connection in list(server.connections):
                     connection.force_close()
-        elif listen and self._site is None:
+            for request in list(self.socket_requests.values()):
+                if request.transport is not None:
+                    request.transport.abort()
+        if mode == "serving" and self._site is None:
             self._site = web.TCPSite(self._runner, self.host, self.port)
             await self._site.start()
+        elif mode == "silent" and self._silent is None:
+            self._silent = await asyncio.start_server(self._silent_client, self.host, self.port)
+
+    async def _silent_client(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """Read and discard everything; never write a byte (a wedged server or a black hole)."""
+        self._silent_writers.add(writer)
+        try:
+            while await reader.read(65536):
+                pass
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            self._silent_writers.discard(writer)
+            writer.close()
+
+    async def _close_silent(self) -> None:
+        if self._silent is None:
+            return
+        self._silent.close()
+        for writer in list(self._silent_writers):
+            writer.transport.abort()
+        self._silent_writers.clear()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._silent.wait_closed(), 2.0)
+        self._silent = None
+
+    async def _status_ticker(self) -> None:
+        """While ``hold_queue`` keeps the head prompt pending, broadcast ``status`` frames."""
+        last = 0.0
+        while True:
+            await asyncio.sleep(0.02)
+            every = self.executor.held_status_every
+            if every is None or time.monotonic() - last < every:
+                continue
+            last = time.monotonic()
+            data = {"status": {"exec_info": {"queue_remaining": self.executor.queue.remaining()}}}
+            await self._deliver("json", {"type": "status", "data": data}, None)
 
     # -- Outbox (called from the worker thread) ----------------------------------------------------
 
@@ -262,6 +324,9 @@ class FakeServer:
 
     def drop(self, sid: str | None) -> None:
         self._enqueue("drop", None, sid)
+
+    def bomb(self, sid: str | None, inflated_size: int) -> None:
+        self._enqueue("bomb", inflated_size, sid)
 
     def supports_preview_metadata(self, sid: str | None) -> bool:
         if sid is None:
@@ -286,11 +351,15 @@ class FakeServer:
         else:
             targets = []
         for ws in targets:
+            request = self.socket_requests.get(id(ws))
+            transport = request.transport if request is not None else None
             if kind == "drop":
-                request = self.socket_requests.get(id(ws))
-                transport = request.transport if request is not None else None
                 if transport is not None:
                     transport.abort()
+                continue
+            if kind == "bomb":
+                if transport is not None and not ws.closed:
+                    self._send_bomb(ws, transport, int(payload))
                 continue
             if ws.closed:
                 continue
@@ -299,6 +368,22 @@ class FakeServer:
                     await ws.send_json(payload)
                 else:
                     await ws.send_bytes(payload)
+
+    @staticmethod
+    def _send_bomb(ws: web.WebSocketResponse, transport: asyncio.BaseTransport, size: int) -> None:
+        """One text frame, compressed by hand when the client accepted permessage-deflate (so
+        it inflates to ``size``), a plain 2 MB one otherwise; then close the connection: the
+        client's inflate window no longer matches our compressor's, so nothing may follow."""
+        assert isinstance(transport, asyncio.WriteTransport)
+        if ws.compress:
+            payload = deflate_bomb(size)
+            frame = websocket_frame_header(len(payload)) + payload
+        else:
+            text = json.dumps({"type": "status", "data": {"padding": " " * (2 << 20)}})
+            payload = text.encode("ascii")
+            frame = websocket_frame_header(len(payload), compressed=False) + payload
+        transport.write(frame)
+        transport.close()  # flushes the frame first, unlike abort()
 
     # -- middlewares --------------------------------------------------------------------------------
 
@@ -312,7 +397,7 @@ class FakeServer:
             body = await request.read()
             with contextlib.suppress(ValueError):
                 parsed = json.loads(body) if body else None
-        record = RecordedRequest(
+        record = request[_RECORD] = RecordedRequest(
             method=request.method,
             path=request.path,
             route=_template(request),
@@ -338,15 +423,25 @@ class FakeServer:
 
     @web.middleware
     async def _fault_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        fault = self.faults.take_http(request.method, _template(request), request.path)
+        record = request.get(_RECORD)
+        fault = self.faults.take_http(request.method, _template(request), request.path, record)
         if fault is not None:
-            if fault.stall > 0:
-                assert self._closing is not None
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._closing.wait(), fault.stall)
+            await self._wait_out(fault)
             if fault.status is not None:
-                return web.Response(status=fault.status, text=fault.body or None)
+                body = fault.body
+                if fault.echo_headers:
+                    body = echo_headers_body(fault.status, request.headers)
+                return web.Response(status=fault.status, text=body or None)
         return await handler(request)
+
+    async def _wait_out(self, fault: HTTPFault) -> None:
+        """Sleep through a stall, or until a hang is released (or the server stops)."""
+        assert self._closing is not None
+        if fault.stall > 0:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), fault.stall)
+        while fault.hang and not fault.released.is_set() and not self._closing.is_set():
+            await asyncio.sleep(0.02)
 
     @web.middleware
     async def _origin_middleware(
@@ -488,29 +583,35 @@ class FakeServer:
             argv.insert(1, "--cpu")
         if self.disable_metadata:
             argv.append("--disable-metadata")
+        report = self.faults.system_report
+        name = report.device_name or self.device.name
+        device = DeviceInfo(name, report.vram_total or self.device.vram_total, 0, 0, 0)
+        # what torch holds: the loaded models plus the sampler's working set (see models.py)
+        reserved = self.executor.vram_in_use()
+        free = max(0, device.vram_total - VRAM_BASELINE - reserved)
         stats = {
             "system": {
                 "os": self.profile.os_name,
                 "ram_total": self.device.ram_total,
                 "ram_free": self.device.ram_free,
-                "comfyui_version": self.profile.version,
+                "comfyui_version": report.comfyui_version or self.profile.version,
                 "required_frontend_version": self.profile.required_frontend_version,
                 "installed_templates_version": None,
                 "required_templates_version": self.profile.required_templates_version,
                 "python_version": sys.version,
-                "pytorch_version": "2.14.1+cu130",
+                "pytorch_version": report.pytorch_version or self.pytorch_version,
                 "embedded_python": False,
                 "argv": argv,
             },
             "devices": [
                 {
-                    "name": self.device.name,
-                    "type": self.device.type,
-                    "index": self.device.index,
-                    "vram_total": self.device.vram_total,
-                    "vram_free": self.device.vram_free,
-                    "torch_vram_total": self.device.vram_total,
-                    "torch_vram_free": self.device.vram_free,
+                    "name": device.name,
+                    "type": device.type,
+                    "index": device.index,
+                    "vram_total": device.vram_total,
+                    "vram_free": free,
+                    "torch_vram_total": reserved,
+                    "torch_vram_free": 0,
                 }
             ],
         }
@@ -723,14 +824,9 @@ class FakeServer:
         if found.path is None:
             return web.Response(status=found.status)
         disposition = {"Content-Disposition": f'filename="{found.filename}"'}
-        corruption = self.faults.take_view_corruption(found.filename)
-        if corruption is not None:
-            data = found.path.read_bytes()
-            if corruption == "truncate":
-                data = data[: len(data) // 2]
-            else:
-                data = uuid.uuid4().bytes * (len(data) // 16 + 1)
-            return web.Response(body=data, content_type="image/png", headers=disposition)
+        fault = self.faults.take_view_fault(found.filename)
+        if fault is not None:
+            return await self._faulty_view(request, fault, found.path.read_bytes(), disposition)
         channel = query.get("channel")
         if "preview" in query:
             preview = query["preview"].split(";")
@@ -761,6 +857,48 @@ class FakeServer:
                 body=buffer.getvalue(), content_type="image/png", headers=disposition
             )
         return web.FileResponse(found.path, headers={**disposition, "Content-Type": "image/png"})
+
+    async def _faulty_view(
+        self, request: web.Request, fault: ViewFault, data: bytes, headers: dict[str, str]
+    ) -> web.StreamResponse:
+        if fault.mode == "truncate":
+            return web.Response(
+                body=data[: len(data) // 2], content_type="image/png", headers=headers
+            )
+        if fault.mode == "garbage":
+            garbage = uuid.uuid4().bytes * (len(data) // 16 + 1)
+            return web.Response(body=garbage, content_type="image/png", headers=headers)
+        assert self._closing is not None
+        size = fault.size if fault.mode == "huge" else len(data)
+        response = web.StreamResponse(headers={**headers, "Content-Type": "image/png"})
+        response.content_length = size
+        await response.prepare(request)
+        if fault.mode == "huge":
+            pieces: Any = padded_stream(data, size)
+            pause = 0.0
+        elif fault.mode == "slow":
+            step = max(1, -(-len(data) // 16))
+            pieces = (data[i : i + step] for i in range(0, len(data), step))
+            pause = fault.seconds / 16
+        else:  # trickle
+            step = max(1, fault.chunk)
+            pieces = (data[i : i + step] for i in range(0, len(data), step))
+            pause = fault.seconds
+        for piece in pieces:
+            if (
+                self._closing.is_set()
+                or request.transport is None
+                or request.transport.is_closing()
+            ):
+                break
+            if pause > 0:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._closing.wait(), pause)
+            try:
+                await response.write(piece)
+            except ConnectionError:
+                break
+        return response
 
     async def view_metadata(self, request: web.Request) -> web.StreamResponse:
         folder = request.match_info["folder_name"]
