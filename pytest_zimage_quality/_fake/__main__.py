@@ -37,6 +37,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--image-latency", type=float, default=0.0, metavar="SECONDS")
     parser.add_argument("--load-latency", type=float, default=0.0, metavar="SECONDS")
     parser.add_argument(
+        "--speed-factor",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="multiplies --image-latency (one server of a pool slower than the others)",
+    )
+    parser.add_argument(
         "--models",
         type=Path,
         metavar="JSON",
@@ -61,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         device=args.device,
         image_latency=args.image_latency,
         load_latency=args.load_latency,
+        speed_factor=args.speed_factor,
         host=args.listen,
         port=args.port,
     )
