@@ -20,6 +20,11 @@ from pytest_zimage_quality.stats import (
     noninferiority_gate,
 )
 from pytest_zimage_quality.stats._monotone import monotone_t
+from pytest_zimage_quality.stats._sequential import (
+    obrien_fleming_spending,
+    sequential_design,
+    sequential_gate,
+)
 
 ALPHA, MARGIN = 0.05, 0.01
 
@@ -92,3 +97,57 @@ def test_inferior_is_rare_when_nothing_changed() -> None:
     q = critical_value(8, ALPHA)
     inferior = float(np.mean(monotone_t(-(d + MARGIN)) > q))
     assert inferior < 0.001
+
+
+# --------------------------------------------------------------------------------------------
+# Sequential stages
+# --------------------------------------------------------------------------------------------
+
+
+def _sequential_pass_rate(d: np.ndarray, plan: tuple[int, ...]) -> tuple[float, float, float]:
+    """NON-INFERIOR rate over all looks, its SE, and the mean prompts used (vectorised)."""
+    design = sequential_design(tuple(p / plan[-1] for p in plan), ALPHA)
+    decided = np.zeros(d.shape[0], dtype=bool)
+    passed = np.zeros(d.shape[0], dtype=bool)
+    used = np.full(d.shape[0], float(plan[-1]))
+    for k, n_k in enumerate(plan):
+        q = critical_value(n_k, design.nominal_alpha[k])
+        x = d[:, :n_k] + MARGIN
+        up = (monotone_t(x) > q) & ~decided
+        down = (monotone_t(-x) > q) & ~decided & ~up
+        passed |= up
+        used[up | down] = n_k
+        decided |= up | down
+    rate = float(np.mean(passed))
+    return rate, math.sqrt(max(rate * (1 - rate), 1e-4) / d.shape[0]), float(np.mean(used))
+
+
+def test_sequential_boundaries_are_the_published_obrien_fleming_ones() -> None:
+    # Two equally spaced looks, one-sided alpha 0.05: z = 2.538, 1.662 (Lan-DeMets OBF).
+    two = sequential_design((0.5, 1.0), 0.05)
+    assert two.z_bounds == pytest.approx((2.538, 1.662), abs=2e-3)
+    assert two.spent[-1] == pytest.approx(0.05)
+    three = sequential_design((1 / 3, 2 / 3, 1.0), 0.05)
+    assert three.z_bounds == pytest.approx((3.200, 2.141, 1.695), abs=2e-3)
+    assert obrien_fleming_spending(1.0, 0.05) == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize("heavy", [False, True], ids=["normal", "t3"])
+def test_sequential_false_pass_over_all_looks_stays_at_alpha(heavy: bool) -> None:
+    rng = np.random.default_rng(21 + heavy)
+    d = -MARGIN + 0.009 * _noise(rng, (20_000, 18), heavy)
+    rate, se, _ = _sequential_pass_rate(d, (6, 12, 18))
+    assert rate <= ALPHA + 3 * se
+
+
+def test_sequential_saves_prompts_on_a_clear_drop_and_agrees_with_the_gate() -> None:
+    rng = np.random.default_rng(23)
+    d = -3 * MARGIN + 0.009 * rng.standard_normal((5_000, 18))
+    _, _, used = _sequential_pass_rate(d, (6, 12, 18))
+    assert used < 14  # most clear drops stop INFERIOR at the second look
+    one = sequential_gate(d[0], (6, 12, 18), margin=MARGIN)
+    assert one.decision == INFERIOR
+    assert one.prompts_saved == 18 - one.prompts_used
+    partial = sequential_gate(d[0][:6], (6, 12, 18), margin=MARGIN)
+    assert partial.decision is None  # 6 prompts cannot reach the first look's tiny alpha
+    assert partial.looks[0].critical_value is None

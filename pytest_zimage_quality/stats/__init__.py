@@ -21,6 +21,14 @@ from ._gate import GateResult, noninferiority_gate
 from ._monotone import critical_value, min_prompts, monotone_bounds
 from ._per_prompt import PromptComparison, holm_adjust, per_prompt_comparisons
 from ._power import DEFAULT_PRIOR, PowerPlan, VariancePrior, observed_mdd, plan_power
+from ._sequential import (
+    Look,
+    SequentialDesign,
+    SequentialResult,
+    obrien_fleming_spending,
+    sequential_design,
+    sequential_gate,
+)
 from ._verdicts import (
     DECISION_LABELS,
     DECISIONS,
@@ -56,9 +64,12 @@ __all__ = [
     "Description",
     "ExitDecision",
     "GateResult",
+    "Look",
     "PowerPlan",
     "PromptComparison",
     "ScoreTable",
+    "SequentialDesign",
+    "SequentialResult",
     "VariancePrior",
     "Verdict",
     "critical_value",
@@ -70,9 +81,12 @@ __all__ = [
     "min_prompts",
     "monotone_bounds",
     "noninferiority_gate",
+    "obrien_fleming_spending",
     "observed_mdd",
     "per_prompt_comparisons",
     "plan_power",
+    "sequential_design",
+    "sequential_gate",
     "speedup",
     "two_axis_verdict",
 ]
