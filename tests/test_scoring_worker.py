@@ -1,0 +1,278 @@
+"""The scoring worker on its own: pairing, parking, failure propagation and batching.
+
+Real PNGs go through the real decoder and blank check; the scorers are the deterministic
+doubles of tests/doubles.py, so every expected number is computed here independently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from pytest_zimage_quality.errors import ImageDecodeError, ScorerError, ZImageError
+from pytest_zimage_quality.images import decode_png, encode_png, is_blank
+from pytest_zimage_quality.scheduler import Generated, Job
+from pytest_zimage_quality.scoring_worker import Scores, ScoringWorker
+from pytest_zimage_quality.suite import Case, Suite, load_suite
+
+from .conftest import write_small_suite
+from .doubles import EdgeCLIP, MeanAbsLPIPS
+
+WAIT = 30.0
+
+
+def _image(level: int, *, size: int = 16, flat: bool = False) -> torch.Tensor:
+    """A small RGB image: a gradient offset by ``level`` (or one flat colour)."""
+    if flat:
+        return torch.full((3, size, size), level, dtype=torch.uint8)
+    ramp = torch.arange(size * size, dtype=torch.int64).reshape(size, size) * 3 + level
+    return (ramp % 256).to(torch.uint8).expand(3, size, size).contiguous()
+
+
+class Recorder:
+    """Collects the worker's callbacks and lets a test wait for a given case."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.scored: dict[str, Scores] = {}
+        self.failed: dict[str, ZImageError] = {}
+
+    def on_scored(self, job: Job, generated: Generated, path: Path, scores: Scores) -> None:
+        with self.cond:
+            self.scored[job.case.id] = scores
+            self.cond.notify_all()
+
+    def on_failed(self, job: Job, error: ZImageError) -> None:
+        with self.cond:
+            self.failed[job.case.id] = error
+            self.cond.notify_all()
+
+    def wait_for(self, *case_ids: str) -> None:
+        with self.cond:
+            done = self.cond.wait_for(
+                lambda: all(c in self.scored or c in self.failed for c in case_ids), timeout=WAIT
+            )
+        assert done, f"not finished: {[c for c in case_ids if c not in self.scored]}"
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory: pytest.TempPathFactory) -> Suite:
+    return load_suite(write_small_suite(tmp_path_factory.mktemp("suite")))
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def worker(recorder: Recorder) -> Iterator[ScoringWorker]:
+    w = ScoringWorker(
+        decode=lambda data, name: decode_png(data, label=name),
+        is_blank=is_blank,
+        on_scored=recorder.on_scored,
+        on_failed=recorder.on_failed,
+        batch_size=4,
+        decode_threads=2,
+    )
+    w.start()
+    yield w
+    w.stop()
+
+
+def _case(suite: Suite, config: str, prompt: str = "cat", seed: int = 1) -> Case:
+    return suite.make_case(prompt, config, seed)
+
+
+def _submit(worker: ScoringWorker, tmp_path: Path, case: Case, suite: Suite, png: bytes) -> Path:
+    path = tmp_path / f"{case.id.replace('/', '_')}.png"
+    path.write_bytes(png)
+    generated = Generated(
+        png=png,
+        sha256=hashlib.sha256(png).hexdigest(),
+        prompt_id=case.id,
+        host="test",
+        wall_seconds=0.1,
+        server_seconds=0.1,
+        cached="",
+    )
+    worker.submit(Job(case=case, suite=suite, graph={}), generated, path)
+    return path
+
+
+def _wait_until_scored(worker: ScoringWorker, count: int) -> None:
+    """Wait until the worker has scored ``count`` images (a parked one makes no callback)."""
+    deadline = time.monotonic() + WAIT
+    while worker.scored < count:
+        assert time.monotonic() < deadline, f"{worker.scored} of {count} scored"
+        time.sleep(0.01)
+
+
+def _lpips(a: torch.Tensor, b: torch.Tensor) -> float:
+    return MeanAbsLPIPS().distance([a], [b])[0]
+
+
+def _clip(image: torch.Tensor, text: str) -> float:
+    return EdgeCLIP().score([image], [text])[0]
+
+
+def test_a_candidate_is_paired_with_its_own_reference(
+    worker: ScoringWorker, recorder: Recorder, suite: Suite, tmp_path: Path
+) -> None:
+    worker.provide(EdgeCLIP(), MeanAbsLPIPS())
+    ref, cand = _case(suite, "bf16"), _case(suite, "fp8")
+    other_ref = _case(suite, "bf16", seed=2)
+    ref_img, cand_img, other_img = _image(0), _image(40), _image(200)
+    _submit(worker, tmp_path, ref, suite, encode_png(ref_img))
+    _submit(worker, tmp_path, other_ref, suite, encode_png(other_img))
+    _submit(worker, tmp_path, cand, suite, encode_png(cand_img))
+    recorder.wait_for(ref.id, other_ref.id, cand.id)
+
+    assert not recorder.failed
+    assert recorder.scored[ref.id].lpips is None  # a reference has nothing to compare with
+    assert recorder.scored[cand.id].lpips == pytest.approx(_lpips(cand_img, ref_img))
+    assert recorder.scored[cand.id].lpips != pytest.approx(_lpips(cand_img, other_img))
+    assert recorder.scored[cand.id].clipscore == pytest.approx(_clip(cand_img, cand.prompt.text))
+    assert (recorder.scored[cand.id].width, recorder.scored[cand.id].height) == (16, 16)
+    assert recorder.scored[cand.id].blank is False
+
+
+def test_a_candidate_is_parked_until_its_reference_is_scored(
+    worker: ScoringWorker, recorder: Recorder, suite: Suite, tmp_path: Path
+) -> None:
+    worker.provide(EdgeCLIP(), MeanAbsLPIPS())
+    ref, cand = _case(suite, "bf16"), _case(suite, "nvfp4")
+    ref_img, cand_img = _image(10), _image(90)
+    _submit(worker, tmp_path, cand, suite, encode_png(cand_img))
+    _wait_until_scored(worker, 1)  # the candidate's CLIPScore is done; it needs its reference
+    assert cand.id not in recorder.scored
+    assert cand.id not in recorder.failed
+
+    _submit(worker, tmp_path, ref, suite, encode_png(ref_img))
+    recorder.wait_for(ref.id, cand.id)
+    assert recorder.scored[cand.id].lpips == pytest.approx(_lpips(cand_img, ref_img))
+
+
+def test_when_the_reference_fails_its_candidates_fail_parked_or_later(
+    worker: ScoringWorker, recorder: Recorder, suite: Suite, tmp_path: Path
+) -> None:
+    worker.provide(EdgeCLIP(), MeanAbsLPIPS())
+    ref = _case(suite, "bf16", prompt="ink")
+    early, late = _case(suite, "fp8", prompt="ink"), _case(suite, "nvfp4", prompt="ink")
+    _submit(worker, tmp_path, early, suite, encode_png(_image(5)))
+    _wait_until_scored(worker, 1)
+    error = ZImageError("the server ran out of memory", hint="use a smaller batch")
+    worker.reference_failed(ref.key, error)
+    recorder.wait_for(early.id)
+    _submit(worker, tmp_path, late, suite, encode_png(_image(6)))
+    recorder.wait_for(late.id)
+
+    assert not recorder.scored.keys() & {early.id, late.id}
+    for case in (early, late):
+        failure = recorder.failed[case.id]
+        assert f"the reference case {ref.id} failed" in failure.message
+        assert "out of memory" in failure.message
+        assert failure.hint == "use a smaller batch"
+
+
+def test_an_undecodable_reference_fails_itself_and_its_candidates(
+    worker: ScoringWorker, recorder: Recorder, suite: Suite, tmp_path: Path
+) -> None:
+    worker.provide(EdgeCLIP(), MeanAbsLPIPS())
+    ref, cand = _case(suite, "bf16", prompt="sign"), _case(suite, "fp8", prompt="sign")
+    _submit(worker, tmp_path, ref, suite, b"<html>502 Bad Gateway</html>")
+    _submit(worker, tmp_path, cand, suite, encode_png(_image(7)))
+    recorder.wait_for(ref.id, cand.id)
+
+    assert isinstance(recorder.failed[ref.id], ImageDecodeError)
+    assert "not a PNG" in recorder.failed[ref.id].message
+    assert "no reference image" in recorder.failed[cand.id].message
+
+
+def test_what_is_ready_is_scored_in_batches(
+    worker: ScoringWorker, recorder: Recorder, suite: Suite, tmp_path: Path
+) -> None:
+    refs = [_case(suite, "bf16", prompt=p, seed=s) for p in ("cat", "ink", "sign") for s in (1, 2)]
+    cands = [_case(suite, "fp8", prompt=c.prompt.key, seed=c.seed) for c in refs[:4]]
+    for i, case in enumerate([*refs, *cands]):  # all queued before the scorers arrive
+        _submit(worker, tmp_path, case, suite, encode_png(_image(i * 11)))
+    clip = EdgeCLIP()
+    worker.provide(clip, MeanAbsLPIPS())
+    recorder.wait_for(*[c.id for c in [*refs, *cands]])
+
+    assert not recorder.failed
+    assert worker.batches == [4, 4, 2]  # batch_size 4: what was waiting, drained in order
+    assert clip.calls == [4, 4, 2]
+    assert worker.scored == 10
+
+
+def test_a_flat_image_is_reported_blank(
+    worker: ScoringWorker, recorder: Recorder, suite: Suite, tmp_path: Path
+) -> None:
+    worker.provide(EdgeCLIP(), MeanAbsLPIPS())
+    ref = _case(suite, "bf16", seed=3)
+    _submit(worker, tmp_path, ref, suite, encode_png(_image(0, flat=True)))
+    recorder.wait_for(ref.id)
+    assert recorder.scored[ref.id].blank is True
+
+
+def test_scorers_that_failed_to_build_fail_every_case_with_that_error(
+    worker: ScoringWorker, recorder: Recorder, suite: Suite, tmp_path: Path
+) -> None:
+    error = ScorerError("open_clip could not load the weights", hint="check the file")
+    worker.provide_error(error)
+    ref, cand = _case(suite, "bf16"), _case(suite, "fp8")
+    _submit(worker, tmp_path, ref, suite, encode_png(_image(1)))
+    _submit(worker, tmp_path, cand, suite, encode_png(_image(2)))
+    recorder.wait_for(ref.id, cand.id)
+    assert recorder.failed[ref.id] is error
+    assert "open_clip could not load the weights" in recorder.failed[cand.id].message
+
+
+def test_stopping_before_the_scorers_arrive_fails_what_waits(
+    recorder: Recorder, suite: Suite, tmp_path: Path
+) -> None:
+    worker = ScoringWorker(
+        decode=lambda data, name: decode_png(data, label=name),
+        is_blank=is_blank,
+        on_scored=recorder.on_scored,
+        on_failed=recorder.on_failed,
+    )
+    worker.start()
+    ref = _case(suite, "bf16")
+    _submit(worker, tmp_path, ref, suite, encode_png(_image(1)))
+    worker.stop()
+    assert "stopped before the scorers were ready" in recorder.failed[ref.id].message
+
+
+class _FailsOnce(EdgeCLIP):
+    def score(
+        self, images: Sequence[Any], texts: Sequence[str], labels: Sequence[str] | None = None
+    ) -> list[float]:
+        if not self.calls:
+            self.calls.append(-1)
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return super().score(images, texts, labels)
+
+
+def test_a_crash_in_a_batch_fails_that_batch_and_the_worker_goes_on(
+    worker: ScoringWorker, recorder: Recorder, suite: Suite, tmp_path: Path
+) -> None:
+    worker.provide(_FailsOnce(), MeanAbsLPIPS())
+    first, second = _case(suite, "bf16", seed=1), _case(suite, "bf16", seed=2)
+    _submit(worker, tmp_path, first, suite, encode_png(_image(3)))
+    recorder.wait_for(first.id)
+    _submit(worker, tmp_path, second, suite, encode_png(_image(4)))
+    recorder.wait_for(second.id)
+
+    failure = recorder.failed[first.id]
+    assert isinstance(failure, ScorerError)
+    assert "illegal memory access" in failure.message
+    assert second.id in recorder.scored
