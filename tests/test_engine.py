@@ -111,7 +111,6 @@ def test_each_test_gets_the_outcome_of_its_own_case(
         assert outcome.case == case
         assert outcome.image_path.read_bytes() == outcome.png
         assert outcome.generated.sha256 == hashlib.sha256(outcome.png).hexdigest()
-        assert thumbnail_path(engine.report_dir.thumbs_dir, outcome.generated.sha256).is_file()
         assert outcome.scores.clipscore == pytest.approx(
             EdgeCLIP().score([outcome.png], [case.prompt.text])[0]
         )
@@ -120,8 +119,13 @@ def test_each_test_gets_the_outcome_of_its_own_case(
         else:
             assert outcome.reference is not None
             assert outcome.reference.case.seed == case.seed
-    assert len({engine.outcome(case).generated.sha256 for case in planned}) == len(planned)
+    shas = {engine.outcome(case).generated.sha256 for case in planned}
+    assert len(shas) == len(planned)
     assert engine.fake.generations == len(planned)
+    # Thumbnails are made as images arrive (after scoring is handed the image, so they may
+    # trail the outcome); every one is there once the runners have stopped.
+    engine.close(cancel=False)
+    assert all(thumbnail_path(engine.report_dir.thumbs_dir, sha).is_file() for sha in shas)
 
 
 def test_a_case_outside_the_plan_is_generated_when_a_test_asks_for_it(

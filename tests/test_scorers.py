@@ -42,6 +42,8 @@ from pytest_zimage_quality.scorers import (
     sha256_file,
 )
 
+#: These tests build random-initialised networks (seconds each on a CPU): the slow lane.
+SLOW = pytest.mark.slow
 DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
 CLIP_TOL = 1e-4
 LPIPS_TOL = 1e-5
@@ -201,6 +203,7 @@ def _reference_lpips(scorer: LPIPSScorer) -> Any:
 # ----------------------------------------------------------------------------- exactness
 
 
+@SLOW
 def test_clip_preprocess_is_pil_exact(clip: CLIPScorer) -> None:
     """The device preprocessing produces open_clip's own preprocess output, pixel for pixel."""
     from open_clip.transform import PreprocessCfg, image_transform_v2
@@ -218,6 +221,7 @@ def test_clip_preprocess_is_pil_exact(clip: CLIPScorer) -> None:
         assert diff <= tol, f"{name}: preprocess differs from open_clip's by {diff}"
 
 
+@SLOW
 def test_clip_batched_matches_open_clip_reference(clip: CLIPScorer) -> None:
     model, preprocess, tokenizer = _reference_clip(clip)
     images = SCORE_IMAGES[clip.device.type]
@@ -239,6 +243,7 @@ def test_clip_batched_matches_open_clip_reference(clip: CLIPScorer) -> None:
     print(f"CLIPScore max |batched - reference| on {clip.device}: {worst:.2e}")
 
 
+@SLOW
 def test_lpips_batched_matches_lpips_forward(lp: LPIPSScorer) -> None:
     ref_model = _reference_lpips(lp)
     pairs = []
@@ -268,6 +273,7 @@ def test_lpips_batched_matches_lpips_forward(lp: LPIPSScorer) -> None:
     print(f"LPIPS max |batched - reference| on {lp.device}: {worst:.2e}")
 
 
+@SLOW
 def test_reference_methods_agree_with_fast_path(clip: CLIPScorer, lp: LPIPSScorer) -> None:
     a, b = make_image("shapes", 160, 200, 1), make_image("noise", 160, 200, 2)
     assert abs(clip.reference_score(a, PROMPTS[0]) - clip.score_one(a, PROMPTS[0])) <= CLIP_TOL
@@ -278,6 +284,7 @@ def test_reference_methods_agree_with_fast_path(clip: CLIPScorer, lp: LPIPSScore
 # ----------------------------------------------------------------------------- batching
 
 
+@SLOW
 def test_clip_batch_equals_one_by_one(clip: CLIPScorer) -> None:
     # Two of one size (one batched resize) around two of other sizes.
     imgs = [make_image(k, 256, 320, i) for i, k in enumerate(KINDS[:2])]
@@ -288,6 +295,7 @@ def test_clip_batch_equals_one_by_one(clip: CLIPScorer) -> None:
     np.testing.assert_allclose(batched, single, atol=CLIP_TOL, rtol=0)
 
 
+@SLOW
 def test_lpips_batch_equals_one_by_one(lp: LPIPSScorer) -> None:
     a = [make_image(k, 128, 160, i) for i, k in enumerate(KINDS * 2)]
     b = [make_image(KINDS[(i + 1) % 4], 128, 160, i + 50) for i in range(len(a))]
@@ -298,6 +306,7 @@ def test_lpips_batch_equals_one_by_one(lp: LPIPSScorer) -> None:
     np.testing.assert_allclose(batched, single, atol=LPIPS_TOL, rtol=0)
 
 
+@SLOW
 def test_inputs_as_png_bytes_and_pil_give_the_same_scores(
     clip: CLIPScorer, lp: LPIPSScorer
 ) -> None:
@@ -311,6 +320,7 @@ def test_inputs_as_png_bytes_and_pil_give_the_same_scores(
 # ----------------------------------------------------------------------------- text
 
 
+@SLOW
 def test_text_embedding_computed_once_per_prompt(clip_cpu: CLIPScorer) -> None:
     clip_cpu.clear_text_cache()
     calls: list[int] = []
@@ -344,6 +354,7 @@ def test_text_embedding_computed_once_per_prompt(clip_cpu: CLIPScorer) -> None:
         del clip_cpu.network.encode_text
 
 
+@SLOW
 def test_long_prompt_is_truncated_with_a_warning_naming_it(clip_cpu: CLIPScorer) -> None:
     clip_cpu.clear_text_cache()
     long_prompt = "a very detailed scene with " + " and ".join(
@@ -367,6 +378,7 @@ def test_long_prompt_is_truncated_with_a_warning_naming_it(clip_cpu: CLIPScorer)
         clip_cpu.embed_texts(["another very " + long_prompt])
 
 
+@SLOW
 def test_unicode_prompts_work(clip_cpu: CLIPScorer) -> None:
     tokens = clip_cpu.tokenizer([CHINESE])
     assert int((tokens[0] != 0).sum()) > 10  # the characters became tokens, not nothing
@@ -380,6 +392,7 @@ def test_unicode_prompts_work(clip_cpu: CLIPScorer) -> None:
 # ----------------------------------------------------------------------------- errors
 
 
+@SLOW
 def test_lpips_size_mismatch_names_both_images(lp: LPIPSScorer) -> None:
     a, b = make_image("shapes", 64, 80), make_image("shapes", 80, 64)
     with pytest.raises(ImageSizeMismatchError) as info:
@@ -392,12 +405,14 @@ def test_lpips_size_mismatch_names_both_images(lp: LPIPSScorer) -> None:
         lp.distance_one(a, b)
 
 
+@SLOW
 def test_corrupt_png_is_a_decode_error_naming_the_image(clip_cpu: CLIPScorer) -> None:
     good = encode_png(make_image("gradient", 32, 32))
     with pytest.raises(ImageDecodeError, match="anime-FP8-s7"):
         clip_cpu.score([good, good[:40]], ["a", "b"], labels=["anime-FP8-s1", "anime-FP8-s7"])
 
 
+@SLOW
 def test_mismatched_lengths_are_refused(clip_cpu: CLIPScorer) -> None:
     img = make_image("gradient", 32, 32)
     with pytest.raises(ValueError, match="texts"):
@@ -457,6 +472,7 @@ def test_precision_scope_sets_and_restores_tf32_flags() -> None:
 # ----------------------------------------------------------------------------- weights
 
 
+@SLOW
 def test_random_weights_are_labelled_and_reproducible(clip_cpu: CLIPScorer) -> None:
     assert clip_cpu.random_weights
     assert clip_cpu.weights_identity == RANDOM
@@ -529,6 +545,7 @@ def test_clip_unknown_tag_model_or_missing_file() -> None:
         resolve_clip_weights("ViT-Z-99", "laion2b_s34b_b79k")
 
 
+@SLOW
 def test_clip_loads_a_local_weights_file(clip_cpu: CLIPScorer, clip_weights_file: Path) -> None:
     path = clip_weights_file
     loaded = CLIPScorer.load("ViT-B-32", str(path), device="cpu")
@@ -543,6 +560,7 @@ def test_clip_loads_a_local_weights_file(clip_cpu: CLIPScorer, clip_weights_file
     assert all(torch.equal(mine[k], theirs[k]) for k in mine)
 
 
+@SLOW
 def test_clip_loads_a_tag_from_the_hf_cache(
     clip_cpu: CLIPScorer, clip_weights_file: Path, tmp_path: Path
 ) -> None:
@@ -563,6 +581,7 @@ def test_clip_loads_a_tag_from_the_hf_cache(
     assert loaded.reference_transform is not None
 
 
+@SLOW
 def test_clip_file_that_is_not_a_checkpoint_is_a_scorer_error(tmp_path: Path) -> None:
     path = tmp_path / "broken.bin"
     torch.save({"not": torch.zeros(1)}, path)
@@ -600,6 +619,7 @@ def _alexnet_state(seed: int) -> dict[str, torch.Tensor]:
     return state
 
 
+@SLOW
 def test_lpips_loads_a_local_trunk_file(tmp_path: Path) -> None:
     state = _alexnet_state(5)
     path = tmp_path / "alexnet.pth"
@@ -614,6 +634,7 @@ def test_lpips_loads_a_local_trunk_file(tmp_path: Path) -> None:
     assert abs(scorer.distance_one(a, b) - scorer.reference_distance(a, b)) <= LPIPS_TOL
 
 
+@SLOW
 def test_lpips_trunk_from_torch_home_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     checkpoints = tmp_path / "hub" / "checkpoints"
@@ -631,6 +652,7 @@ def test_lpips_trunk_from_torch_home_cache(tmp_path: Path, monkeypatch: pytest.M
     assert scorer.weights_path == checkpoints / "alex-t.pth"
 
 
+@SLOW
 def test_lpips_wrong_file_is_a_scorer_error(clip_weights_file: Path, tmp_path: Path) -> None:
     path = clip_weights_file
     with pytest.raises(ScorerError, match="not torchvision's alex"):
