@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 import torch
 
+from pytest_zimage_quality.comfyui import GeneratedImage
 from pytest_zimage_quality.errors import ImageDecodeError, ScorerError, ZImageError
 from pytest_zimage_quality.images import decode_png, encode_png, is_blank
-from pytest_zimage_quality.scheduler import Generated, Job
+from pytest_zimage_quality.scheduler import ImageRequest
 from pytest_zimage_quality.scoring_worker import Scores, ScoringWorker
 from pytest_zimage_quality.suite import Case, Suite, load_suite
 
@@ -44,14 +45,16 @@ class Recorder:
         self.scored: dict[str, Scores] = {}
         self.failed: dict[str, ZImageError] = {}
 
-    def on_scored(self, job: Job, generated: Generated, path: Path, scores: Scores) -> None:
+    def on_scored(
+        self, request: ImageRequest, generated: GeneratedImage, path: Path, scores: Scores
+    ) -> None:
         with self.cond:
-            self.scored[job.case.id] = scores
+            self.scored[request.case.id] = scores
             self.cond.notify_all()
 
-    def on_failed(self, job: Job, error: ZImageError) -> None:
+    def on_failed(self, request: ImageRequest, error: ZImageError) -> None:
         with self.cond:
-            self.failed[job.case.id] = error
+            self.failed[request.case.id] = error
             self.cond.notify_all()
 
     def wait_for(self, *case_ids: str) -> None:
@@ -94,7 +97,7 @@ def _case(suite: Suite, config: str, prompt: str = "cat", seed: int = 1) -> Case
 def _submit(worker: ScoringWorker, tmp_path: Path, case: Case, suite: Suite, png: bytes) -> Path:
     path = tmp_path / f"{case.id.replace('/', '_')}.png"
     path.write_bytes(png)
-    generated = Generated(
+    generated = GeneratedImage(
         png=png,
         sha256=hashlib.sha256(png).hexdigest(),
         prompt_id=case.id,
@@ -103,7 +106,7 @@ def _submit(worker: ScoringWorker, tmp_path: Path, case: Case, suite: Suite, png
         server_seconds=0.1,
         cached="",
     )
-    worker.submit(Job(case=case, suite=suite, graph={}), generated, path)
+    worker.submit(ImageRequest(case=case, suite=suite, graph={}), generated, path)
     return path
 
 
