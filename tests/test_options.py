@@ -343,3 +343,18 @@ def test_suite_file_gate_parameters_use_the_options_ranges(tmp_path: Path, name:
         load_suite(suite)
     inside = write_small_suite(tmp_path, suite_extra=f"{name} = {bounds.high}")
     assert getattr(load_suite(inside), name) == bounds.high
+
+
+def test_scorer_defaults_are_the_tables() -> None:
+    from pytest_zimage_quality.scorers import _defaults
+
+    settings = Settings()
+    got = {
+        "clip_model": _defaults.DEFAULT_CLIP_MODEL,
+        "clip_pretrained": _defaults.DEFAULT_CLIP_PRETRAINED,
+        "lpips_net": _defaults.DEFAULT_LPIPS_NET,
+        "precision": _defaults.DEFAULT_PRECISION,
+        "device": _defaults.DEFAULT_DEVICE,
+    }
+    assert got == {name: getattr(settings, name) for name in got}
+    assert OPTIONS["precision"].choices == _defaults.PRECISIONS

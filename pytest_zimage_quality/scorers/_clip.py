@@ -21,6 +21,7 @@ from ..images import to_uint8_chw, to_uint8_chw_many
 from ._defaults import (
     DEFAULT_CLIP_MODEL,
     DEFAULT_CLIP_PRETRAINED,
+    DEFAULT_DEVICE,
     DEFAULT_PRECISION,
     RANDOM,
     RANDOM_WEIGHTS_BANNER,
@@ -144,7 +145,7 @@ class CLIPScorer:
         model: str = DEFAULT_CLIP_MODEL,
         pretrained: str = DEFAULT_CLIP_PRETRAINED,
         *,
-        device: str | torch.device = "auto",
+        device: str | torch.device = DEFAULT_DEVICE,
         random_weights: bool = False,
         precision: str = DEFAULT_PRECISION,
         batch_size: int = 32,

@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import ImageSizeMismatchError, ScorerError
 from ..images import to_uint8_chw, to_uint8_chw_many
-from ._defaults import DEFAULT_LPIPS_NET, DEFAULT_PRECISION, RANDOM, RANDOM_WEIGHTS_BANNER
+from ._defaults import (
+    DEFAULT_DEVICE,
+    DEFAULT_LPIPS_NET,
+    DEFAULT_PRECISION,
+    RANDOM,
+    RANDOM_WEIGHTS_BANNER,
+)
 from ._precision import check_precision, precision_label, precision_scope
 from ._runtime import build_quietly, import_optional, resolve_device, seeded, stack_on
 from ._weights import LPIPS_TRUNK_URLS, resolve_lpips_weights, sha256_file
@@ -118,7 +124,7 @@ class LPIPSScorer:
         net: str = DEFAULT_LPIPS_NET,
         *,
         weights: str | os.PathLike[str] | None = None,
-        device: str | torch.device = "auto",
+        device: str | torch.device = DEFAULT_DEVICE,
         random_weights: bool = False,
         precision: str = DEFAULT_PRECISION,
         batch_size: int = 16,

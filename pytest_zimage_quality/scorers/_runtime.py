@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ScorerError
+from ._defaults import DEFAULT_DEVICE
 
 if TYPE_CHECKING:
     import torch
@@ -37,7 +38,7 @@ def import_optional(name: str) -> Any:
         ) from exc
 
 
-def resolve_device(spec: str | torch.device = "auto") -> torch.device:
+def resolve_device(spec: str | torch.device = DEFAULT_DEVICE) -> torch.device:
     """Turn a device spec into a ``torch.device`` that exists here.
 
     ``auto`` is the first CUDA device (``cuda:0``) when CUDA is available, else the CPU;
