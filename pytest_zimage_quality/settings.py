@@ -26,6 +26,7 @@ from .hosts import parse_host as parse_host_address
 
 __all__ = [
     "GATE_PARAMETERS",
+    "MAX_SEED",
     "OPTIONS",
     "SIMULATED_HOST",
     "Bounds",
@@ -55,6 +56,9 @@ __all__ = [
 ]
 
 N = TypeVar("N", int, float)
+
+#: KSampler's largest seed (0xffffffffffffffff).
+MAX_SEED = 2**64 - 1
 
 
 # ---------------------------------------------------------------------------------------
@@ -141,7 +145,7 @@ def parse_keys(text: str) -> tuple[str, ...]:
 def parse_seeds(text: str) -> tuple[int, ...]:
     seeds: list[int] = []
     for part in parse_keys(text):
-        if not part.isdigit() or int(part) > 2**64 - 1:
+        if not part.isdigit() or int(part) > MAX_SEED:
             raise argparse.ArgumentTypeError(f"seed {part!r} is not a whole number in [0, 2**64-1]")
         if int(part) not in seeds:
             seeds.append(int(part))

@@ -9,15 +9,15 @@ a ``SuiteError`` naming the file, the key and the fix; nothing here imports pyte
 from __future__ import annotations
 
 import hashlib
-import re
 import sys
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import SuiteError
-from .settings import GATE_PARAMETERS, OPTIONS
+from .settings import GATE_PARAMETERS, MAX_SEED, OPTIONS
 from .workflow import Graph, InputRef, Workflow, canonical_json
 
 if sys.version_info >= (3, 11):
@@ -35,11 +35,15 @@ __all__ = [
     "load_suite",
 ]
 
-#: KSampler's largest seed (0xffffffffffffffff).
-MAX_SEED = 2**64 - 1
-
-_KEY_RE = re.compile(r"^[^\s\-/\\\[\]:]+$")
-_KEY_RULE = "non-empty, without spaces or any of - / \\ [ ] :"
+#: What a prompt or config key may not contain: it names tests, report rows and files.
+_KEY_FORBIDDEN = frozenset("-/\\[]:")
+#: Characters that reorder the text around them (Trojan Source, CVE-2021-42574).
+_BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+_KEY_RULE = (
+    "non-empty, without '..', spaces, control or bidi-override characters, or any of - / \\ [ ] :"
+)
 
 _SUITE_KEYS = {
     "name": "a short name for the suite (default: the file name)",
@@ -92,9 +96,6 @@ class ExpectedFail:
     config: str | None
     reason: str
     strict: bool | None = None
-
-    def matches(self, prompt: str, config: str) -> bool:
-        return self.prompt == prompt and self.config in (None, config)
 
 
 @dataclass(frozen=True)
@@ -231,12 +232,11 @@ class Suite:
 
     def graph_for(self, case: Case, *, prefix: str | None = None) -> Graph:
         """The graph that generates ``case``'s image; ``prefix`` sets filename_prefix."""
-        prefix_ref = InputRef(self.output_node, "filename_prefix")
         return self.workflow.render(
             text=(self.text_input, case.prompt.text),
             seed=(self.seed_input, case.seed),
             overrides=case.config.override_map(),
-            prefix=(prefix_ref, prefix) if prefix is not None else None,
+            prefix=(self.prefix_input, prefix) if prefix is not None else None,
         )
 
     @property
@@ -271,6 +271,12 @@ def load_suite(path: Path) -> Suite:
             path=str(path),
             hint="fix the syntax at that line; docs/suite-format.md has a complete example",
         ) from exc
+    except RecursionError:
+        raise SuiteError(
+            "the suite file nests arrays or tables too deeply to read",
+            path=str(path),
+            hint="a suite file is a few levels deep; docs/suite-format.md has a complete example",
+        ) from None
     return _Parser(path, data, raw_bytes).parse()
 
 
@@ -282,7 +288,9 @@ class _Parser:
         self.raw = raw
 
     def error(self, key: str, message: str, hint: str) -> SuiteError:
-        return SuiteError(message, path=self.where, key=key, hint=hint)
+        # A key of the file may hold control or bidi characters: show them escaped.
+        shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in key)
+        return SuiteError(message, path=self.where, key=shown, hint=hint)
 
     # -- generic readers ------------------------------------------------------------------
     def table(self, value: object, key: str) -> dict[str, Any]:
@@ -315,10 +323,11 @@ class _Parser:
 
     def ident(self, value: object, key: str, what: str) -> str:
         text = self.string(value, key)
-        if not _KEY_RE.match(text):
+        problem = _key_problem(text)
+        if problem:
             raise self.error(
                 key,
-                f"{what} key {text!r} is not usable in a test id",
+                f"{what} key {text!r} {problem}, so it is not usable in a test id or file name",
                 f"a {what} key must be {_KEY_RULE}, e.g. photo_woman or nvfp4_fp8e",
             )
         return text
@@ -617,6 +626,22 @@ class _Parser:
             seen.add((prompt, config))
             result.append(ExpectedFail(prompt=prompt, config=config, reason=reason, strict=strict))
         return result
+
+
+def _key_problem(text: str) -> str | None:
+    """Why ``text`` cannot be a prompt or config key, or None if it can."""
+    if ".." in text:
+        return "contains '..'"
+    for char in text:
+        if char in _KEY_FORBIDDEN:
+            return f"contains {char!r}"
+        if char.isspace():
+            return f"contains the space {char!r}"
+        if char in _BIDI_CONTROLS:
+            return f"contains the bidi-override character {char!r}"
+        if unicodedata.category(char) == "Cc":
+            return f"contains the control character {char!r}"
+    return None
 
 
 def _kind(value: object) -> str:

@@ -21,6 +21,7 @@ from typing import Any
 from .errors import SuiteError
 
 __all__ = [
+    "MAX_NESTING",
     "MODEL_INPUTS",
     "OUTPUT_NODE_CLASSES",
     "InputRef",
@@ -34,6 +35,12 @@ __all__ = [
 OUTPUT_NODE_CLASSES = frozenset({"SaveImage", "PreviewImage"})
 
 Graph = dict[str, dict[str, Any]]
+
+#: How deeply an input value may nest lists and objects. An exported graph's inputs are
+#: scalars and [node, output] links; deeper values are hostile, and would meet Python's
+#: recursion limit later, in hashing or sending the graph.
+MAX_NESTING = 16
+_NESTING_HINT = "export the workflow from ComfyUI with 'Export (API)': its inputs are scalars and [node, output] links"
 
 #: Loader inputs that name a model file, and the server's models/ folder each is read from.
 #: The one table the client (missing-file hints), the fake (its model folders) and the cache
@@ -119,12 +126,18 @@ class Workflow:
     def load(cls, path: Path) -> Workflow:
         """Read ``path``; a missing, unreadable or non-API-format file is a SuiteError."""
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_bytes().decode("utf-8")
         except OSError as exc:
             raise SuiteError(
                 f"cannot read the workflow file: {exc.strerror or exc}",
                 path=str(path),
                 hint="the workflow path is relative to the suite file; fix [suite] workflow",
+            ) from exc
+        except UnicodeDecodeError as exc:
+            raise SuiteError(
+                f"the workflow file is not UTF-8 text (byte {exc.start})",
+                path=str(path),
+                hint="export the workflow from ComfyUI with 'Export (API)' (it writes UTF-8)",
             ) from exc
         try:
             graph = json.loads(text)
@@ -134,6 +147,12 @@ class Workflow:
                 path=str(path),
                 hint="export the workflow from ComfyUI with 'Export (API)'",
             ) from exc
+        except RecursionError:
+            raise SuiteError(
+                "the workflow's JSON is nested too deeply to read",
+                path=str(path),
+                hint=_NESTING_HINT,
+            ) from None
         if isinstance(graph, dict) and "nodes" in graph and "links" in graph:
             raise SuiteError(
                 "this is a UI-format workflow (it has 'nodes' and 'links'), not API format",
@@ -161,20 +180,22 @@ class Workflow:
                     path=self.path,
                     hint="export the workflow from ComfyUI with 'Export (API)'",
                 )
+            for name, value in node.get("inputs", {}).items():
+                if _nesting(value) > MAX_NESTING:
+                    raise SuiteError(
+                        f"input {name!r} of node {node_id!r} is nested more than "
+                        f"{MAX_NESTING} levels deep",
+                        path=self.path,
+                        hint=_NESTING_HINT,
+                    )
 
     @property
     def graph(self) -> Graph:
         """A deep copy of the template graph."""
         return copy.deepcopy(self._graph)
 
-    def node_ids(self) -> list[str]:
-        return list(self._graph)
-
     def class_of(self, node_id: str) -> str:
         return str(self._graph[node_id]["class_type"])
-
-    def has_input(self, ref: InputRef) -> bool:
-        return ref.node in self._graph and ref.input in self._graph[ref.node].get("inputs", {})
 
     def value(self, ref: InputRef) -> Any:
         return self._graph[ref.node]["inputs"][ref.input]
@@ -228,6 +249,18 @@ class Workflow:
         for ref, value in (text, seed, *((prefix,) if prefix else ())):
             graph[ref.node]["inputs"][ref.input] = value
         return graph
+
+
+def _nesting(value: object) -> int:
+    """How deeply lists and objects nest in ``value`` (0 for a scalar), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list) and depth <= MAX_NESTING:
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+            deepest = max(deepest, depth + 1)
+    return deepest
 
 
 def _is_link(value: object) -> bool:

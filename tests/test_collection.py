@@ -75,6 +75,38 @@ def test_bad_suite_stops_collection_with_one_message(pytester: pytest.Pytester) 
     assert "suite.py" not in result.stdout.str()
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "words"),
+    [
+        (
+            'key = "cat"',
+            'key = "../cat"',
+            "*[[]prompts[[]0[]].key[]]: prompt key '../cat' contains '..'*",
+        ),
+        (
+            "[configs.fp8]",
+            '[configs."fp\\u202e8"]',
+            "*toml [[]configs.fp\\u202e8[]]: config key 'fp\\u202e8' contains the bidi-override*",
+        ),
+        (
+            'name = "small"',
+            "name = " + "[" * 50_000 + "]" * 50_000,
+            "*nests arrays or tables too deeply*",
+        ),
+    ],
+)
+def test_unsafe_or_unreadable_suite_is_one_collection_message(
+    pytester: pytest.Pytester, old: str, new: str, words: str
+) -> None:
+    path = write_small_suite(pytester.path)
+    path.write_text(path.read_text(encoding="utf-8").replace(old, new, 1), encoding="utf-8")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*ERROR collecting zimage_small.toml*", words, "*hint: *"])
+    assert "Traceback" not in result.stdout.str()
+    assert "RecursionError" not in result.stdout.str()
+
+
 def test_no_host_skips_every_case_with_one_reason(
     pytester: pytest.Pytester, small_suite: Path
 ) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pytest_zimage_quality import SuiteError, load_suite
-from pytest_zimage_quality.workflow import InputRef
+from pytest_zimage_quality.workflow import MAX_NESTING, InputRef
 
 from .conftest import EXAMPLE_SUITE, write_small_suite
 
@@ -209,3 +209,70 @@ def test_suite_hash_changes_with_the_workflow(tmp_path: Path) -> None:
     first = load_suite(path).sha256
     _rewrite(tmp_path / "workflow_api.json", '"steps": 8', '"steps": 9')
     assert load_suite(path).sha256 != first
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        ("..", "contains '..'"),
+        ("cat..s", "contains '..'"),
+        ("a/b", "contains '/'"),
+        ("a\\\\b", "contains '\\\\'"),
+        ("a\\u0000b", "contains the control character '\\x00'"),
+        ("a\\u001b[31mb", "contains the control character '\\x1b'"),
+        ("a\\u202eb", "contains the bidi-override character '\\u202e'"),
+        ("a\\u2066b", "contains the bidi-override character '\\u2066'"),
+        ("a\\tb", "contains the space '\\t'"),
+    ],
+)
+def test_keys_must_be_safe_path_and_id_components(tmp_path: Path, key: str, problem: str) -> None:
+    prompt = _rewrite(write_small_suite(tmp_path), 'key = "cat"', f'key = "{key}"')
+    message = str(_error(prompt))
+    assert str(prompt) in message
+    assert "[prompts[0].key]: prompt key" in message
+    assert problem in message
+    assert "without '..', spaces, control or bidi-override characters" in message
+    assert all(line.isprintable() for line in message.splitlines())  # the key is escaped
+
+    config = _rewrite(write_small_suite(tmp_path), "[configs.fp8]", f'[configs."{key}"]')
+    message = str(_error(config))
+    assert "config key" in message
+    assert problem in message
+    assert all(line.isprintable() for line in message.splitlines())
+
+
+def test_pathologically_nested_suite_is_one_error(tmp_path: Path) -> None:
+    path = write_small_suite(tmp_path, suite_extra="description = " + "[" * 100_000 + "]" * 100_000)
+    error = _error(path)
+    assert "nests arrays or tables too deeply" in str(error)
+    assert error.__cause__ is None
+    assert error.__suppress_context__
+
+
+def test_workflow_that_is_not_utf8(tmp_path: Path) -> None:
+    path = write_small_suite(tmp_path)
+    (tmp_path / "workflow_api.json").write_bytes(b'{"3": {"class_type": "\xff"}}')
+    message = str(_error(path))
+    assert "workflow_api.json" in message
+    assert "not UTF-8" in message
+
+
+def test_pathologically_nested_workflow_is_one_error(tmp_path: Path) -> None:
+    path = write_small_suite(tmp_path)
+    (tmp_path / "workflow_api.json").write_text("[" * 100_000 + "]" * 100_000)
+    assert "nested too deeply to read" in str(_error(path))
+
+
+def test_deeply_nested_input_value_is_refused(tmp_path: Path) -> None:
+    path = write_small_suite(tmp_path)
+    graph = json.loads((tmp_path / "workflow_api.json").read_text(encoding="utf-8"))
+    value: object = 1
+    for _ in range(MAX_NESTING + 1):
+        value = [value]
+    graph["3"]["inputs"]["extra"] = value
+    (tmp_path / "workflow_api.json").write_text(json.dumps(graph), encoding="utf-8")
+    message = str(_error(path))
+    assert f"input 'extra' of node '3' is nested more than {MAX_NESTING} levels deep" in message
+    graph["3"]["inputs"]["extra"] = value[0]  # type: ignore[index]
+    (tmp_path / "workflow_api.json").write_text(json.dumps(graph), encoding="utf-8")
+    assert load_suite(path).workflow.value(InputRef("3", "extra")) == value[0]  # type: ignore[index]
