@@ -422,7 +422,7 @@ class ZImageSession:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def _write_html(self) -> None:
-        from .html_report import write_html_report  # noqa: PLC0415 - jinja2 only at the end
+        from .report.html import write_html_report  # noqa: PLC0415 - jinja2 only at the end
 
         assert self.summary is not None
         try:
@@ -431,7 +431,7 @@ class ZImageSession:
             warnings.warn(ZImageWarning(f"could not write report.html: {exc}"), stacklevel=1)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        from .report import write_terminal_summary  # noqa: PLC0415
+        from .report.terminal import write_terminal_summary  # noqa: PLC0415
 
         write_terminal_summary(terminalreporter, self)
 
@@ -471,7 +471,7 @@ class ZImageSession:
         return lines
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
-        from .report import report_header  # noqa: PLC0415
+        from .report.terminal import report_header  # noqa: PLC0415
 
         return report_header(self)
 

@@ -18,7 +18,8 @@ import pytest
 from PIL import Image
 
 from pytest_zimage_quality.artifacts import ReportDir
-from pytest_zimage_quality.html_report import (
+from pytest_zimage_quality.records import CaseRecord
+from pytest_zimage_quality.report.html import (
     DASH,
     THUMB_SIZE,
     build_view,
@@ -28,7 +29,6 @@ from pytest_zimage_quality.html_report import (
     redact,
     write_html_report,
 )
-from pytest_zimage_quality.records import CaseRecord
 
 HOSTILE = "<script>document.title='PWNED'</script><img src=x onerror=alert(1)>"
 

@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 
 from pytest_zimage_quality.artifacts import ReportDir
-from pytest_zimage_quality.html_report import write_html_report
+from pytest_zimage_quality.report.html import write_html_report
 
 from .conftest import REPO, copy_example_suite, write_small_suite
 from .test_html_report import (

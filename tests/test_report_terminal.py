@@ -14,7 +14,11 @@ import pytest
 
 from pytest_zimage_quality.artifacts import ReportDir
 from pytest_zimage_quality.records import CaseRecord
-from pytest_zimage_quality.report import display_width, format_table, write_terminal_summary
+from pytest_zimage_quality.report.terminal import (
+    display_width,
+    format_table,
+    write_terminal_summary,
+)
 from pytest_zimage_quality.settings import HostSpec, Settings
 from pytest_zimage_quality.summary import build_summary
 

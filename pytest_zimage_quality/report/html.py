@@ -35,8 +35,8 @@ from urllib.parse import quote
 if TYPE_CHECKING:
     import jinja2
 
-    from .artifacts import ReportDir
-    from .records import CaseRecord
+    from ..artifacts import ReportDir
+    from ..records import CaseRecord
 
 __all__ = ["THUMB_SIZE", "build_view", "make_thumbnail", "write_html_report"]
 

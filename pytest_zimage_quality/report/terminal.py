@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .session import ZImageSession
+    from ..session import ZImageSession
 
 __all__ = ["display_width", "format_table", "report_header", "write_terminal_summary"]
 
