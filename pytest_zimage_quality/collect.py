@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from fnmatch import fnmatch
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
@@ -19,10 +19,16 @@ from .errors import ZImageError
 if TYPE_CHECKING:
     from _pytest._code.code import ExceptionInfo, TerminalRepr
 
-    from .session import ZImageSession
     from .suite import Case, Suite
 
-__all__ = ["SUITE_FILE_PATTERN", "QualityFailure", "SuiteFile", "ZImageItem", "is_suite_file"]
+__all__ = [
+    "SUITE_FILE_PATTERN",
+    "CaseRunner",
+    "QualityFailure",
+    "SuiteFile",
+    "ZImageItem",
+    "is_suite_file",
+]
 
 #: The file-name rule for suite files.
 SUITE_FILE_PATTERN = "zimage*.toml"
@@ -45,10 +51,20 @@ def xfail_marker(
     return pytest.mark.xfail(reason=declared.reason, strict=strict, raises=raises)
 
 
-def _session(config: pytest.Config) -> ZImageSession:
-    from .session import SESSION_KEY  # noqa: PLC0415 - session imports this module
+class CaseRunner(Protocol):
+    """What collection and the items need from the run (the session provides it)."""
 
-    return config.stash[SESSION_KEY]
+    @property
+    def has_host(self) -> bool: ...
+
+    @property
+    def xfail_strict(self) -> bool: ...
+
+    def suite_cases(self, path: Path) -> tuple[Suite, list[Case]]: ...
+
+    def setup_case(self, item: ZImageItem) -> None: ...
+
+    def run_case(self, item: ZImageItem) -> None: ...
 
 
 #: Why zimage items skip when no host is given.
@@ -59,23 +75,25 @@ NO_HOST_REASON = (
 
 
 class SuiteFile(pytest.File):
-    """A ``zimage*.toml`` suite file."""
+    """A ``zimage*.toml`` suite file; ``runner`` loads it and runs its items."""
+
+    def __init__(self, *, runner: CaseRunner, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.runner = runner
 
     def collect(self) -> Iterator[pytest.Item]:
-        session = _session(self.config)
+        runner = self.runner
         try:
-            suite, cases = session.suite_cases(self.path)
+            suite, cases = runner.suite_cases(self.path)
         except ZImageError as exc:
             raise self.CollectError(str(exc)) from None
         for case in cases:
-            item = ZImageItem.from_parent(self, name=case.id, case=case, suite=suite)
-            if not session.has_host:
+            item = ZImageItem.from_parent(self, name=case.id, case=case, suite=suite, runner=runner)
+            if not runner.has_host:
                 item.add_marker(pytest.mark.skip(reason=NO_HOST_REASON))
             if case.expected_fail is not None:
                 item.add_marker(
-                    xfail_marker(
-                        case, default_strict=session.settings.xfail_strict, raises=QualityFailure
-                    )
+                    xfail_marker(case, default_strict=runner.xfail_strict, raises=QualityFailure)
                 )
             yield item
 
@@ -83,17 +101,18 @@ class SuiteFile(pytest.File):
 class ZImageItem(pytest.Item):
     """One (prompt, config, seed) of a suite: generate, score, check against the reference."""
 
-    def __init__(self, *, case: Case, suite: Suite, **kwargs: Any) -> None:
+    def __init__(self, *, case: Case, suite: Suite, runner: CaseRunner, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.case = case
         self.suite = suite
+        self.runner = runner
         self.add_marker(pytest.mark.zimage)
 
     def setup(self) -> None:
-        _session(self.config).setup_case(self)
+        self.runner.setup_case(self)
 
     def runtest(self) -> None:
-        _session(self.config).run_case(self)
+        self.runner.run_case(self)
 
     def repr_failure(
         self, excinfo: ExceptionInfo[BaseException], style: Any = None

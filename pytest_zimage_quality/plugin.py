@@ -66,7 +66,8 @@ class XdistHooks:
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if is_suite_file(file_path):
-        return SuiteFile.from_parent(parent, path=file_path)
+        runner = parent.config.stash[SESSION_KEY]
+        return SuiteFile.from_parent(parent, path=file_path, runner=runner)
     return None
 
 

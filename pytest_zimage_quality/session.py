@@ -9,30 +9,32 @@ reports), writes the run's artifacts and decides the exit status.
 from __future__ import annotations
 
 import dataclasses
+import platform
+import sys
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from . import __version__
 from .artifacts import ReportDir, ResultsLog, new_run_id
 from .checks import check_record
 from .collect import NO_HOST_REASON, QualityFailure, ZImageItem, xfail_marker
 from .errors import SuiteError, ZImageError, ZImageWarning
 from .records import CaseRecord
+from .report.terminal import report_header, write_terminal_summary
 from .suite import Case, Suite, load_suite
+from .summary.model import Environment, ServerSummary
 
 if TYPE_CHECKING:
     from .engine import CaseOutcome, Engine
     from .settings import GateParameters, Settings
+    from .summary import RunSummary
 
 __all__ = ["NO_HOST_REASON", "SESSION_KEY", "ZImageSession"]
 
 SESSION_KEY = pytest.StashKey["ZImageSession"]()
-
-SIMULATED_BANNER = "SIMULATED — a fake ComfyUI rendered these images; NOT A MEASUREMENT"
-RANDOM_BANNER = "RANDOM WEIGHTS — NOT A QUALITY MEASUREMENT"
 
 
 class ZImageSession:
@@ -58,7 +60,7 @@ class ZImageSession:
         self._prepared = False
         self._results: ResultsLog | None = None
         self.records: dict[tuple[str, str], CaseRecord] = {}
-        self.summary: dict[str, Any] | None = None
+        self.summary: RunSummary | None = None
         self.gate_failed = False
         self.any_zimage_items = False
         self.ran_gate = False
@@ -93,6 +95,10 @@ class ZImageSession:
     @property
     def has_host(self) -> bool:
         return bool(self.settings.hosts)
+
+    @property
+    def xfail_strict(self) -> bool:
+        return self.settings.xfail_strict
 
     # -- suites ---------------------------------------------------------------------------
     def load(self, path: Path) -> Suite:
@@ -378,8 +384,6 @@ class ZImageSession:
                 server["gpu_name"] = info.gpu_name
                 server["simulated"] = self.settings.simulated
             self.environment["servers"] = servers
-            if engine.model_loads is not None:
-                self.environment["simulated_model_loads"] = engine.model_loads
         if self._scorers is not None:
             self.environment["scorers"] = {
                 name: _scorer_identity(scorer)
@@ -406,20 +410,40 @@ class ZImageSession:
             return
         if not self.records:
             return
-        from .summary import build_summary  # noqa: PLC0415 - scipy only when there is a gate
+        from .summary.build import build_summary  # noqa: PLC0415 - scipy only when there is a gate
 
-        self.summary = build_summary(self, list(self.records.values()))
+        self.summary = build_summary(
+            list(self.records.values()),
+            suites=self.loaded_suites(),
+            settings=self.settings,
+            environment=self.environment_summary(),
+            run_id=self.run_id,
+        )
         self.ran_gate = True
-        self.report_dir.write_summary(self.summary)
+        self.report_dir.write_summary(self.summary.to_dict())
         self._write_html()
-        exit_info = self.summary["exit"]
+        exit_ = self.summary.exit
         if (
-            exit_info["gate_applied"]
-            and not exit_info["gate_passed"]
+            exit_.gate_applied
+            and not exit_.gate_passed
             and session.exitstatus == pytest.ExitCode.OK
         ):
             self.gate_failed = True
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def environment_summary(self) -> Environment:
+        """Where this run happened, as plain data for the summary (servers, scorers, versions)."""
+        torch = sys.modules.get("torch")
+        return Environment(
+            plugin_version=__version__,
+            python=platform.python_version(),
+            platform=platform.platform(),
+            pytest=pytest.__version__,
+            torch=getattr(torch, "__version__", None),
+            device=self.settings.device,
+            servers=tuple(ServerSummary.from_dict(s) for s in self.environment.get("servers", [])),
+            scorers=self.environment.get("scorers", {}),
+        )
 
     def _write_html(self) -> None:
         from .report.html import write_html_report  # noqa: PLC0415 - jinja2 only at the end
@@ -431,9 +455,17 @@ class ZImageSession:
             warnings.warn(ZImageWarning(f"could not write report.html: {exc}"), stacklevel=1)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        from .report.terminal import write_terminal_summary  # noqa: PLC0415
-
-        write_terminal_summary(terminalreporter, self)
+        if self.is_worker:
+            return
+        write_terminal_summary(
+            terminalreporter,
+            self.summary,
+            verbosity=self.config.get_verbosity(),
+            records=list(self.records.values()),
+            html_path=self.report_dir.html_path if self.summary is not None else Path(),
+            has_host=self.has_host,
+            any_zimage_items=self.any_zimage_items,
+        )
 
     def probe_hosts(self) -> list[str]:
         """One line per host for the report header: its ComfyUI version, GPU and VRAM.
@@ -471,23 +503,13 @@ class ZImageSession:
         return lines
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
-        from .report.terminal import report_header  # noqa: PLC0415
-
-        return report_header(self)
-
-    # -- fixtures' helpers ----------------------------------------------------------------
-    def iter_records(self) -> Iterator[CaseRecord]:
-        yield from self.records.values()
-
-    def describe_options(self) -> dict[str, Any]:
-        """The options in force, JSON-ready; header values are never included."""
-        data = dataclasses.asdict(self.settings)
-        data.pop("headers", None)
-        data["header_names"] = list(self.settings.header_names)
-        data["hosts"] = [str(host) for host in self.settings.hosts]
-        return {
-            key: (str(value) if isinstance(value, Path) else value) for key, value in data.items()
-        }
+        if not self.has_host:
+            return []  # unrelated runs stay quiet (and create no report directory)
+        return report_header(
+            self.settings,
+            host_lines=[] if self.settings.simulated else self.probe_hosts(),
+            report_root=self.report_dir.root,
+        )
 
 
 def _scorer_identity(scorer: Any) -> dict[str, Any]:

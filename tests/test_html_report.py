@@ -6,29 +6,23 @@ import hashlib
 import html
 import io
 import re
-import statistics
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-import pytest
 from PIL import Image
 
 from pytest_zimage_quality.artifacts import ReportDir
 from pytest_zimage_quality.records import CaseRecord
-from pytest_zimage_quality.report.html import (
-    DASH,
-    THUMB_SIZE,
-    build_view,
-    fmt,
-    fmt_p,
-    make_thumbnail,
-    redact,
-    write_html_report,
-)
+from pytest_zimage_quality.report._thumbnails import make_thumbnail
+from pytest_zimage_quality.report.html import THUMB_SIZE, build_view, write_html_report
+from pytest_zimage_quality.report.views import DASH, fmt, fmt_p, redact
+from pytest_zimage_quality.settings import HostSpec, Settings
+from pytest_zimage_quality.summary import Environment, RunSummary, ServerSummary, build_summary
 
 HOSTILE = "<script>document.title='PWNED'</script><img src=x onerror=alert(1)>"
 
@@ -156,14 +150,33 @@ def make_records(
     return records
 
 
-def _describe(values: Sequence[float]) -> dict[str, Any] | None:
-    if not values:
-        return None
-    return {
-        "n": len(values),
-        "mean": statistics.fmean(values),
-        "std": statistics.stdev(values) if len(values) > 1 else None,
-    }
+#: The environment the hand-built runs report (what the session would gather).
+ENVIRONMENT = Environment(
+    plugin_version="0.1.0",
+    python="3.12.1",
+    platform="Linux",
+    pytest="8.3.0",
+    torch="2.5.0",
+    device="cuda",
+    servers=(
+        ServerSummary(
+            url="http://gb10:8188",
+            comfyui_version="0.3.64",
+            gpu_name="NVIDIA GB10",
+            pytorch_version="2.8.0",
+            os="posix",
+        ),
+    ),
+    scorers={
+        "clip": {"model": "ViT-B-32", "pretrained": "laion2b_s34b_b79k", "device": "cuda"},
+        "lpips": {"net": "alex", "weights_identity": "lpips-0.1 alex", "device": "cuda"},
+    },
+)
+SETTINGS = Settings(
+    hosts=(HostSpec("http://gb10:8188"),),
+    headers=(("Authorization", "Bearer t0ken"),),
+    report_dir=Path("/home/someone/zr"),
+)
 
 
 def make_summary(
@@ -172,154 +185,35 @@ def make_summary(
     prompts: Sequence[tuple[str, str, list[str]]] = STUDY_PROMPTS,
     banners: Sequence[str] = (),
     gate_passed: bool = True,
-) -> dict[str, Any]:
-    """A summary dict shaped like ``summary.build_summary``'s, with hand-made gate numbers."""
-    suites: dict[str, list[CaseRecord]] = {}
-    for record in records:
-        suites.setdefault(record.suite, []).append(record)
-    out = []
-    for name, rows in suites.items():
-        reference = rows[0].reference
-        order = list(dict.fromkeys(r.config for r in rows))
-        ref_seconds = STUDY_SECONDS.get(reference, 6.0)
-        configs: list[dict[str, Any]] = []
-        for key in order:
-            mine = [r for r in rows if r.config == key]
-            is_ref = key == reference
-            diffs = [r.delta for r in mine if r.delta is not None]
-            mean_diff = statistics.fmean(diffs) if diffs else None
-            seconds = STUDY_SECONDS.get(key, 6.0)
-            configs.append(
-                {
-                    "key": key,
-                    "label": mine[0].config_label,
-                    "role": "reference" if is_ref else "candidate",
-                    "n_cases": len(mine),
-                    "n_scored": len(mine),
-                    "n_prompts": len({r.prompt for r in mine}),
-                    "n_seeds": len({r.seed for r in mine}),
-                    "clipscore": _describe([r.clipscore for r in mine if r.clipscore is not None]),
-                    "lpips": None
-                    if is_ref
-                    else _describe([r.lpips for r in mine if r.lpips is not None]),
-                    "speed": {
-                        "median_seconds": seconds,
-                        "n": len(mine),
-                        "source": "server",
-                        "speedup": 1.0 if is_ref else ref_seconds / seconds,
-                    },
-                    "gate": None
-                    if is_ref
-                    else {
-                        "mean_diff": mean_diff,
-                        "lower_bound": (mean_diff or 0) - 0.0052,
-                        "alpha": 0.05,
-                        "p_value": 0.0123,
-                        "power": 0.91,
-                        "min_detectable_drop": 0.0081,
-                        "prompts_needed": 4,
-                        "seeds_needed": 2,
-                        "wilcoxon_p": 0.031,
-                        "bootstrap_lower": (mean_diff or 0) - 0.004,
-                        "verdict": "pass",
-                        "notes": [],
-                    },
-                    "verdict": "reference" if is_ref else "pass",
-                    "two_axis": None if is_ref else "different but not worse",
-                    "expected_fail_prompts": [],
-                    "flagged_prompts": [],
-                    "outcomes": {"passed": len(mine)},
-                }
-            )
-        prompt_rows = []
-        texts = {key: (text, tags) for key, text, tags in prompts}
-        for prompt in dict.fromkeys(r.prompt for r in rows):
-            cells: dict[str, Any] = {}
-            for key in order:
-                mine = [r for r in rows if r.prompt == prompt and r.config == key]
-                cell: dict[str, Any] = {
-                    "n": len(mine),
-                    "clipscore_mean": statistics.fmean(r.clipscore or 0.0 for r in mine),
-                    "expected_fail": False,
-                }
-                if key != reference:
-                    cell.update(
-                        delta=statistics.fmean(r.delta or 0.0 for r in mine),
-                        lpips_mean=statistics.fmean(r.lpips or 0.0 for r in mine),
-                        p_value=0.2,
-                        p_adjusted=0.6,
-                        flagged=False,
-                    )
-                cells[key] = cell
-            text, tags = texts.get(prompt, (prompt, []))
-            prompt_rows.append({"key": prompt, "text": text, "tags": tags, "cells": cells})
-        out.append(
-            {
-                "name": name,
-                "path": "/home/someone/suites/zimage_turbo.toml",
-                "sha256": "ab" * 32,
-                "reference": {"key": reference, "label": rows[0].config_label},
-                "parameters": {
-                    "tolerance": {"value": 0.04, "source": "suite"},
-                    "margin": {"value": 0.01, "source": "suite"},
-                    "alpha": {"value": 0.05, "source": "default"},
-                    "clip_floor": {"value": 0.2, "source": "suite"},
-                },
-                "lpips_close": 0.2,
-                "per_prompt_correction": "Holm–Bonferroni across the prompts of each config",
-                "counts": {"passed": len(rows)},
-                "configs": configs,
-                "prompts": prompt_rows,
-            }
+) -> RunSummary:
+    """The real summary of ``records``, with the suite file's tags and path filled in."""
+    summary = build_summary(
+        records,
+        suites=(),
+        settings=SETTINGS,
+        environment=ENVIRONMENT,
+        run_id="20250101-120000-abcdef",
+        created="2025-01-01T12:00:00Z",
+    )
+    tags = {key: tuple(t) for key, _, t in prompts}
+    suites = tuple(
+        replace(
+            suite,
+            path="/home/someone/suites/zimage_turbo.toml",
+            sha256="ab" * 32,
+            prompts=tuple(replace(p, tags=tags.get(p.key, ())) for p in suite.prompts),
         )
-    return {
-        "schema_version": 1,
-        "plugin": "pytest-zimage-quality",
-        "run_id": "20250101-120000-abcdef",
-        "created": "2025-01-01T12:00:00Z",
-        "simulated": False,
-        "random_weights": False,
-        "banners": list(banners),
-        "exit": {
-            "gate_passed": gate_passed,
-            "failed_configs": [] if gate_passed else ["NVFP4"],
-            "inconclusive_configs": [],
-            "flagged": [],
-            "reason": "" if gate_passed else "non-inferiority not shown for NVFP4",
-        },
-        "options": {
-            "hosts": ["http://gb10:8188"],
-            "header_names": ["Authorization"],
-            "report_dir": "/home/someone/zr",
-            "seeds": None,
-            "per_prompt_gate": False,
-        },
-        "environment": {
-            "plugin_version": "0.1.0",
-            "python": "3.12.1",
-            "pytest": "8.3.0",
-            "torch": "2.5.0",
-            "device": "cuda",
-            "platform": "Linux",
-            "servers": [
-                {
-                    "url": "http://gb10:8188",
-                    "comfyui_version": "0.3.64",
-                    "gpu_name": "NVIDIA GB10",
-                    "pytorch_version": "2.8.0",
-                    "os": "posix",
-                    "devices": [],
-                }
-            ],
-            "scorers": {
-                "clip": {"model": "ViT-B-32", "pretrained": "laion2b_s34b_b79k", "device": "cuda"},
-                "lpips": {"net": "alex", "weights_identity": "lpips-0.1 alex", "device": "cuda"},
-            },
-        },
-        "results_file": "results.jsonl",
-        "n_cases": len(records),
-        "suites": out,
-    }
+        for suite in summary.suites
+    )
+    exit_ = replace(
+        summary.exit,
+        gate_ran=True,
+        gate_applied=True,
+        gate_passed=gate_passed,
+        failed_configs=() if gate_passed else ("NVFP4",),
+        reason="" if gate_passed else "non-inferiority not shown for NVFP4",
+    )
+    return replace(summary, suites=suites, banners=tuple(banners), exit=exit_)
 
 
 class DomCounter(HTMLParser):
@@ -406,7 +300,8 @@ def test_headline_shows_the_study_numbers(tmp_path: Path) -> None:
 def test_per_prompt_table_has_one_row_per_prompt_and_a_cell_per_config(tmp_path: Path) -> None:
     _, path, dom = render_run(tmp_path)
     rows = dom.find("tr", "prompt-row")
-    assert [r["data-prompt"] for r in rows] == [p[0] for p in STUDY_PROMPTS]
+    # without a suite file the summary lists prompts by key
+    assert [r["data-prompt"] for r in rows] == sorted(p[0] for p in STUDY_PROMPTS)
     table = (
         path.read_text(encoding="utf-8").split('<table class="per-prompt">')[1].split("</table>")[0]
     )
@@ -431,8 +326,10 @@ def test_grid_columns_put_the_reference_first(tmp_path: Path) -> None:
     report = ReportDir(tmp_path / "report", "run")
     records = make_records(report)
     summary = make_summary(records)
-    configs = summary["suites"][0]["configs"]
-    summary["suites"][0]["configs"] = configs[1:] + configs[:1]
+    configs = summary.suites[0].configs
+    summary = replace(
+        summary, suites=(replace(summary.suites[0], configs=configs[1:] + configs[:1]),)
+    )
     view = build_view(summary, records, report)
     assert [c.key for c in view.suites[0].columns] == ["bf16", "fp8scaled", "nvfp4", "nvfp4_fp8e"]
     assert view.suites[0].sections[0].rows[0].cells[0].is_reference
@@ -497,7 +394,8 @@ def test_hostile_prompt_is_escaped_everywhere(tmp_path: Path) -> None:
     report = ReportDir(tmp_path / "report", "run")
     records = make_records(report, prompts=prompts, suite="<i>suite</i>")
     summary = make_summary(records, prompts=prompts)
-    summary["environment"]["servers"][0]["comfyui_version"] = "<script>alert(2)</script>"
+    server = replace(ENVIRONMENT.servers[0], comfyui_version="<script>alert(2)</script>")
+    summary = replace(summary, environment=replace(ENVIRONMENT, servers=(server,)))
     path = write_html_report(report, summary, records)
     text = path.read_text(encoding="utf-8")
     assert "<script" not in text
@@ -592,9 +490,13 @@ def test_url_credentials_are_redacted(tmp_path: Path) -> None:
     report = ReportDir(tmp_path / "report", "run")
     records = make_records(report, prompts=STUDY_PROMPTS[:1])
     summary = make_summary(records)
-    summary["options"]["hosts"] = ["https://ci:s3cret@gpu.example:8188"]
-    summary["environment"]["servers"][0]["url"] = "https://ci:s3cret@gpu.example:8188"
-    summary["options"]["headers"] = [["Authorization", "Bearer t0ken"]]
+    url = "https://ci:s3cret@gpu.example:8188"
+    server = replace(ENVIRONMENT.servers[0], url=url)
+    summary = replace(
+        summary,
+        options={**summary.options, "hosts": [url]},
+        environment=replace(ENVIRONMENT, servers=(server,)),
+    )
     text = write_html_report(report, summary, records).read_text(encoding="utf-8")
     assert "s3cret" not in text
     assert "t0ken" not in text
@@ -608,7 +510,7 @@ def test_charts_are_inline_svg_with_a_point_per_prompt_and_config(tmp_path: Path
     speed = path.read_text(encoding="utf-8").split('data-chart="lpips-speedup"')[1]
     speed = speed.split("</figure>")[0]
     assert speed.count("<circle") == 3  # candidates only
-    assert "NVFP4+FP8e (pass)" in speed
+    assert re.search(r"NVFP4\+FP8e \((pass|inconclusive)\)", speed)  # labelled with its verdict
 
 
 def test_no_network_references(tmp_path: Path) -> None:
@@ -630,41 +532,27 @@ def test_missing_data_renders_dashes(tmp_path: Path) -> None:
         for r in records
     ]
     summary = make_summary(records)
-    suite = summary["suites"][0]
-    for config in suite["configs"]:
-        if config["key"] == "nvfp4":
-            config.update(clipscore=None, lpips=None, gate=None, speed={}, verdict="no data")
-        config.pop("two_axis")
-    del suite["parameters"]["margin"]
-    del suite["prompts"][0]["cells"]["fp8scaled"]
-    del summary["environment"]
-    del summary["exit"]
+    nvfp4 = next(c for c in summary.suites[0].configs if c.key == "nvfp4")
+    assert nvfp4.verdict == "no data"
+    assert nvfp4.clipscore is None
+    assert nvfp4.gate is None
     path = write_html_report(report, summary, records)
     dom = parse(path.read_text(encoding="utf-8"))
     assert DASH in dom.all_text
-    assert "GATE VERDICT UNAVAILABLE" in dom.all_text
+    assert "NO DATA" in dom.all_text
     assert len(dom.find("figure", "cell")) == 2 * 4 * 3
     assert len(dom.find("img")) == 2 * 3 * 3
 
 
-@pytest.mark.parametrize(
-    ("summary", "cells"),
-    [
-        ({}, 12),
-        ({"suites": None, "exit": None, "options": None, "environment": None}, 12),
-        # a config the summary lists but no record has: a column of "not run" placeholders
-        ({"suites": [{"name": "s", "configs": [{"key": "x"}], "prompts": [{"key": "p"}]}]}, 15),
-    ],
-)
-def test_sparse_summaries_do_not_break_rendering(
-    tmp_path: Path, summary: dict[str, Any], cells: int
-) -> None:
+def test_a_config_without_records_is_a_column_of_placeholders(tmp_path: Path) -> None:
     report = ReportDir(tmp_path / "report", "run")
     records = make_records(report, prompts=STUDY_PROMPTS[:1], suite="s")
-    path = write_html_report(report, summary, records)
-    dom = parse(path.read_text(encoding="utf-8"))
-    assert len(dom.find("figure", "cell")) == cells
-    assert len(dom.find("img")) == 12
+    summary = make_summary(records)
+    shown = [r for r in records if r.config != "nvfp4"]
+    dom = parse(write_html_report(report, summary, shown).read_text(encoding="utf-8"))
+    assert len(dom.find("figure", "cell")) == 12
+    assert len(dom.find("figure", "missing")) == 3
+    assert len(dom.find("img")) == 9
 
 
 def test_records_whose_images_are_gone_still_render(tmp_path: Path) -> None:
@@ -678,10 +566,15 @@ def test_records_whose_images_are_gone_still_render(tmp_path: Path) -> None:
     assert "no thumbnail — open image" in dom.all_text
 
 
-def test_no_records_and_no_summary(tmp_path: Path) -> None:
+def test_no_records(tmp_path: Path) -> None:
     report = ReportDir(tmp_path / "report", "run")
-    path = write_html_report(report, {}, [])
-    assert "GATE VERDICT UNAVAILABLE" in path.read_text(encoding="utf-8")
+    path = write_html_report(report, make_summary([]), [])
+    assert "NO GATE VERDICT" not in path.read_text(encoding="utf-8")  # make_summary forces a gate
+    summary = build_summary(
+        [], suites=(), settings=SETTINGS, environment=ENVIRONMENT, run_id="r", created="now"
+    )
+    path = write_html_report(report, summary, [])
+    assert "NO GATE VERDICT" in path.read_text(encoding="utf-8")
 
 
 def test_unicode_and_special_characters_in_image_paths_are_url_encoded(tmp_path: Path) -> None:
@@ -743,7 +636,7 @@ def test_gate_not_applied_with_random_weights(tmp_path: Path) -> None:
     report = ReportDir(tmp_path / "report", "run")
     records = make_records(report)
     summary = make_summary(records, gate_passed=False)
-    summary["exit"].update(gate_ran=True, gate_applied=False)
+    summary = replace(summary, exit=replace(summary.exit, gate_ran=True, gate_applied=False))
     dom = parse(write_html_report(report, summary, records).read_text(encoding="utf-8"))
     assert "GATE NOT APPLIED (random weights; it would fail)" in dom.all_text
     assert "GATE FAILED" not in dom.all_text
@@ -753,7 +646,7 @@ def test_no_gate_verdict_when_no_candidate_was_scored(tmp_path: Path) -> None:
     report = ReportDir(tmp_path / "report", "run")
     records = make_records(report)
     summary = make_summary(records)
-    summary["exit"].update(gate_ran=False, gate_applied=False)
+    summary = replace(summary, exit=replace(summary.exit, gate_ran=False, gate_applied=False))
     dom = parse(write_html_report(report, summary, records).read_text(encoding="utf-8"))
     assert "NO GATE VERDICT" in dom.all_text
     assert "GATE PASSED" not in dom.all_text

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -20,7 +19,7 @@ from pytest_zimage_quality.report.terminal import (
     write_terminal_summary,
 )
 from pytest_zimage_quality.settings import HostSpec, Settings
-from pytest_zimage_quality.summary import build_summary
+from pytest_zimage_quality.summary import Environment, build_summary
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -75,12 +74,17 @@ def study_records() -> list[CaseRecord]:
     return records
 
 
+#: What the session would gather about the run's environment (nothing: no server was asked).
+ENVIRONMENT = Environment(
+    plugin_version="0.1.0", python="3.12", platform="Linux", pytest="8", torch=None, device="cpu"
+)
+
+
 class Terminal:
     """Just enough of pytest's TerminalReporter: the lines, and the markup asked for."""
 
-    def __init__(self, verbosity: int) -> None:
+    def __init__(self) -> None:
         self.lines: list[str] = []
-        self.config = SimpleNamespace(get_verbosity=lambda: verbosity)
 
     def write_sep(self, sep: str, title: str, **markup: bool) -> None:
         self.lines.append(f"{sep * 3} {title} {sep * 3}")
@@ -98,20 +102,23 @@ def render(verbosity: int, tmp_path: Path, *, drop: float = 0.0, **settings: Any
         else r
         for r in study_records()
     ]
-    session: Any = SimpleNamespace(
+    summary = build_summary(
+        records,
+        suites=(),
         settings=Settings(hosts=(HostSpec("http://gb10:8188"),), **settings),
+        environment=ENVIRONMENT,
         run_id="golden",
-        records={r.key: r for r in records},
-        report_dir=ReportDir(Path("report"), "golden"),
-        is_worker=False,
-        any_zimage_items=True,
-        environment={"servers": [], "scorers": {}},
-        describe_options=lambda: {},
-        loaded_suites=lambda: [],
     )
-    session.summary = build_summary(session, records)
-    terminal = Terminal(verbosity)
-    write_terminal_summary(terminal, session)
+    terminal = Terminal()
+    write_terminal_summary(
+        terminal,
+        summary,
+        verbosity=verbosity,
+        records=records,
+        html_path=ReportDir(Path("report"), "golden").html_path,
+        has_host=True,
+        any_zimage_items=True,
+    )
     return "\n".join(terminal.lines) + "\n"
 
 

@@ -1,0 +1,339 @@
+"""Aggregate per-case records into the run summary: the per-config gate, the tables, the verdict.
+
+Plain inputs in, typed objects out (:mod:`.model`): records, the suites they came from, the
+settings in force and the environment the pytest layer gathered. No session, no network, no
+pytest, so a summary can be built (and tested) from records alone. Statistics come from
+:mod:`pytest_zimage_quality.stats`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from .. import stats
+from ..records import CaseRecord
+from .model import (
+    NO_DATA,
+    RANDOM_BANNER,
+    REFERENCE,
+    SIMULATED_BANNER,
+    ConfigSummary,
+    Environment,
+    ExitDecision,
+    Parameter,
+    PromptCell,
+    PromptSummary,
+    Reference,
+    RunSummary,
+    Speed,
+    SuiteSummary,
+)
+
+if TYPE_CHECKING:
+    from ..settings import GateParameters, Settings
+    from ..suite import Suite
+
+__all__ = ["build_summary", "config_gate", "describe_settings", "exit_decision"]
+
+PER_PROMPT_CORRECTION = "Holm–Bonferroni across the prompts of each config (family-wise error ≤ α)"
+GATE_PARAMETERS = ("tolerance", "margin", "alpha", "clip_floor")
+TimingSource = Literal["server", "wall"]
+
+
+def _describe(values: Sequence[float]) -> stats.Description | None:
+    return stats.describe(values) if values else None
+
+
+def _scored(records: Iterable[CaseRecord]) -> list[CaseRecord]:
+    return [r for r in records if r.clipscore is not None]
+
+
+def _timed(records: Sequence[CaseRecord]) -> tuple[list[float], TimingSource | None]:
+    """Generation seconds of the images the server actually ran, and where they came from.
+
+    Server-cache replays take ~0 s and say nothing about speed, so they are left out; images
+    from the plugin's own cache keep the timing recorded when they were generated.
+    """
+    ran = [r for r in records if r.cached != "server"]
+    server = [r.server_seconds for r in ran if r.server_seconds is not None]
+    if server:
+        return server, "server"
+    wall = [r.wall_seconds for r in ran if r.wall_seconds is not None]
+    return (wall, "wall") if wall else ([], None)
+
+
+def _speed(records: Sequence[CaseRecord], reference: Sequence[CaseRecord], is_ref: bool) -> Speed:
+    """The median keeps the one image that paid for loading the config's models from dominating."""
+    seconds, source = _timed(records)
+    if not seconds:
+        return Speed(median_seconds=None, n=0, source=None, speedup=None)
+    median = statistics.median(seconds)
+    ref_seconds, _ = _timed(reference)
+    speedup: float | None = None
+    if is_ref:
+        speedup = 1.0 if median else None
+    elif median and ref_seconds and statistics.median(ref_seconds):
+        speedup = statistics.median(ref_seconds) / median
+    return Speed(median_seconds=median, n=len(seconds), source=source, speedup=speedup)
+
+
+def _paired(
+    candidates: Sequence[CaseRecord], excluded: set[str]
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    ref: dict[str, list[float]] = defaultdict(list)
+    cand: dict[str, list[float]] = defaultdict(list)
+    for record in sorted(candidates, key=lambda r: r.seed):
+        if record.prompt in excluded:
+            continue
+        if record.clipscore is None or record.reference_clipscore is None:
+            continue
+        ref[record.prompt].append(record.reference_clipscore)
+        cand[record.prompt].append(record.clipscore)
+    return dict(ref), dict(cand)
+
+
+def config_gate(
+    candidates: Sequence[CaseRecord], gate: GateParameters, *, prompt_order: Sequence[str]
+) -> tuple[stats.GateResult | None, tuple[stats.PromptComparison, ...], list[str]]:
+    """The gate result, per-prompt comparisons and expected-fail prompts of one candidate config."""
+    excluded = sorted({r.prompt for r in candidates if r.expected_fail})
+    ref, cand = _paired(candidates, set(excluded))
+    order = {key: i for i, key in enumerate(prompt_order)}
+    ref = dict(sorted(ref.items(), key=lambda kv: order.get(kv[0], len(order))))
+    cand = {key: cand[key] for key in ref}
+    if not ref:
+        return None, (), excluded
+    result = stats.noninferiority_gate(ref, cand, margin=gate.margin, alpha=gate.alpha)
+    comparisons = stats.per_prompt_comparisons(ref, cand, alpha=gate.alpha, margin=gate.margin)
+    return result, tuple(comparisons), excluded
+
+
+def _count_outcomes(records: Iterable[CaseRecord]) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    for record in records:
+        counts[record.outcome or "unknown"] += 1
+    return dict(sorted(counts.items()))
+
+
+def _config_summary(
+    key: str,
+    rows: Sequence[CaseRecord],
+    reference_rows: Sequence[CaseRecord],
+    *,
+    label: str,
+    is_ref: bool,
+    gate: GateParameters,
+    lpips_close: float,
+    prompt_order: Sequence[str],
+) -> tuple[ConfigSummary, dict[str, stats.PromptComparison]]:
+    scored = _scored(rows)
+    lpips = None if is_ref else _describe([r.lpips for r in scored if r.lpips is not None])
+    result, comparisons, excluded = (
+        (None, (), []) if is_ref else config_gate(rows, gate, prompt_order=prompt_order)
+    )
+    two_axis = None
+    if result is not None and lpips is not None:
+        two_axis = stats.two_axis_verdict(lpips.mean, result.verdict, close_threshold=lpips_close)
+    verdict = REFERENCE if is_ref else result.verdict if result is not None else NO_DATA
+    summary = ConfigSummary(
+        key=key,
+        label=label,
+        role="reference" if is_ref else "candidate",
+        n_cases=len(rows),
+        n_scored=len(scored),
+        n_prompts=len({r.prompt for r in scored}),
+        n_seeds=len({r.seed for r in scored}),
+        clipscore=_describe([r.clipscore for r in scored if r.clipscore is not None]),
+        lpips=lpips,
+        speed=_speed(rows, reference_rows, is_ref),
+        gate=result,
+        verdict=verdict,
+        two_axis=two_axis,
+        expected_fail_prompts=tuple(excluded),
+        flagged_prompts=tuple(c.prompt for c in comparisons if c.flagged)
+        if result is not None
+        else (),
+        outcomes=_count_outcomes(rows),
+    )
+    return summary, {c.prompt: c for c in comparisons}
+
+
+def _cell(
+    rows: Sequence[CaseRecord], is_ref: bool, comparison: stats.PromptComparison | None
+) -> PromptCell:
+    deltas = [r.delta for r in rows if r.delta is not None]
+    lp = [r.lpips for r in rows if r.lpips is not None]
+    return PromptCell(
+        n=len(rows),
+        clipscore_mean=statistics.fmean(r.clipscore for r in rows if r.clipscore is not None),
+        expected_fail=any(r.expected_fail for r in rows),
+        is_reference=is_ref,
+        delta=None if is_ref or not deltas else statistics.fmean(deltas),
+        lpips_mean=None if is_ref or not lp else statistics.fmean(lp),
+        p_value=comparison.p_value if comparison else None,
+        p_adjusted=comparison.p_adjusted if comparison else None,
+        flagged=comparison.flagged if comparison else None,
+    )
+
+
+def _suite_summary(
+    suite: Suite | None,
+    name: str,
+    records: Sequence[CaseRecord],
+    settings: Settings,
+    gate: GateParameters,
+) -> SuiteSummary:
+    by_config: dict[str, list[CaseRecord]] = defaultdict(list)
+    for record in records:
+        by_config[record.config].append(record)
+    reference = records[0].reference
+    config_order = (
+        [suite.reference, *[c.key for c in suite.candidate_configs]] if suite else sorted(by_config)
+    )
+    config_order = [key for key in config_order if key in by_config] + sorted(
+        set(by_config) - set(config_order)
+    )
+    prompt_order = [p.key for p in suite.prompts] if suite else sorted({r.prompt for r in records})
+    labels = {r.config: r.config_label for r in records}
+
+    configs = []
+    comparisons: dict[str, dict[str, stats.PromptComparison]] = {}
+    for key in config_order:
+        config, comparisons[key] = _config_summary(
+            key,
+            by_config[key],
+            by_config.get(reference, []),
+            label=labels.get(key, key),
+            is_ref=key == reference,
+            gate=gate,
+            lpips_close=settings.lpips_close,
+            prompt_order=prompt_order,
+        )
+        configs.append(config)
+
+    prompts = []
+    for prompt in prompt_order:
+        prompt_rows = [r for r in records if r.prompt == prompt]
+        if not prompt_rows:
+            continue
+        cells = {}
+        for key in config_order:
+            cell_rows = _scored(r for r in prompt_rows if r.config == key)
+            if cell_rows:
+                comparison = comparisons[key].get(prompt)
+                cells[key] = _cell(cell_rows, key == reference, comparison)
+        prompts.append(
+            PromptSummary(
+                key=prompt, text=prompt_rows[0].prompt_text, tags=_tags(suite, prompt), cells=cells
+            )
+        )
+
+    return SuiteSummary(
+        name=name,
+        path=str(suite.path) if suite else None,
+        sha256=suite.sha256 if suite else None,
+        reference=Reference(reference, labels.get(reference, reference)),
+        parameters={p: Parameter(getattr(gate, p), gate.source(p)) for p in GATE_PARAMETERS},
+        lpips_close=settings.lpips_close,
+        per_prompt_correction=PER_PROMPT_CORRECTION,
+        counts=_count_outcomes(records),
+        configs=tuple(configs),
+        prompts=tuple(prompts),
+    )
+
+
+def _tags(suite: Suite | None, prompt: str) -> tuple[str, ...]:
+    if suite is None:
+        return ()
+    try:
+        return tuple(suite.prompt(prompt).tags)
+    except KeyError:
+        return ()
+
+
+def exit_decision(suites: Sequence[SuiteSummary], settings: Settings) -> ExitDecision:
+    """Whether the gate lets the run pass, and why not (the run's exit status follows it)."""
+    failed, inconclusive, flagged = [], [], []
+    for suite in suites:
+        for config in suite.configs:
+            name = f"{suite.name}/{config.label}" if len(suites) > 1 else config.label
+            if config.verdict == stats.FAIL:
+                failed.append(name)
+            elif config.verdict in (stats.INCONCLUSIVE, stats.INSUFFICIENT):
+                inconclusive.append(name)
+            if settings.per_prompt_gate and config.flagged_prompts:
+                flagged.append(f"{name}: {', '.join(config.flagged_prompts)}")
+    reasons = []
+    if failed:
+        reasons.append(f"non-inferiority not shown for {', '.join(failed)}")
+    if inconclusive and settings.inconclusive == "fail":
+        reasons.append(
+            f"inconclusive (too little power to detect the margin) for {', '.join(inconclusive)}; "
+            "add prompts or seeds, or pass --zimage-inconclusive=pass"
+        )
+    if flagged:
+        reasons.append(f"per-prompt drops flagged ({'; '.join(flagged)})")
+    ran = any(config.gate is not None for suite in suites for config in suite.configs)
+    return ExitDecision(
+        gate_ran=ran,
+        # Random weights are no quality measurement: the gate is shown, not enforced.
+        gate_applied=ran and not settings.random_weights,
+        gate_passed=not reasons,
+        failed_configs=tuple(failed),
+        inconclusive_configs=tuple(inconclusive),
+        flagged=tuple(flagged),
+        reason="; ".join(reasons),
+    )
+
+
+def describe_settings(settings: Settings) -> dict[str, Any]:
+    """The options in force, JSON-ready; header values are never included."""
+    data = dataclasses.asdict(settings)
+    data.pop("headers", None)
+    data["header_names"] = list(settings.header_names)
+    data["hosts"] = [str(host) for host in settings.hosts]
+    return {key: (str(value) if isinstance(value, Path) else value) for key, value in data.items()}
+
+
+def build_summary(
+    records: Sequence[CaseRecord],
+    *,
+    suites: Iterable[Suite],
+    settings: Settings,
+    environment: Environment,
+    run_id: str,
+    created: str | None = None,
+) -> RunSummary:
+    """The run summary of ``records``; ``suites`` are the suite files they came from, if known."""
+    by_suite: dict[str, list[CaseRecord]] = defaultdict(list)
+    for record in records:
+        by_suite[record.suite].append(record)
+    suites_by_name: Mapping[str, Suite] = {s.name: s for s in suites}
+    summaries = []
+    for name, rows in by_suite.items():
+        suite = suites_by_name.get(name)
+        gate = settings.gate_for(suite) if suite else settings.gate_for_defaults()
+        summaries.append(_suite_summary(suite, name, rows, settings, gate))
+    banners = []
+    if settings.simulated or any(r.simulated for r in records):
+        banners.append(SIMULATED_BANNER)
+    if settings.random_weights or any(r.random_weights for r in records):
+        banners.append(RANDOM_BANNER)
+    return RunSummary(
+        run_id=run_id,
+        created=created or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        simulated=settings.simulated,
+        random_weights=settings.random_weights,
+        banners=tuple(banners),
+        exit=exit_decision(summaries, settings),
+        options=describe_settings(settings),
+        environment=environment,
+        n_cases=len(records),
+        suites=tuple(summaries),
+    )

@@ -1,0 +1,356 @@
+"""The run summary's types: what one run measured and decided, as frozen plain values.
+
+``build.build_summary`` makes them from records; ``RunSummary.to_dict()`` is summary.json
+(schema: ``docs/summary.schema.json``); the terminal and HTML renderers read the objects, so
+the three cannot disagree. Nothing here imports pytest, the session or a renderer, nor scipy
+(statistics are only referred to by type), so the pytest layer can import it at load.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from ..stats import Description, GateResult
+
+__all__ = [
+    "PLUGIN_NAME",
+    "RANDOM_BANNER",
+    "RESULTS_FILE",
+    "SCHEMA_VERSION",
+    "SIMULATED_BANNER",
+    "ConfigSummary",
+    "Environment",
+    "ExitDecision",
+    "Parameter",
+    "PromptCell",
+    "PromptSummary",
+    "Reference",
+    "RunSummary",
+    "ServerSummary",
+    "Speed",
+    "SuiteSummary",
+]
+
+SCHEMA_VERSION = 1
+PLUGIN_NAME = "pytest-zimage-quality"
+RESULTS_FILE = "results.jsonl"
+SIMULATED_BANNER = "SIMULATED — a fake ComfyUI rendered these images; NOT A MEASUREMENT"
+RANDOM_BANNER = "RANDOM WEIGHTS — NOT A QUALITY MEASUREMENT"
+
+#: A config's verdict: the gate's (``stats.VERDICTS``), or one of these two for no gate.
+REFERENCE = "reference"
+NO_DATA = "no data"
+
+
+def _description(value: Description | None) -> dict[str, Any] | None:
+    return None if value is None else value.to_dict()
+
+
+@dataclass(frozen=True)
+class Speed:
+    """Median generation seconds of one config's images, and its speedup over the reference."""
+
+    median_seconds: float | None
+    n: int
+    source: Literal["server", "wall"] | None
+    speedup: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "median_seconds": self.median_seconds,
+            "n": self.n,
+            "source": self.source,
+            "speedup": self.speedup,
+        }
+
+
+@dataclass(frozen=True)
+class ConfigSummary:
+    """One config of a suite: its scores, speed and (for a candidate) its gate result."""
+
+    key: str
+    label: str
+    role: Literal["reference", "candidate"]
+    n_cases: int
+    n_scored: int
+    n_prompts: int
+    n_seeds: int
+    clipscore: Description | None
+    lpips: Description | None
+    speed: Speed
+    gate: GateResult | None
+    verdict: str  # a stats verdict, REFERENCE or NO_DATA
+    two_axis: str | None
+    expected_fail_prompts: tuple[str, ...]
+    flagged_prompts: tuple[str, ...]
+    outcomes: Mapping[str, int]
+
+    @property
+    def is_reference(self) -> bool:
+        return self.role == "reference"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "label": self.label,
+            "role": self.role,
+            "n_cases": self.n_cases,
+            "n_scored": self.n_scored,
+            "n_prompts": self.n_prompts,
+            "n_seeds": self.n_seeds,
+            "clipscore": _description(self.clipscore),
+            "lpips": _description(self.lpips),
+            "speed": self.speed.to_dict(),
+            "gate": None if self.gate is None else self.gate.to_dict(),
+            "verdict": self.verdict,
+            "two_axis": self.two_axis,
+            "expected_fail_prompts": list(self.expected_fail_prompts),
+            "flagged_prompts": list(self.flagged_prompts),
+            "outcomes": dict(self.outcomes),
+        }
+
+
+@dataclass(frozen=True)
+class PromptCell:
+    """A (prompt, config) cell: mean CLIPScore over its seeds; for a candidate, the comparison."""
+
+    n: int
+    clipscore_mean: float
+    expected_fail: bool
+    is_reference: bool
+    delta: float | None = None
+    lpips_mean: float | None = None
+    p_value: float | None = None
+    p_adjusted: float | None = None
+    flagged: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "n": self.n,
+            "clipscore_mean": self.clipscore_mean,
+            "expected_fail": self.expected_fail,
+        }
+        if not self.is_reference:
+            data.update(
+                delta=self.delta,
+                lpips_mean=self.lpips_mean,
+                p_value=self.p_value,
+                p_adjusted=self.p_adjusted,
+                flagged=self.flagged,
+            )
+        return data
+
+
+@dataclass(frozen=True)
+class PromptSummary:
+    key: str
+    text: str
+    tags: tuple[str, ...]
+    cells: Mapping[str, PromptCell]  # by config key, in the suite's config order
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "text": self.text,
+            "tags": list(self.tags),
+            "cells": {key: cell.to_dict() for key, cell in self.cells.items()},
+        }
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A gate parameter in force and where it came from ("option", "suite file", "default")."""
+
+    value: float
+    source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "source": self.source}
+
+
+@dataclass(frozen=True)
+class Reference:
+    key: str
+    label: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "label": self.label}
+
+
+@dataclass(frozen=True)
+class SuiteSummary:
+    """One suite's gate: its parameters, a row per config and a row per prompt."""
+
+    name: str
+    path: str | None
+    sha256: str | None
+    reference: Reference
+    parameters: Mapping[str, Parameter]  # tolerance, margin, alpha, clip_floor
+    lpips_close: float
+    per_prompt_correction: str
+    counts: Mapping[str, int]
+    configs: tuple[ConfigSummary, ...]
+    prompts: tuple[PromptSummary, ...]
+
+    @property
+    def margin(self) -> float:
+        return self.parameters["margin"].value
+
+    @property
+    def alpha(self) -> float:
+        return self.parameters["alpha"].value
+
+    @property
+    def tolerance(self) -> float:
+        return self.parameters["tolerance"].value
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "path": self.path,
+            "sha256": self.sha256,
+            "reference": self.reference.to_dict(),
+            "parameters": {name: p.to_dict() for name, p in self.parameters.items()},
+            "lpips_close": self.lpips_close,
+            "per_prompt_correction": self.per_prompt_correction,
+            "counts": dict(self.counts),
+            "configs": [config.to_dict() for config in self.configs],
+            "prompts": [prompt.to_dict() for prompt in self.prompts],
+        }
+
+
+@dataclass(frozen=True)
+class ExitDecision:
+    """Whether the gate lets the run pass, and why not (the run's exit status follows it)."""
+
+    gate_ran: bool  # some candidate config got a gate result (none: nothing to judge)
+    gate_applied: bool  # the gate decides the exit status (not with random weights)
+    gate_passed: bool
+    failed_configs: tuple[str, ...]
+    inconclusive_configs: tuple[str, ...]
+    flagged: tuple[str, ...]
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "gate_ran": self.gate_ran,
+            "gate_applied": self.gate_applied,
+            "gate_passed": self.gate_passed,
+            "failed_configs": list(self.failed_configs),
+            "inconclusive_configs": list(self.inconclusive_configs),
+            "flagged": list(self.flagged),
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class ServerSummary:
+    """What a ComfyUI host said about itself (``/system_stats``), as the run recorded it."""
+
+    url: str
+    comfyui_version: str = ""
+    python_version: str = ""
+    pytorch_version: str = ""
+    os: str = ""
+    gpu_name: str = ""
+    simulated: bool = False
+    devices: tuple[Mapping[str, Any], ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)  # any further fields, kept as given
+
+    _FIELDS = ("url", "comfyui_version", "python_version", "pytorch_version", "os", "gpu_name")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ServerSummary:
+        known = {name: str(data.get(name) or "") for name in cls._FIELDS}
+        devices = tuple(d for d in data.get("devices") or () if isinstance(d, Mapping))
+        extra = {
+            key: value
+            for key, value in data.items()
+            if key not in (*cls._FIELDS, "devices", "simulated")
+        }
+        return cls(**known, simulated=bool(data.get("simulated")), devices=devices, extra=extra)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "comfyui_version": self.comfyui_version,
+            "python_version": self.python_version,
+            "pytorch_version": self.pytorch_version,
+            "os": self.os,
+            "devices": [dict(device) for device in self.devices],
+            **self.extra,
+            "gpu_name": self.gpu_name,
+            "simulated": self.simulated,
+        }
+
+
+@dataclass(frozen=True)
+class Environment:
+    """Where the run happened: versions, the servers and the scorers' identities.
+
+    The pytest layer gathers it (it knows the engine, the scorers and pytest's version) and
+    hands it to ``build_summary`` as plain data.
+    """
+
+    plugin_version: str
+    python: str
+    platform: str
+    pytest: str
+    torch: str | None
+    device: str
+    servers: tuple[ServerSummary, ...] = ()
+    #: scorer name -> identity (model, weights, device, class); user scorers may add keys
+    scorers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: further facts (e.g. simulated_model_loads), shown as given
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "plugin_version": self.plugin_version,
+            "python": self.python,
+            "platform": self.platform,
+            "pytest": self.pytest,
+            "torch": self.torch,
+            "servers": [server.to_dict() for server in self.servers],
+            "scorers": {name: dict(identity) for name, identity in self.scorers.items()},
+            "device": self.device,
+            **self.extra,
+        }
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """The whole run: the exit decision, the environment and one ``SuiteSummary`` per suite."""
+
+    run_id: str
+    created: str
+    simulated: bool
+    random_weights: bool
+    banners: tuple[str, ...]
+    exit: ExitDecision
+    options: Mapping[str, Any]  # the options in force, JSON-ready (header values left out)
+    environment: Environment
+    n_cases: int
+    suites: tuple[SuiteSummary, ...]
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        """summary.json's content."""
+        return {
+            "schema_version": self.schema_version,
+            "plugin": PLUGIN_NAME,
+            "run_id": self.run_id,
+            "created": self.created,
+            "simulated": self.simulated,
+            "random_weights": self.random_weights,
+            "banners": list(self.banners),
+            "exit": self.exit.to_dict(),
+            "options": dict(self.options),
+            "environment": self.environment.to_dict(),
+            "results_file": RESULTS_FILE,
+            "n_cases": self.n_cases,
+            "suites": [suite.to_dict() for suite in self.suites],
+        }
