@@ -18,11 +18,11 @@ from PIL import Image
 
 from pytest_zimage_quality.artifacts import ReportDir
 from pytest_zimage_quality.records import CaseRecord
-from pytest_zimage_quality.report._thumbnails import make_thumbnail
-from pytest_zimage_quality.report.html import THUMB_SIZE, build_view, write_html_report
+from pytest_zimage_quality.report.html import build_view, write_html_report
 from pytest_zimage_quality.report.views import DASH, fmt, fmt_p, redact
 from pytest_zimage_quality.settings import HostSpec, Settings
 from pytest_zimage_quality.summary import Environment, RunSummary, ServerSummary, build_summary
+from pytest_zimage_quality.thumbnails import THUMB_SIZE, make_thumbnail
 
 HOSTILE = "<script>document.title='PWNED'</script><img src=x onerror=alert(1)>"
 

@@ -25,7 +25,7 @@ from .views import (
 if TYPE_CHECKING:
     from ..artifacts import ReportDir
     from ..records import CaseRecord
-    from ._thumbnails import Thumbnail
+    from ..thumbnails import Thumbnail
     from .charts import Column
 
 __all__ = ["ImageLinks", "image_sections"]

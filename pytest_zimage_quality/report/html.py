@@ -24,7 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._thumbnails import THUMB_SIZE, Thumbnail, make_thumbnail, thumbnails_for
+from ..thumbnails import Thumbnail, make_thumbnails
 from .charts import Column, clip_chart, speed_chart
 from .grid import ImageLinks, image_sections
 from .views import (
@@ -60,7 +60,7 @@ if TYPE_CHECKING:
         SuiteSummary,
     )
 
-__all__ = ["THUMB_SIZE", "build_view", "make_thumbnail", "write_html_report"]
+__all__ = ["build_view", "render", "write_html_report"]
 
 _TEMPLATE = "report.html.j2"
 # Open every per-prompt section when the whole report has at most this many images.
@@ -343,7 +343,7 @@ def write_html_report(
     report_dir: ReportDir, summary: RunSummary, records: Sequence[CaseRecord]
 ) -> Path:
     """Write ``report.html`` (and missing thumbnails) into ``report_dir``; returns its path."""
-    thumbs = thumbnails_for(records, report_dir.thumbs_dir)
+    thumbs = make_thumbnails(records, report_dir.thumbs_dir)
     html = render(build_view(summary, records, report_dir, thumbs))
     path = report_dir.html_path
     path.parent.mkdir(parents=True, exist_ok=True)
