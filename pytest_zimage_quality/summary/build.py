@@ -69,18 +69,18 @@ def _timed(records: Sequence[CaseRecord]) -> tuple[list[float], TimingSource | N
 
 
 def _speed(records: Sequence[CaseRecord], reference: Sequence[CaseRecord], is_ref: bool) -> Speed:
-    """The median keeps the one image that paid for loading the config's models from dominating."""
+    """Median seconds per image, and ``stats.speedup`` (the run's one definition) vs the reference."""
     seconds, source = _timed(records)
     if not seconds:
         return Speed(median_seconds=None, n=0, source=None, speedup=None)
-    median = statistics.median(seconds)
-    ref_seconds, _ = _timed(reference)
-    speedup: float | None = None
-    if is_ref:
-        speedup = 1.0 if median else None
-    elif median and ref_seconds and statistics.median(ref_seconds):
-        speedup = statistics.median(ref_seconds) / median
-    return Speed(median_seconds=median, n=len(seconds), source=source, speedup=speedup)
+    ref_seconds = seconds if is_ref else _timed(reference)[0]
+    try:
+        speedup: float | None = stats.speedup(ref_seconds, seconds) if ref_seconds else None
+    except ValueError:  # a zero time: no ratio to show
+        speedup = None
+    return Speed(
+        median_seconds=statistics.median(seconds), n=len(seconds), source=source, speedup=speedup
+    )
 
 
 def _paired(
