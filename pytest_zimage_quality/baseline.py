@@ -1,0 +1,485 @@
+"""Comparison with a baseline run: what changed since the last accepted run, and which failures
+are new.
+
+A baseline is a previous run's summary.json (for example the artifact of main's last green
+run), or the report directory holding it. For every candidate config and every prompt the
+comparison gives the change of the mean paired CLIPScore difference since then and the verdict
+then → now; every failing config and case is labelled, as Comfy-Org's GPU regression CI does:
+
+- ``new``: it passed in the baseline, so this change broke it;
+- ``inherited``: it failed in the baseline too;
+- ``no baseline``: the baseline did not judge it (absent, errored, or not scored).
+
+Images from another lane (:mod:`provenance`) are not comparable, so a baseline from another
+lane is refused unless the user overrides that. A history directory (one summary.json per
+stored run) gives each config's Δ and verdict across runs, for the report's chart.
+
+Pure: reads JSON files and works on the summary.json shape (plain mappings), which is stable
+across the plugin's versions; per-case outcomes come from the summary's ``cases`` when it has
+them, else from the results.jsonl beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import ZImageError
+from .provenance import Lane, lanes_from_summary, run_lanes_compatible
+
+__all__ = [
+    "Baseline",
+    "BaselineError",
+    "CaseChange",
+    "Comparison",
+    "ConfigChange",
+    "HistoryPoint",
+    "PromptChange",
+    "compare",
+    "config_passes",
+    "load_baseline",
+    "load_history",
+]
+
+Label = Literal["new", "inherited", "no baseline"]
+
+#: Config verdicts that let a run pass (today's and issue 11's names, in lower case).
+PASSING_VERDICTS = frozenset({"pass", "non-inferior"})
+#: Verdicts that judged the config and found it wanting (or could not show it fine).
+FAILING_VERDICTS = frozenset({"fail", "inferior", "inconclusive", "insufficient data"})
+
+
+class BaselineError(ZImageError):
+    """Raised when a baseline cannot be used: missing, unreadable, or from another lane."""
+
+    default_hint = (
+        "pass a previous run's summary.json or its report directory "
+        "(for example the report artifact of main's last green run)"
+    )
+
+
+def config_passes(verdict: object) -> bool:
+    return str(verdict or "").lower() in PASSING_VERDICTS
+
+
+def _judged_failing(verdict: object) -> bool:
+    return str(verdict or "").lower() in FAILING_VERDICTS
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _difference(now: float | None, then: float | None) -> float | None:
+    return None if now is None or then is None else now - then
+
+
+@dataclass(frozen=True)
+class _ConfigState:
+    label: str
+    role: str
+    verdict: str
+    mean_diff: float | None
+    lower_bound: float | None
+
+
+def _configs(summary: Mapping[str, Any]) -> dict[tuple[str, str], _ConfigState]:
+    out = {}
+    for suite in summary.get("suites") or []:
+        for config in suite.get("configs") or []:
+            gate = config.get("gate") or {}
+            out[(str(suite.get("name")), str(config.get("key")))] = _ConfigState(
+                label=str(config.get("label") or config.get("key")),
+                role=str(config.get("role") or "candidate"),
+                verdict=str(config.get("verdict") or "no data"),
+                mean_diff=_number(gate.get("mean_diff")),
+                lower_bound=_number(gate.get("lower_bound")),
+            )
+    return out
+
+
+def _prompt_deltas(summary: Mapping[str, Any]) -> dict[tuple[str, str, str], float | None]:
+    out = {}
+    for suite in summary.get("suites") or []:
+        for prompt in suite.get("prompts") or []:
+            for config, cell in (prompt.get("cells") or {}).items():
+                if "delta" in cell:
+                    key = (str(suite.get("name")), str(config), str(prompt.get("key")))
+                    out[key] = _number(cell.get("delta"))
+    return out
+
+
+def _case_outcomes(cases: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], str]:
+    return {
+        (str(case.get("suite")), str(case.get("case_id"))): str(
+            case.get("verdict") or case.get("outcome") or ""
+        )
+        for case in cases
+        if case.get("case_id")
+    }
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A loaded baseline run."""
+
+    path: Path
+    summary: Mapping[str, Any] = field(repr=False)
+    #: (suite, case id) -> outcome; None when the run's per-case results were not found
+    cases: Mapping[tuple[str, str], str] | None = field(repr=False, default=None)
+
+    @property
+    def run_id(self) -> str:
+        return str(self.summary.get("run_id") or "")
+
+    @property
+    def created(self) -> str:
+        return str(self.summary.get("created") or "")
+
+    @property
+    def lanes(self) -> list[Lane]:
+        return lanes_from_summary(self.summary)
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BaselineError(f"{what} {path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BaselineError(f"{what} {path}: cannot be read ({exc})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BaselineError(
+            f"{what} {path}: not valid JSON (line {exc.lineno}: {exc.msg})"
+        ) from None
+
+
+def _summary_file(path: Path) -> Path:
+    if path.is_dir():
+        for candidate in (path / "summary.json", path / "latest" / "summary.json"):
+            if candidate.is_file():
+                return candidate
+        raise BaselineError(f"baseline {path}: the directory holds no summary.json")
+    return path
+
+
+def load_baseline(path: Path | str) -> Baseline:
+    """Read a baseline: a summary.json, or a report directory holding one.
+
+    Raises :class:`BaselineError` (one line naming the file and the cause) when it is
+    missing, not JSON, or not a pytest-zimage-quality summary.
+    """
+    file = _summary_file(Path(path))
+    summary = _read_json(file, "baseline")
+    if not (
+        isinstance(summary, dict)
+        and summary.get("plugin") == "pytest-zimage-quality"
+        and isinstance(summary.get("suites"), list)
+    ):
+        raise BaselineError(f"baseline {file}: not a pytest-zimage-quality summary.json")
+    cases: dict[tuple[str, str], str] | None = None
+    if isinstance(summary.get("cases"), list):
+        cases = _case_outcomes(c for c in summary["cases"] if isinstance(c, Mapping))
+    else:
+        results = file.parent / str(summary.get("results_file") or "results.jsonl")
+        if results.is_file():
+            cases = _case_outcomes(_read_jsonl(results))
+    return Baseline(path=file, summary=summary, cases=cases)
+
+
+def _read_jsonl(path: Path) -> list[Mapping[str, Any]]:
+    """The readable lines of a results.jsonl (a run killed mid-write may leave a torn last
+    line, which is skipped: it is that case's result that was never completed)."""
+    rows: list[Mapping[str, Any]] = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+@dataclass(frozen=True)
+class ConfigChange:
+    """One candidate config: Δ (mean paired CLIPScore difference) and verdict, then → now."""
+
+    suite: str
+    config: str
+    label: str
+    verdict_then: str | None  # None: not in the baseline
+    verdict_now: str
+    mean_diff_then: float | None
+    mean_diff_now: float | None
+    lower_bound_then: float | None
+    lower_bound_now: float | None
+    status: Label | None  # None: it passes now
+
+    @property
+    def change(self) -> float | None:
+        """How much the mean paired difference moved since the baseline (now − then)."""
+        return _difference(self.mean_diff_now, self.mean_diff_then)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "suite": self.suite,
+            "config": self.config,
+            "label": self.label,
+            "verdict_then": self.verdict_then,
+            "verdict_now": self.verdict_now,
+            "mean_diff_then": self.mean_diff_then,
+            "mean_diff_now": self.mean_diff_now,
+            "change": self.change,
+            "lower_bound_then": self.lower_bound_then,
+            "lower_bound_now": self.lower_bound_now,
+            "status": self.status,
+        }
+
+
+@dataclass(frozen=True)
+class PromptChange:
+    """One (config, prompt): its mean paired difference then → now."""
+
+    suite: str
+    config: str
+    prompt: str
+    delta_then: float | None
+    delta_now: float | None
+
+    @property
+    def change(self) -> float | None:
+        return _difference(self.delta_now, self.delta_then)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "suite": self.suite,
+            "config": self.config,
+            "prompt": self.prompt,
+            "delta_then": self.delta_then,
+            "delta_now": self.delta_now,
+            "change": self.change,
+        }
+
+
+@dataclass(frozen=True)
+class CaseChange:
+    """A case that fails now, and how it fared in the baseline."""
+
+    suite: str
+    case_id: str
+    outcome_then: str | None
+    status: Label
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "suite": self.suite,
+            "case_id": self.case_id,
+            "outcome_then": self.outcome_then,
+            "status": self.status,
+        }
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """This run against its baseline."""
+
+    path: str
+    run_id: str
+    created: str
+    lane_compatible: bool
+    lane_reasons: tuple[str, ...]  # why the lanes differ (kept when the user overrode it)
+    configs: tuple[ConfigChange, ...]
+    prompts: tuple[PromptChange, ...]
+    cases: tuple[CaseChange, ...]
+    notes: tuple[str, ...] = ()
+
+    def counts(self) -> dict[str, int]:
+        """How many failing configs and cases are new, inherited or without a baseline."""
+        counts = {"new": 0, "inherited": 0, "no baseline": 0}
+        statuses = [c.status for c in self.configs] + [c.status for c in self.cases]
+        for status in statuses:
+            if status is not None:
+                counts[status] += 1
+        return counts
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "run_id": self.run_id,
+            "created": self.created,
+            "lane_compatible": self.lane_compatible,
+            "lane_reasons": list(self.lane_reasons),
+            "counts": self.counts(),
+            "configs": [c.to_dict() for c in self.configs],
+            "prompts": [p.to_dict() for p in self.prompts],
+            "cases": [c.to_dict() for c in self.cases],
+            "notes": list(self.notes),
+        }
+
+
+def _config_status(verdict_then: str | None, verdict_now: str) -> Label | None:
+    if config_passes(verdict_now) or verdict_now == "reference":
+        return None
+    if verdict_then is None or not (config_passes(verdict_then) or _judged_failing(verdict_then)):
+        return "no baseline"
+    return "new" if config_passes(verdict_then) else "inherited"
+
+
+def _case_status(outcome_then: str | None) -> Label:
+    if outcome_then in ("passed", "xfailed"):
+        return "new"
+    if outcome_then == "failed":
+        return "inherited"
+    return "no baseline"  # absent, errored (never judged), skipped
+
+
+def compare(
+    baseline: Baseline,
+    summary: Mapping[str, Any],
+    cases: Iterable[Mapping[str, Any]],
+    *,
+    any_lane: bool = False,
+) -> Comparison:
+    """This run's ``summary`` (summary.json's shape) and case records (results.jsonl rows:
+    ``suite``, ``case_id``, ``outcome``) against ``baseline``.
+
+    Raises :class:`BaselineError` when the baseline ran on another lane, unless ``any_lane``.
+    """
+    compatible, reasons = run_lanes_compatible(baseline.lanes, lanes_from_summary(summary))
+    if not compatible and not any_lane:
+        raise BaselineError(
+            f"baseline {baseline.path} ran on another lane, so its images are not comparable "
+            f"with this run's: {'; '.join(reasons)}",
+            hint="use a baseline from this GPU/ComfyUI/torch/CUDA stack, or pass "
+            "--zimage-baseline-any-lane to compare anyway",
+        )
+    notes = []
+    if not compatible:
+        notes.append(f"baseline from another lane, compared on request: {'; '.join(reasons)}")
+
+    then_configs = _configs(baseline.summary)
+    configs = []
+    for key, now in _configs(summary).items():
+        if now.role == "reference":
+            continue
+        then = then_configs.get(key)
+        configs.append(
+            ConfigChange(
+                suite=key[0],
+                config=key[1],
+                label=now.label,
+                verdict_then=then.verdict if then else None,
+                verdict_now=now.verdict,
+                mean_diff_then=then.mean_diff if then else None,
+                mean_diff_now=now.mean_diff,
+                lower_bound_then=then.lower_bound if then else None,
+                lower_bound_now=now.lower_bound,
+                status=_config_status(then.verdict if then else None, now.verdict),
+            )
+        )
+
+    then_prompts = _prompt_deltas(baseline.summary)
+    prompts = tuple(
+        PromptChange(key[0], key[1], key[2], then_prompts.get(key), delta)
+        for key, delta in _prompt_deltas(summary).items()
+    )
+
+    if baseline.cases is None:
+        notes.append(
+            f"the baseline's per-case results ({baseline.path.parent / 'results.jsonl'}) were "
+            "not found: failing cases are labelled 'no baseline'"
+        )
+    then_cases = baseline.cases or {}
+    failing = [
+        key for key, outcome in _case_outcomes(cases).items() if outcome in ("failed", "xpassed")
+    ]
+    case_changes = tuple(
+        CaseChange(key[0], key[1], then_cases.get(key), _case_status(then_cases.get(key)))
+        for key in sorted(failing)
+    )
+    return Comparison(
+        path=str(baseline.path),
+        run_id=baseline.run_id,
+        created=baseline.created,
+        lane_compatible=compatible,
+        lane_reasons=reasons,
+        configs=tuple(configs),
+        prompts=prompts,
+        cases=case_changes,
+        notes=tuple(notes),
+    )
+
+
+@dataclass(frozen=True)
+class HistoryPoint:
+    """One config in one stored run."""
+
+    run_id: str
+    created: str
+    verdict: str
+    mean_diff: float | None
+    lower_bound: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "created": self.created,
+            "verdict": self.verdict,
+            "mean_diff": self.mean_diff,
+            "lower_bound": self.lower_bound,
+        }
+
+
+def _history_files(directory: Path) -> list[Path]:
+    files = [p for p in directory.glob("*.json") if p.is_file()]
+    files += [p for p in directory.glob("*/summary.json") if p.is_file()]
+    return sorted(files)
+
+
+def load_history(
+    directory: Path | str, *, current: Mapping[str, Any] | None = None
+) -> tuple[dict[tuple[str, str], list[HistoryPoint]], list[str]]:
+    """Each candidate config's Δ and verdict across the runs stored in ``directory`` (its
+    ``*.json`` files and ``*/summary.json``), oldest first, with ``current`` (this run) last.
+
+    Returns the series keyed by (suite, config) and a note per stored file that could not
+    be used (a broken file in a history never stops the run). Raises :class:`BaselineError`
+    when the directory itself does not exist.
+    """
+    root = Path(directory)
+    if not root.is_dir():
+        raise BaselineError(
+            f"history directory {root}: not a directory",
+            hint="pass a directory holding one summary.json per stored run",
+        )
+    runs: list[tuple[str, str, Mapping[str, Any]]] = []
+    notes = []
+    for file in _history_files(root):
+        try:
+            summary = load_baseline(file).summary
+        except BaselineError as exc:
+            notes.append(f"history: skipped {exc.message}")
+            continue
+        runs.append((str(summary.get("created") or ""), str(summary.get("run_id") or ""), summary))
+    runs.sort(key=lambda run: (run[0], run[1]))
+    if current is not None:
+        runs = [r for r in runs if r[1] != current.get("run_id")]
+        runs.append((str(current.get("created") or ""), str(current.get("run_id") or ""), current))
+    series: dict[tuple[str, str], list[HistoryPoint]] = {}
+    for created, run_id, summary in runs:
+        for key, state in _configs(summary).items():
+            if state.role == "reference":
+                continue
+            series.setdefault(key, []).append(
+                HistoryPoint(run_id, created, state.verdict, state.mean_diff, state.lower_bound)
+            )
+    return series, notes
