@@ -47,9 +47,10 @@ __all__ = [
 
 Label = Literal["new", "inherited", "no baseline"]
 
-#: Config verdicts that let a run pass (today's and issue 11's names, in lower case).
+#: Config verdicts that let a run pass: ``stats``' decision NON-INFERIOR, or its schema-1 name
+#: "pass" (compared in lower case; kept here so that reading a baseline loads no scipy).
 PASSING_VERDICTS = frozenset({"pass", "non-inferior"})
-#: Verdicts that judged the config and found it wanting (or could not show it fine).
+#: Verdicts that judged the config and did not show it fine (INCOMPLETE, "no data": not judged).
 FAILING_VERDICTS = frozenset({"fail", "inferior", "inconclusive", "insufficient data"})
 
 
@@ -97,7 +98,8 @@ def _configs(summary: Mapping[str, Any]) -> dict[tuple[str, str], _ConfigState]:
             out[(str(suite.get("name")), str(config.get("key")))] = _ConfigState(
                 label=str(config.get("label") or config.get("key")),
                 role=str(config.get("role") or "candidate"),
-                verdict=str(config.get("verdict") or "no data"),
+                # ``decision`` (issue 11's vocabulary) where the summary has it, else ``verdict``
+                verdict=str(config.get("decision") or config.get("verdict") or "no data"),
                 mean_diff=_number(gate.get("mean_diff")),
                 lower_bound=_number(gate.get("lower_bound")),
             )

@@ -169,6 +169,11 @@ def test_issue_11_verdict_names_are_understood(tmp_path: Path) -> None:
     assert by_key["fp8"].status == "new"
     assert by_key["q4"].status == "inherited"  # it failed in the baseline too
     assert by_key["q3"].status == "no baseline"  # the baseline never judged it
+    # a summary carrying both names: the decision wins over schema 1's verdict
+    both = summary({"fp8": "inconclusive"})
+    both["suites"][0]["configs"][1]["decision"] = "non-inferior"
+    (change,) = compare(load_baseline(base), both, []).configs[:1]
+    assert (change.verdict_now, change.status) == ("non-inferior", None)
 
 
 def test_a_baseline_from_another_lane_is_refused_unless_overridden(tmp_path: Path) -> None:
