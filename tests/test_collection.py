@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import copy_example_suite, write_small_suite
+from tests.helpers import copy_example_suite, write_small_suite
 
 
 def test_example_suite_collects_72_readable_ids(pytester: pytest.Pytester) -> None:

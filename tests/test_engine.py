@@ -22,9 +22,8 @@ from pytest_zimage_quality.engine import Engine
 from pytest_zimage_quality.errors import ScorerError, ZImageError
 from pytest_zimage_quality.suite import Case, Suite, load_suite
 from pytest_zimage_quality.thumbnails import thumbnail_path
-
-from .conftest import write_small_suite
-from .doubles import EdgeCLIP, MeanAbsLPIPS
+from tests.helpers import write_small_suite
+from tests.helpers.doubles import EdgeCLIP, MeanAbsLPIPS
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 
 from pytest_zimage_quality.testing import FakeComfyUI
-
-from .conftest import REPO, copy_example_suite, write_small_suite
-from .doubles import CONFTEST
+from tests.helpers import REPO, copy_example_suite, write_small_suite
+from tests.helpers.doubles import CONFTEST
 
 EXAMPLES = Path(__file__).parent / "examples"
 

@@ -14,9 +14,8 @@ import httpx
 import pytest
 
 from pytest_zimage_quality.testing import FakeComfyUI
-
-from .conftest import REPO, write_small_suite
-from .doubles import CONFTEST
+from tests.helpers import REPO, write_small_suite
+from tests.helpers.doubles import CONFTEST
 
 
 def start_run(tmp_path: Path, fake: FakeComfyUI, *args: str) -> subprocess.Popen[str]:

@@ -76,7 +76,7 @@ def test_unrelated_run_pays_nothing(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("args", [["--collect-only", "-q"], ["-q", "-rs"]])
 def test_collecting_or_skipping_a_suite_pays_nothing(tmp_path: Path, args: list[str]) -> None:
-    from .conftest import write_small_suite
+    from tests.helpers import write_small_suite
 
     write_small_suite(tmp_path)
     out, heavy = run_probe(tmp_path, [*args, "-p", "no:randomly", "-p", "no:xdist"])

@@ -21,8 +21,7 @@ from pytest_zimage_quality.settings import (
     parse_margin,
     parse_tolerance,
 )
-
-from .conftest import write_small_suite
+from tests.helpers import write_small_suite
 
 DUMP_CONFTEST = """
 import json

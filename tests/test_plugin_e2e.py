@@ -2,7 +2,7 @@
 
 Each inner run is a subprocess (pytester's in-process runs drop modules first imported inside
 a run, which breaks httpx's and scipy's lazy internals on the next run). Scores come from
-deterministic doubles injected through the plugin's scorer hooks (tests/doubles.py);
+deterministic doubles injected through the plugin's scorer hooks (tests/helpers/doubles.py);
 test_simulated_dry_run.py runs the real open_clip/lpips code paths.
 """
 
@@ -19,9 +19,8 @@ import jsonschema
 import pytest
 
 from pytest_zimage_quality.testing import FakeComfyUI
-
-from .conftest import REPO, write_small_suite
-from .doubles import CONFTEST
+from tests.helpers import REPO, write_small_suite
+from tests.helpers.doubles import CONFTEST
 
 BROKEN = "z_image_turbo_nvfp4.safetensors"
 
@@ -30,7 +29,7 @@ BROKEN = "z_image_turbo_nvfp4.safetensors"
 def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
     write_small_suite(pytester.path)
     pytester.makeconftest(CONFTEST)
-    monkeypatch.setenv("PYTHONPATH", str(REPO))  # the inner conftest imports tests.doubles
+    monkeypatch.setenv("PYTHONPATH", str(REPO))  # the inner conftest imports tests.helpers.doubles
     return pytester
 
 

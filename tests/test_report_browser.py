@@ -23,8 +23,8 @@ from PIL import Image
 
 from pytest_zimage_quality.artifacts import ReportDir
 from pytest_zimage_quality.report.html import write_html_report
+from tests.helpers import REPO, copy_example_suite, write_small_suite
 
-from .conftest import REPO, copy_example_suite, write_small_suite
 from .test_html_report import (
     HOSTILE,
     STUDY_PROMPTS,

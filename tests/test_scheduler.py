@@ -18,8 +18,7 @@ from pytest_zimage_quality.errors import (
 )
 from pytest_zimage_quality.scheduler import HostRunner, ImageRequest
 from pytest_zimage_quality.suite import load_suite
-
-from .conftest import write_small_suite
+from tests.helpers import write_small_suite
 
 
 class ScriptedServer:

@@ -1,7 +1,7 @@
 """The scoring worker on its own: pairing, parking, failure propagation and batching.
 
 Real PNGs go through the real decoder and blank check; the scorers are the deterministic
-doubles of tests/doubles.py, so every expected number is computed here independently.
+doubles of tests/helpers/doubles.py, so every expected number is computed here independently.
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ from pytest_zimage_quality.images import decode_png, encode_png, is_blank
 from pytest_zimage_quality.scheduler import ImageRequest
 from pytest_zimage_quality.scoring_worker import Scores, ScoringWorker
 from pytest_zimage_quality.suite import Case, Suite, load_suite
-
-from .conftest import write_small_suite
-from .doubles import EdgeCLIP, MeanAbsLPIPS
+from tests.helpers import write_small_suite
+from tests.helpers.doubles import EdgeCLIP, MeanAbsLPIPS
 
 WAIT = 30.0
 

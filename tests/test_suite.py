@@ -9,8 +9,7 @@ import pytest
 
 from pytest_zimage_quality import SuiteError, load_suite
 from pytest_zimage_quality.workflow import MAX_NESTING, InputRef
-
-from .conftest import EXAMPLE_SUITE, write_small_suite
+from tests.helpers import EXAMPLE_SUITE, write_small_suite
 
 STUDY_PROMPTS = {
     "photo_woman": "photorealistic portrait of a young woman in a coffee shop",

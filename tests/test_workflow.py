@@ -7,8 +7,7 @@ from typing import Any
 import pytest
 
 from pytest_zimage_quality.workflow import InputRef, Workflow, graph_hash, model_files
-
-from .conftest import small_workflow
+from tests.helpers import small_workflow
 
 TEXT, SEED, PREFIX = InputRef("27", "text"), InputRef("3", "seed"), InputRef("9", "filename_prefix")
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import REPO
-from ..doubles import CONFTEST
+from tests.helpers import REPO
+from tests.helpers.doubles import CONFTEST
 
 HOST = os.environ.get("ZIMAGE_CONTRACT_HOST")
 SUITE = Path(__file__).parent / "modelfree"

@@ -18,7 +18,7 @@ import torch
 from pytest_zimage_quality.images import to_uint8_chw
 
 CONFTEST = """
-from tests.doubles import EdgeCLIP, MeanAbsLPIPS
+from tests.helpers.doubles import EdgeCLIP, MeanAbsLPIPS
 
 def pytest_zimage_make_clip_scorer(config, settings):
     return EdgeCLIP()
