@@ -180,6 +180,7 @@ def test_unrelated_tests_are_untouched(pytester: pytest.Pytester) -> None:
     assert "zimage" not in result.stdout.str().replace("zimage-quality-", "")
 
 
+@pytest.mark.slow
 def test_no_host_line_also_under_xdist(pytester: pytest.Pytester, small_suite: Path) -> None:
     result = pytester.runpytest_subprocess("-n", "2", "-p", "no:randomly")
     result.assert_outcomes(skipped=27)

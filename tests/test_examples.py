@@ -15,6 +15,7 @@ from tests.helpers.doubles import CONFTEST
 EXAMPLES = Path(__file__).parent / "examples"
 
 
+@pytest.mark.slow
 def test_fixture_examples_run(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, zimage_fake_comfyui: FakeComfyUI
 ) -> None:
@@ -43,6 +44,7 @@ def test_fixture_examples_run(
     assert zimage_fake_comfyui.generations == 8
 
 
+@pytest.mark.slow
 def test_fixture_errors_are_one_clear_message(pytester: pytest.Pytester) -> None:
     suite = write_small_suite(pytester.path)
     pytester.makepyfile(test_custom="def test_custom(zimage_result):\n    pass\n")

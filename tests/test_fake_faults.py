@@ -261,6 +261,7 @@ def test_websocket_drop_limited_to_a_matching_prompt(fake: FakeComfyUI, http: ht
         _recv_until_closed(ws)
 
 
+@pytest.mark.slow
 def test_hold_queue_sends_status_frames_while_the_prompt_stays_pending(
     fake: FakeComfyUI, http: httpx.Client
 ) -> None:
@@ -334,6 +335,7 @@ def _inflated_size(payload: bytes, limit: int) -> int:
     return total
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("inflated", [64 * _MIB, 2 << 30])
 def test_websocket_bomb_with_permessage_deflate(
     fake: FakeComfyUI, http: httpx.Client, inflated: int

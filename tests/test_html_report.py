@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+import pytest
 from PIL import Image
 
 from pytest_zimage_quality.artifacts import ReportDir
@@ -441,6 +442,7 @@ def test_failures_and_expected_failures_are_highlighted(tmp_path: Path) -> None:
     assert "expected: FP4 text rendering" in text
 
 
+@pytest.mark.slow
 def test_sections_with_failures_stay_open_in_a_large_report(tmp_path: Path) -> None:
     report = ReportDir(tmp_path / "report", "run")
     prompts: list[tuple[str, str, list[str]]] = [
@@ -598,6 +600,7 @@ def test_formatting_helpers() -> None:
     assert fmt_p(0.04321) == "0.043"
 
 
+@pytest.mark.slow
 def test_a_thousand_cases_stay_light(tmp_path: Path) -> None:
     report = ReportDir(tmp_path / "report", "run")
     prompts: list[tuple[str, str, list[str]]] = [

@@ -212,6 +212,7 @@ def test_help_lists_every_option_in_one_group(pytester: pytest.Pytester) -> None
         assert ini in text
 
 
+@pytest.mark.slow
 def test_header_values_are_never_printed(pytester: pytest.Pytester, small_suite: Path) -> None:
     result = pytester.runpytest_subprocess(
         "-v",

@@ -22,6 +22,9 @@ from pytest_zimage_quality.testing import FakeComfyUI
 from tests.helpers import REPO, write_small_suite
 from tests.helpers.doubles import CONFTEST
 
+#: Each test is a whole plugin run in a subprocess (seconds each): deselect with -m "not slow".
+pytestmark = pytest.mark.slow
+
 BROKEN = "z_image_turbo_nvfp4.safetensors"
 
 

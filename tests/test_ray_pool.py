@@ -19,6 +19,9 @@ from pytest_zimage_quality.hardware import HardwareProfile, classify
 from pytest_zimage_quality.launcher import LaunchError, fake_command
 from pytest_zimage_quality.ray_pool import RayPool
 
+#: Each test starts a local Ray cluster (seconds): deselect with -m "not slow".
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[Any]:
