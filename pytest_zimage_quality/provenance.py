@@ -84,6 +84,15 @@ class Lane:
         )
 
     @classmethod
+    def from_server_record(cls, server: Mapping[str, Any]) -> Lane:
+        """From a server as summary.json's ``environment.servers`` records it (the
+        ``/system_stats`` fields flattened, ``devices``, and ``gpu_name``)."""
+        devices = [d for d in server.get("devices") or () if isinstance(d, Mapping)]
+        if not devices and server.get("gpu_name"):
+            devices = [{"name": str(server["gpu_name"])}]
+        return cls.from_system_stats({"system": server, "devices": devices})
+
+    @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Lane:
         """From :meth:`to_dict`'s output (a stored summary.json); missing fields read as ""."""
         return cls(**{name: str(data.get(name) or "") for name in _FIELD_NAMES})
@@ -295,9 +304,7 @@ def lanes_from_summary(summary: Mapping[str, Any]) -> list[Lane]:
     servers = environment.get("servers") if isinstance(environment, Mapping) else None
     lanes: dict[str, Lane] = {}
     for server in servers if isinstance(servers, list) else []:
-        if not isinstance(server, Mapping):
-            continue
-        stats = {"system": server, "devices": server.get("devices") or []}
-        lane = Lane.from_system_stats(stats)
-        lanes.setdefault(lane.id, lane)
+        if isinstance(server, Mapping):
+            lane = Lane.from_server_record(server)
+            lanes.setdefault(lane.id, lane)
     return list(lanes.values())

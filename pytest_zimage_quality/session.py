@@ -9,6 +9,7 @@ reports), writes the run's artifacts and decides the exit status.
 from __future__ import annotations
 
 import dataclasses
+import os
 import platform
 import sys
 import warnings
@@ -23,6 +24,12 @@ from .checks import check_record
 from .collect import NO_HOST_REASON, QualityFailure, ZImageItem, xfail_marker
 from .errors import SuiteError, ZImageError, ZImageWarning
 from .records import CaseRecord
+from .report.markdown import (
+    STEP_SUMMARY_ENV,
+    append_step_summary,
+    render_markdown,
+    write_markdown,
+)
 from .report.terminal import report_header, write_terminal_summary
 from .suite import Case, Suite, load_suite
 from .summary.model import Environment, ServerSummary
@@ -422,6 +429,7 @@ class ZImageSession:
         self.ran_gate = True
         self.report_dir.write_summary(self.summary.to_dict())
         self._write_html()
+        self._write_markdown()
         exit_ = self.summary.exit
         if (
             exit_.gate_applied
@@ -453,6 +461,29 @@ class ZImageSession:
             write_html_report(self.report_dir, self.summary, list(self.records.values()))
         except OSError as exc:
             warnings.warn(ZImageWarning(f"could not write report.html: {exc}"), stacklevel=1)
+
+    def _write_markdown(self) -> None:
+        """The PR summary: to ``--zimage-markdown``, and appended to GitHub Actions' job
+        summary when the job names one (unless ``--zimage-step-summary=no``)."""
+        assert self.summary is not None
+        settings = self.settings
+        step = settings.step_summary and bool(os.environ.get(STEP_SUMMARY_ENV))
+        if settings.markdown is None and not step:
+            return
+        text = render_markdown(
+            self.summary,
+            records=list(self.records.values()),
+            report_path=str(self.report_dir.html_path),
+        )
+        try:
+            if settings.markdown is not None:
+                write_markdown(settings.markdown, text)
+            if step:
+                append_step_summary(text)
+        except OSError as exc:
+            warnings.warn(
+                ZImageWarning(f"could not write the Markdown summary: {exc}"), stacklevel=1
+            )
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.is_worker:

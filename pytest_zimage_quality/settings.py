@@ -441,6 +441,22 @@ OPTIONS: Mapping[str, Option] = {
             "N",
             default=2,
         ),
+        Option(
+            "markdown",
+            str,
+            "also write the run's summary as Markdown (verdicts, per-prompt table, worst cases, "
+            "provenance) to this file, for a pull request.",
+            "PATH",
+            default_text="none",
+            kind="path",
+        ),
+        Option(
+            "step_summary",
+            parse_bool,
+            "append the Markdown summary to $GITHUB_STEP_SUMMARY when GitHub Actions sets it.",
+            "yes|no",
+            default=True,
+        ),
     )
 }
 
@@ -526,6 +542,8 @@ class Settings:
     revision: str | None = _field_default("revision")
     timeout: float = _field_default("timeout")
     queue_depth: int = _field_default("queue_depth")
+    markdown: Path | None = None  # a path option has no built-in value
+    step_summary: bool = _field_default("step_summary")
     rootpath: Path = field(default_factory=Path.cwd)
 
     @property

@@ -17,6 +17,13 @@ import pytest_zimage_quality.comfyui._client  # noqa: F401
 from tests.helpers import write_small_suite
 
 
+@pytest.fixture(autouse=True)
+def _no_github_step_summary(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inner runs would append their Markdown summaries to the real job summary of a GitHub
+    Actions run of this test suite; tests that want one set their own file."""
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+
+
 @pytest.fixture
 def small_suite(pytester: pytest.Pytester) -> Path:
     return write_small_suite(pytester.path)

@@ -167,6 +167,9 @@ def test_lanes_are_rebuilt_from_a_summary_written_before_provenance() -> None:
     new = {"provenance": {"lanes": [lane.to_dict()]}}
     assert lanes_from_summary(new) == [lane]
     assert lanes_from_summary({}) == []
+    # a record with only the readable GPU name (no devices list) keeps the GPU
+    named = {"comfyui_version": "0.18.1", "pytorch_version": "2.14.1+cu130", "gpu_name": "GB10"}
+    assert Lane.from_server_record(named).gpu == "GB10"
 
 
 # -- the determinism check ---------------------------------------------------------------------
