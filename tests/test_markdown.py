@@ -171,6 +171,7 @@ def test_written_to_a_path_and_appended_to_the_github_step_summary(tmp_path: Pat
     assert append_step_summary("# gate\n", {}) is None
 
 
+@pytest.mark.slow
 def test_chromium_renders_the_summary(chromium: str, tmp_path: Path) -> None:  # noqa: F811
     prompts = (("hostile", HOSTILE, ["x"]), *many_prompts(30))
     records = make_records(ReportDir(tmp_path / "r", "run"), prompts=prompts)
@@ -199,6 +200,7 @@ def test_every_table_has_its_separator_row(tmp_path: Path, fold: int) -> None:
             assert lines[index + 1].count(" | ") == header_cells
 
 
+@pytest.mark.slow
 def test_a_run_writes_the_markdown_and_appends_the_step_summary(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, zimage_fake_comfyui: FakeComfyUI
 ) -> None:
