@@ -22,9 +22,9 @@ from pytest_zimage_quality.report.markdown import (
 )
 from pytest_zimage_quality.summary import RANDOM_BANNER, SIMULATED_BANNER, RunSummary
 from pytest_zimage_quality.testing import FakeComfyUI
+from tests.helpers import REPO, write_small_suite
+from tests.helpers.doubles import CONFTEST
 
-from .conftest import REPO, write_small_suite
-from .doubles import CONFTEST
 from .test_html_report import HOSTILE, DomCounter, make_records, make_summary, parse
 from .test_report_browser import chromium, dump_dom  # noqa: F401 - the fixture
 
