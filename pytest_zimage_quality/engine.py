@@ -23,8 +23,9 @@ from .cache import ImageCache, cache_key
 from .comfyui import GeneratedImage
 from .errors import ScorerError, ZImageError
 from .images import decode_png, is_blank
+from .metrics import PromptInfo, ScorerSpec
 from .scheduler import HostRunner, ImageRequest
-from .scoring_worker import ClipScorerLike, LpipsScorerLike, Scores, ScoringWorker
+from .scoring_worker import Scores, ScoringWorker
 from .thumbnails import make_thumbnail, thumbnail_path
 from .workflow import graph_hash, model_files
 
@@ -260,17 +261,18 @@ class Engine:
             self._model_ids[memo] = self.clients[host].model_identity(folder, name)
         return self._model_ids[memo]
 
-    def provide_scorers(self, build: Callable[[], tuple[ClipScorerLike, LpipsScorerLike]]) -> None:
-        """Build the scorers on this (the main) thread while the server generates, then hand
-        them to the scoring thread. Every prompt's text embedding is computed here too, so a
-        truncation warning reaches the test that started the run, not a background thread."""
+    def provide_scorers(self, build: Callable[[], Sequence[ScorerSpec]]) -> None:
+        """Build the metrics on this (the main) thread while the server generates, then hand
+        them to the scoring thread. Each metric's ``prepare`` sees every prompt here (CLIPScore
+        encodes them), so a truncation warning reaches the test that started the run, not a
+        background thread."""
         assert self.scoring is not None
         try:
-            clip, lpips = build()
-            embed = getattr(clip, "embed_texts", None)
-            if callable(embed):
-                prompts = {p.text: p.key for suite in self._suites.values() for p in suite.prompts}
-                embed(list(prompts), labels=list(prompts.values()))
+            specs = list(build())
+            prompts = [PromptInfo.of(p) for suite in self._suites.values() for p in suite.prompts]
+            for spec in specs:
+                if spec.prepare is not None:
+                    spec.prepare(prompts)
         except ZImageError as exc:
             self.scoring.provide_error(exc)
             raise
@@ -281,7 +283,7 @@ class Engine:
             )
             self.scoring.provide_error(error)
             raise error from exc
-        self.scoring.provide(clip, lpips)
+        self.scoring.provide(specs)
 
     def request(self, cases: Iterable[Case]) -> None:
         """Ask for ``cases`` ahead of time (xdist workers look one test ahead)."""

@@ -22,7 +22,8 @@ from . import __version__
 from .artifacts import ReportDir, ResultsLog, new_run_id
 from .checks import check_record
 from .collect import NO_HOST_REASON, QualityFailure, ZImageItem, xfail_marker
-from .errors import SuiteError, ZImageError, ZImageWarning
+from .errors import ScorerError, SuiteError, ZImageError, ZImageWarning
+from .metrics import ScorerSpec, ScorerSpecError, check_specs
 from .records import CaseRecord
 from .report.markdown import (
     STEP_SUMMARY_ENV,
@@ -73,6 +74,7 @@ class ZImageSession:
         self.ran_gate = False
         self._nextitem: pytest.Item | None = None
         self._scorers: tuple[Any, Any] | None = None
+        self._specs: list[ScorerSpec] | None = None
         #: servers and scorer identities, for summary.json (workers send theirs to the controller)
         self.environment: dict[str, Any] = {"servers": [], "scorers": {}}
 
@@ -211,7 +213,7 @@ class ZImageSession:
                     [case for _, case in self._planned],
                     before_generating=self._check_scorer_weights,
                 )
-                engine.provide_scorers(self.scorers)  # built while the server generates
+                engine.provide_scorers(self.metric_specs)  # built while the server generates
             except BaseException as exc:
                 error = (
                     exc
@@ -251,6 +253,38 @@ class ZImageSession:
             lpips = hook.pytest_zimage_make_lpips_scorer(config=self.config, settings=self.settings)
             self._scorers = (clip, lpips)
         return self._scorers
+
+    def metric_specs(self) -> list[ScorerSpec]:
+        """Every metric of the run, built once: the built-ins (on the CLIP and LPIPS scorers
+        the fixtures share), then ``pytest_zimage_register_scorers`` hooks, then installed
+        packages' entry points. Names must be unique."""
+        if self._specs is None:
+            from .scorers import (  # noqa: PLC0415 - torch etc. only when scoring
+                builtin_specs,
+                entry_point_scorers,
+                flatten_specs,
+            )
+
+            clip, lpips = self.scorers()
+            suites = list(self._suites.values())
+            found: list[tuple[ScorerSpec, str]] = [
+                (spec, "built-in") for spec in builtin_specs(clip, lpips, suites=suites)
+            ]
+            for result in self.config.hook.pytest_zimage_register_scorers(
+                config=self.config, settings=self.settings, suites=suites
+            ):
+                where = "a pytest_zimage_register_scorers hook"
+                found.extend((spec, where) for spec in flatten_specs(result, where))
+            found.extend(entry_point_scorers(self.settings))
+            try:
+                specs = check_specs(
+                    [spec for spec, _ in found], origin={id(s): w for s, w in found}
+                )
+            except ScorerSpecError as exc:
+                raise ScorerError(str(exc), hint="docs/scorers.md: registering a scorer") from None
+            self._specs = specs
+            self.environment["metrics"] = [spec.describe().to_dict() for spec in specs]
+        return self._specs
 
     def _prepare_report_dir(self) -> None:
         if self._prepared:
@@ -347,11 +381,20 @@ class ZImageSession:
 
     def record_for(self, base: CaseRecord, outcome: CaseOutcome) -> CaseRecord:
         gen, scores, ref = outcome.generated, outcome.scores, outcome.reference
+        clip = scores.clipscore
+        ref_clip = ref.scores.clipscore if ref else None
+        # A candidate's reference-free metrics pair with its reference image's values.
+        ref_metrics = (
+            {k: v for k, v in ref.scores.metrics.items() if k in scores.metrics} if ref else {}
+        )
         return base.with_(
-            clipscore=scores.clipscore,
-            reference_clipscore=ref.scores.clipscore if ref else None,
-            delta=scores.clipscore - ref.scores.clipscore if ref else None,
+            clipscore=clip,
+            reference_clipscore=ref_clip,
+            delta=clip - ref_clip if clip is not None and ref_clip is not None else None,
             lpips=scores.lpips,
+            metrics=dict(scores.metrics),
+            reference_metrics=ref_metrics,
+            details=dict(scores.details),
             image_path=str(outcome.image_path),
             reference_image_path=str(ref.image_path) if ref else "",
             image_sha256=gen.sha256,

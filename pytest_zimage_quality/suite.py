@@ -18,6 +18,7 @@ from typing import Any
 
 from .errors import SuiteError
 from .settings import GATE_PARAMETERS, MAX_SEED, OPTIONS
+from .text_accuracy import expected_text
 from .workflow import Graph, InputRef, Workflow, canonical_json
 
 if sys.version_info >= (3, 11):
@@ -59,20 +60,24 @@ _SUITE_KEYS = {
     "alpha": "one-sided level α of the per-config gate",
     "clip_floor": "lowest CLIPScore a reference image may have",
     "revision": "free text folded into the image cache key",
+    "text_from_quotes": "true: a prompt's quoted text is the text its image should show",
 }
 _CONFIG_KEYS = {"label", "description", "overrides"}
-_PROMPT_KEYS = {"key", "text", "tags"}
+_PROMPT_KEYS = {"key", "text", "tags", "expected_text"}
 _XFAIL_KEYS = {"prompt", "config", "reason", "strict"}
 _TOP_KEYS = {"suite", "configs", "prompts", "expected_fail"}
 
 
 @dataclass(frozen=True)
 class Prompt:
-    """One prompt: a short ``key`` used in test ids, the full ``text``, optional ``tags``."""
+    """One prompt: a short ``key`` used in test ids, the full ``text``, optional ``tags``, and
+    the text its image should show (``expected_text``: declared, or quoted when the suite sets
+    ``text_from_quotes``; None when the prompt asks for no text)."""
 
     key: str
     text: str
     tags: tuple[str, ...] = ()
+    expected_text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -405,7 +410,14 @@ class _Parser:
                 f"reference config {reference!r} is not one of the configs ({', '.join(config_keys)})",
                 "set reference to the key of a [configs.<key>] table",
             )
-        prompts = self.prompts()
+        from_quotes = suite_t.get("text_from_quotes", False)
+        if not isinstance(from_quotes, bool):
+            raise self.error(
+                "suite.text_from_quotes",
+                f"expected true or false, got {_kind(from_quotes)}",
+                "write text_from_quotes = true",
+            )
+        prompts = self.prompts(from_quotes=from_quotes)
         seeds = self.seeds(self.require(suite_t, "seeds", "suite", "add seeds = [42, 7777, 12345]"))
         expected_fail = self.expected_fail(config_keys, [p.key for p in prompts])
 
@@ -518,7 +530,7 @@ class _Parser:
             )
         return configs
 
-    def prompts(self) -> list[Prompt]:
+    def prompts(self, *, from_quotes: bool = False) -> list[Prompt]:
         hint = "add [[prompts]] entries with key = '...' and text = '...'"
         items = self.require(self.data, "prompts", "prompts", hint)
         if not isinstance(items, list) or not items:
@@ -549,7 +561,16 @@ class _Parser:
                 raise self.error(
                     f"{where}.tags", "expected a list of strings", "write tags = ['photo']"
                 )
-            prompts.append(Prompt(key=key, text=text, tags=tuple(tags)))
+            declared = body.get("expected_text")
+            if declared is not None:
+                declared = self.string(declared, f"{where}.expected_text")
+            try:
+                expected = expected_text(text, declared=declared, from_quotes=from_quotes)
+            except ValueError as exc:
+                raise self.error(
+                    f"{where}.expected_text", str(exc), "write the text the image should show"
+                ) from None
+            prompts.append(Prompt(key=key, text=text, tags=tuple(tags), expected_text=expected))
         return prompts
 
     def seeds(self, value: object) -> tuple[int, ...]:

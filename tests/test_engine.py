@@ -20,10 +20,11 @@ from pytest_zimage_quality.artifacts import ReportDir
 from pytest_zimage_quality.cache import ImageCache
 from pytest_zimage_quality.engine import Engine
 from pytest_zimage_quality.errors import ScorerError, ZImageError
+from pytest_zimage_quality.metrics import ScorerSpec
 from pytest_zimage_quality.suite import Case, Suite, load_suite
 from pytest_zimage_quality.thumbnails import thumbnail_path
 from tests.helpers import write_small_suite
-from tests.helpers.doubles import EdgeCLIP, MeanAbsLPIPS
+from tests.helpers.doubles import EdgeCLIP, MeanAbsLPIPS, double_specs
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def start_engine(tmp_path: Path, suite: Suite) -> Iterator[StartEngine]:
         *,
         cache: ImageCache | None = None,
         settings: DryRunSettings | None = None,
-        build: Callable[[], tuple[Any, Any]] | None = lambda: (EdgeCLIP(), MeanAbsLPIPS()),
+        build: Callable[[], list[ScorerSpec]] | None = lambda: double_specs(),
     ) -> Engine:
         """``build=None`` leaves providing the scorers to the test."""
         engine = Engine(
@@ -162,7 +163,7 @@ def test_cache_hits_are_served_without_generating(
 def test_scorers_that_cannot_be_built_fail_every_case_with_one_clear_error(
     start_engine: StartEngine, suite: Suite
 ) -> None:
-    def broken() -> tuple[Any, Any]:
+    def broken() -> list[ScorerSpec]:
         raise RuntimeError("CUDA out of memory")
 
     cases = [suite.make_case("cat", "fp8", 3), suite.make_case("cat", "bf16", 3)]

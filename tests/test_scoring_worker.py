@@ -23,7 +23,7 @@ from pytest_zimage_quality.scheduler import ImageRequest
 from pytest_zimage_quality.scoring_worker import Scores, ScoringWorker
 from pytest_zimage_quality.suite import Case, Suite, load_suite
 from tests.helpers import write_small_suite
-from tests.helpers.doubles import EdgeCLIP, MeanAbsLPIPS
+from tests.helpers.doubles import EdgeCLIP, MeanAbsLPIPS, double_specs
 
 WAIT = 30.0
 
@@ -128,7 +128,7 @@ def _clip(image: torch.Tensor, text: str) -> float:
 def test_a_candidate_is_paired_with_its_own_reference(
     worker: ScoringWorker, recorder: Recorder, suite: Suite, tmp_path: Path
 ) -> None:
-    worker.provide(EdgeCLIP(), MeanAbsLPIPS())
+    worker.provide(double_specs(EdgeCLIP()))
     ref, cand = _case(suite, "bf16"), _case(suite, "fp8")
     other_ref = _case(suite, "bf16", seed=2)
     ref_img, cand_img, other_img = _image(0), _image(40), _image(200)
@@ -149,7 +149,7 @@ def test_a_candidate_is_paired_with_its_own_reference(
 def test_a_candidate_is_parked_until_its_reference_is_scored(
     worker: ScoringWorker, recorder: Recorder, suite: Suite, tmp_path: Path
 ) -> None:
-    worker.provide(EdgeCLIP(), MeanAbsLPIPS())
+    worker.provide(double_specs(EdgeCLIP()))
     ref, cand = _case(suite, "bf16"), _case(suite, "nvfp4")
     ref_img, cand_img = _image(10), _image(90)
     _submit(worker, tmp_path, cand, suite, encode_png(cand_img))
@@ -165,7 +165,7 @@ def test_a_candidate_is_parked_until_its_reference_is_scored(
 def test_when_the_reference_fails_its_candidates_fail_parked_or_later(
     worker: ScoringWorker, recorder: Recorder, suite: Suite, tmp_path: Path
 ) -> None:
-    worker.provide(EdgeCLIP(), MeanAbsLPIPS())
+    worker.provide(double_specs(EdgeCLIP()))
     ref = _case(suite, "bf16", prompt="ink")
     early, late = _case(suite, "fp8", prompt="ink"), _case(suite, "nvfp4", prompt="ink")
     _submit(worker, tmp_path, early, suite, encode_png(_image(5)))
@@ -187,7 +187,7 @@ def test_when_the_reference_fails_its_candidates_fail_parked_or_later(
 def test_an_undecodable_reference_fails_itself_and_its_candidates(
     worker: ScoringWorker, recorder: Recorder, suite: Suite, tmp_path: Path
 ) -> None:
-    worker.provide(EdgeCLIP(), MeanAbsLPIPS())
+    worker.provide(double_specs(EdgeCLIP()))
     ref, cand = _case(suite, "bf16", prompt="sign"), _case(suite, "fp8", prompt="sign")
     _submit(worker, tmp_path, ref, suite, b"<html>502 Bad Gateway</html>")
     _submit(worker, tmp_path, cand, suite, encode_png(_image(7)))
@@ -206,7 +206,7 @@ def test_what_is_ready_is_scored_in_batches(
     for i, case in enumerate([*refs, *cands]):  # all queued before the scorers arrive
         _submit(worker, tmp_path, case, suite, encode_png(_image(i * 11)))
     clip = EdgeCLIP()
-    worker.provide(clip, MeanAbsLPIPS())
+    worker.provide(double_specs(clip))
     recorder.wait_for(*[c.id for c in [*refs, *cands]])
 
     assert not recorder.failed
@@ -218,7 +218,7 @@ def test_what_is_ready_is_scored_in_batches(
 def test_a_flat_image_is_reported_blank(
     worker: ScoringWorker, recorder: Recorder, suite: Suite, tmp_path: Path
 ) -> None:
-    worker.provide(EdgeCLIP(), MeanAbsLPIPS())
+    worker.provide(double_specs(EdgeCLIP()))
     ref = _case(suite, "bf16", seed=3)
     _submit(worker, tmp_path, ref, suite, encode_png(_image(0, flat=True)))
     recorder.wait_for(ref.id)
@@ -267,7 +267,7 @@ class _FailsOnce(EdgeCLIP):
 def test_a_crash_in_a_batch_fails_that_batch_and_the_worker_goes_on(
     worker: ScoringWorker, recorder: Recorder, suite: Suite, tmp_path: Path
 ) -> None:
-    worker.provide(_FailsOnce(), MeanAbsLPIPS())
+    worker.provide(double_specs(_FailsOnce()))
     first, second = _case(suite, "bf16", seed=1), _case(suite, "bf16", seed=2)
     _submit(worker, tmp_path, first, suite, encode_png(_image(3)))
     recorder.wait_for(first.id)

@@ -22,6 +22,9 @@ The implementation is private, one concern per module, in the manner of httpx:
     _resize     Pillow's 8-bit resampling as matrix products on the device
     _clip       CLIPScorer
     _lpips      LPIPSScorer
+    _builtin    the built-in metrics as ScorerSpecs (CLIPScore, CLIP image similarity, LPIPS,
+                text accuracy, PSNR, SSIM): the interface a user's scorer goes through
+    _plugin     scorers of installed packages (the entry-point group)
 
 A new scorer is one more private module beside ``_clip`` and ``_lpips`` that uses the shared
 ones; its public class is re-exported here. torch, torchvision, open_clip and lpips are
@@ -31,6 +34,7 @@ imported inside the functions that use them, so importing this package (and
 
 from __future__ import annotations
 
+from ._builtin import builtin_specs, clip_specs, lpips_spec, ocr_spec, similarity_specs
 from ._clip import CLIPScorer
 from ._defaults import (
     DEFAULT_CLIP_MODEL,
@@ -42,6 +46,7 @@ from ._defaults import (
     RANDOM_WEIGHTS_BANNER,
 )
 from ._lpips import LPIPSScorer
+from ._plugin import entry_point_scorers, flatten_specs
 from ._precision import precision_scope
 from ._runtime import resolve_device
 from ._weights import (
@@ -64,9 +69,16 @@ __all__ = [
     "CLIPScorer",
     "LPIPSScorer",
     "ResolvedWeights",
+    "builtin_specs",
+    "clip_specs",
+    "entry_point_scorers",
+    "flatten_specs",
+    "lpips_spec",
+    "ocr_spec",
     "precision_scope",
     "resolve_clip_weights",
     "resolve_device",
     "resolve_lpips_weights",
     "sha256_file",
+    "similarity_specs",
 ]

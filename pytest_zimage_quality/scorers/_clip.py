@@ -360,17 +360,38 @@ class CLIPScorer:
         ``labels`` name the images (decode errors) and, unless ``text_labels`` are given,
         also the prompts (truncation warnings).
         """
+        return self.score_and_embed(images, texts, labels, text_labels=text_labels)[0]
+
+    def score_and_embed(
+        self,
+        images: Sequence[ImageLike],
+        texts: Sequence[str],
+        labels: Sequence[str | None] | None = None,
+        *,
+        text_labels: Sequence[str | None] | None = None,
+    ) -> tuple[list[float], torch.Tensor]:
+        """:meth:`score`, plus the images' L2-normalised embeddings ``(N, D)``: the run keeps
+        a reference image's embedding for the CLIP image similarity of its candidates."""
         import torch  # noqa: PLC0415
 
         if len(images) != len(texts):
             raise ValueError(f"{len(images)} images but {len(texts)} texts")
         if not images:
-            return []
+            return [], torch.empty(0, 0, device=self.device)
         txt = self.embed_texts(texts, text_labels if text_labels is not None else labels)
         img = self.embed_images(images, labels)
         with torch.inference_mode():
             sims = (img * txt).sum(dim=-1)
-        return [float(v) for v in sims.cpu().tolist()]
+        return [float(v) for v in sims.cpu().tolist()], img
+
+    def image_similarity(
+        self, embeddings_a: torch.Tensor, embeddings_b: torch.Tensor
+    ) -> list[float]:
+        """Cosine similarity of pairs of image embeddings from :meth:`embed_images` (rows)."""
+        import torch  # noqa: PLC0415
+
+        with torch.inference_mode():
+            return [float(v) for v in (embeddings_a * embeddings_b).sum(dim=-1).cpu().tolist()]
 
     def score_one(self, image: ImageLike, text: str, label: str | None = None) -> float:
         """CLIPScore of one image and one prompt."""

@@ -16,6 +16,8 @@ from typing import Any
 import torch
 
 from pytest_zimage_quality.images import to_uint8_chw
+from pytest_zimage_quality.metrics import ScorerSpec
+from pytest_zimage_quality.scorers import clip_specs, lpips_spec
 
 CONFTEST = """
 from tests.helpers.doubles import EdgeCLIP, MeanAbsLPIPS
@@ -73,3 +75,8 @@ class MeanAbsLPIPS:
             float((_tensor(a) - _tensor(b)).abs().mean())
             for a, b in zip(images_a, images_b, strict=True)
         ]
+
+
+def double_specs(clip: Any = None, lpips: Any = None) -> list[ScorerSpec]:
+    """The doubles as the run's metrics, through the built-in adapters (clipscore, lpips)."""
+    return [*clip_specs(clip or EdgeCLIP()), lpips_spec(lpips or MeanAbsLPIPS())]
