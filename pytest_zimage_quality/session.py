@@ -20,11 +20,13 @@ import pytest
 
 from . import __version__
 from .artifacts import ReportDir, ResultsLog, new_run_id
+from .baseline import Baseline, BaselineError, Comparison, compare, load_baseline
 from .checks import check_record
 from .collect import NO_HOST_REASON, QualityFailure, ZImageItem, xfail_marker
 from .errors import ScorerError, SuiteError, ZImageError, ZImageWarning
 from .metrics import ScorerSpec, ScorerSpecError, check_specs
 from .records import CaseRecord
+from .report.comparison import comparison_lines
 from .report.markdown import (
     STEP_SUMMARY_ENV,
     append_step_summary,
@@ -75,6 +77,15 @@ class ZImageSession:
         self._nextitem: pytest.Item | None = None
         self._scorers: tuple[Any, Any] | None = None
         self._specs: list[ScorerSpec] | None = None
+        #: ``--zimage-baseline``, read before any generation (a bad file is a usage error)
+        self.baseline: Baseline | None = None
+        self.comparison: Comparison | None = None
+        self.baseline_refused = ""
+        if settings.baseline is not None and not self.is_worker:
+            try:
+                self.baseline = load_baseline(settings.baseline)
+            except BaselineError as exc:
+                raise pytest.UsageError(f"--zimage-baseline: {exc}") from None
         #: servers and scorer identities, for summary.json (workers send theirs to the controller)
         self.environment: dict[str, Any] = {"servers": [], "scorers": {}}
 
@@ -470,6 +481,10 @@ class ZImageSession:
             run_id=self.run_id,
         )
         self.ran_gate = True
+        if self.baseline is not None:
+            self.summary = dataclasses.replace(self.summary, baseline=self._compare(self.summary))
+            if self.baseline_refused and session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.USAGE_ERROR
         self.report_dir.write_summary(self.summary.to_dict())
         self._write_html()
         self._write_markdown()
@@ -481,6 +496,20 @@ class ZImageSession:
         ):
             self.gate_failed = True
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def _compare(self, summary: RunSummary) -> dict[str, Any]:
+        """summary.json's ``baseline`` block; a baseline from another lane is refused (the run
+        then fails with the reason) unless ``--zimage-baseline-any-lane``."""
+        assert self.baseline is not None
+        rows = [record.to_dict() for record in self.records.values()]
+        try:
+            self.comparison = compare(
+                self.baseline, summary.to_dict(), rows, any_lane=self.settings.baseline_any_lane
+            )
+        except BaselineError as exc:
+            self.baseline_refused = str(exc)
+            return {"path": str(self.baseline.path), "refused": self.baseline_refused}
+        return self.comparison.to_dict()
 
     def environment_summary(self) -> Environment:
         """Where this run happened, as plain data for the summary (servers, scorers, versions)."""
@@ -516,6 +545,7 @@ class ZImageSession:
         text = render_markdown(
             self.summary,
             records=list(self.records.values()),
+            comparison=self.comparison,
             report_path=str(self.report_dir.html_path),
         )
         try:
@@ -540,6 +570,8 @@ class ZImageSession:
             has_host=self.has_host,
             any_zimage_items=self.any_zimage_items,
         )
+        for line, markup in comparison_lines(self.comparison, self.baseline_refused):
+            terminalreporter.write_line(line, **markup)
 
     def probe_hosts(self) -> list[str]:
         """One line per host for the report header: its ComfyUI version, GPU and VRAM.

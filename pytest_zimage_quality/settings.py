@@ -442,6 +442,24 @@ OPTIONS: Mapping[str, Option] = {
             default=2,
         ),
         Option(
+            "baseline",
+            str,
+            "a previous run's summary.json or report directory (e.g. main's last green run's "
+            "report artifact): show each config's and prompt's change since then and label each "
+            "failure new, inherited or no baseline.",
+            "PATH",
+            default_text="none",
+            kind="path",
+        ),
+        Option(
+            "baseline_any_lane",
+            parse_bool,
+            "compare with a baseline from another lane (GPU, ComfyUI, torch, CUDA) anyway; by "
+            "default such a baseline is refused, its images not being comparable.",
+            default=False,
+            kind="switch",
+        ),
+        Option(
             "markdown",
             str,
             "also write the run's summary as Markdown (verdicts, per-prompt table, worst cases, "
@@ -542,6 +560,8 @@ class Settings:
     revision: str | None = _field_default("revision")
     timeout: float = _field_default("timeout")
     queue_depth: int = _field_default("queue_depth")
+    baseline: Path | None = None  # a path option has no built-in value
+    baseline_any_lane: bool = _field_default("baseline_any_lane")
     markdown: Path | None = None  # a path option has no built-in value
     step_summary: bool = _field_default("step_summary")
     rootpath: Path = field(default_factory=Path.cwd)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from pytest_zimage_quality.baseline import (
@@ -16,6 +18,9 @@ from pytest_zimage_quality.baseline import (
     load_history,
 )
 from pytest_zimage_quality.provenance import Lane
+from pytest_zimage_quality.testing import FakeComfyUI
+from tests.helpers import REPO, write_small_suite
+from tests.helpers.doubles import CONFTEST
 
 H100 = {
     "url": "http://gpu:8188",
@@ -283,3 +288,95 @@ def test_history_orders_runs_and_skips_broken_files(tmp_path: Path) -> None:
     assert "not valid JSON" in notes[0]
     with pytest.raises(BaselineError, match="not a directory"):
         load_history(tmp_path / "absent")
+
+
+# -- through pytest, against the fake server ---------------------------------------------------
+
+BROKEN = "z_image_turbo_nvfp4.safetensors"
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    write_small_suite(pytester.path)
+    pytester.makeconftest(CONFTEST)
+    monkeypatch.setenv("PYTHONPATH", str(REPO))  # the inner conftest imports tests.doubles
+    return pytester
+
+
+def run_against(
+    project: pytest.Pytester, fake: FakeComfyUI, name: str, *args: str
+) -> pytest.RunResult:
+    return project.runpytest_subprocess(
+        "-p",
+        "no:randomly",
+        f"--zimage-host={fake.url}",
+        f"--zimage-report-dir={project.path / name}",
+        f"--zimage-cache-dir={project.path / name / 'cache'}",
+        *args,
+    )
+
+
+@pytest.mark.slow
+def test_a_broken_candidate_is_a_new_failure_against_main(
+    project: pytest.Pytester, zimage_fake_comfyui_factory: Callable[..., FakeComfyUI]
+) -> None:
+    main = run_against(project, zimage_fake_comfyui_factory(), "main")
+    main.assert_outcomes(passed=27)
+    broken = zimage_fake_comfyui_factory(broken_models=[BROKEN], broken_style="noise")
+    markdown = project.path / "pr.md"
+    pr = run_against(
+        project,
+        broken,
+        "pr",
+        f"--zimage-baseline={project.path / 'main'}",
+        f"--zimage-markdown={markdown}",
+    )
+    pr.assert_outcomes(passed=18, failed=9)
+    pr.stdout.fnmatch_lines(
+        [
+            "zimage baseline: NVFP4 pass → fail, Δ * → * (change -*) [[]new[]]",
+            "zimage baseline *: 10 new, 0 inherited, 0 without a baseline (failing configs and cases)",
+        ]
+    )
+    data = json.loads((project.path / "pr" / "summary.json").read_text(encoding="utf-8"))
+    jsonschema.validate(data, json.loads((REPO / "docs" / "summary.schema.json").read_text()))
+    assert data["baseline"]["counts"] == {"new": 10, "inherited": 0, "no baseline": 0}
+    assert {(c["case_id"], c["outcome_then"], c["status"]) for c in data["baseline"]["cases"]} == {
+        (f"{p}-nvfp4-s{s}", "passed", "new") for p in ("cat", "sign", "ink") for s in (1, 2, 3)
+    }
+    text = markdown.read_text(encoding="utf-8")
+    assert "Failures against the baseline: **10 new**" in text
+    assert "| NVFP4 | pass → fail |" in text
+
+
+@pytest.mark.slow
+def test_a_baseline_from_another_gpu_is_refused_unless_asked(
+    project: pytest.Pytester, zimage_fake_comfyui_factory: Callable[..., FakeComfyUI]
+) -> None:
+    run_against(project, zimage_fake_comfyui_factory(), "main").assert_outcomes(passed=27)
+    h200 = zimage_fake_comfyui_factory(device="cuda:0 NVIDIA H200", vram_total=140 << 30)
+    baseline = f"--zimage-baseline={project.path / 'main' / 'summary.json'}"
+    refused = run_against(project, h200, "pr", baseline)
+    refused.assert_outcomes(passed=27)
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR
+    refused.stdout.fnmatch_lines(
+        [
+            "zimage baseline REFUSED: baseline * ran on another lane*GPU: cpu (baseline) ≠ NVIDIA H200 (this run)*"
+        ]
+    )
+    data = json.loads((project.path / "pr" / "summary.json").read_text(encoding="utf-8"))
+    assert "another lane" in data["baseline"]["refused"]
+    allowed = run_against(project, h200, "pr2", baseline, "--zimage-baseline-any-lane")
+    assert allowed.ret == pytest.ExitCode.OK
+    allowed.stdout.fnmatch_lines(
+        ["zimage baseline: baseline from another lane, compared on request*"]
+    )
+
+
+def test_a_missing_baseline_stops_the_run_before_it_starts(project: pytest.Pytester) -> None:
+    result = project.runpytest_subprocess(
+        "--zimage-host=127.0.0.1:9", f"--zimage-baseline={project.path / 'nope.json'}"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --zimage-baseline: baseline */nope.json: no such file*"])
+    assert "Traceback" not in result.stderr.str()

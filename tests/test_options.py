@@ -260,6 +260,8 @@ SAMPLES: dict[str, tuple[str | None, str]] = {
     "revision": ("r1", "r2"),
     "timeout": ("30", "45.5"),
     "queue_depth": ("3", "4"),
+    "baseline": ("cli-base", "ini-base"),
+    "baseline_any_lane": (None, "true"),
     "markdown": ("cli.md", "ini.md"),
     "step_summary": ("yes", "no"),
 }

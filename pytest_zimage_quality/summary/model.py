@@ -336,6 +336,9 @@ class RunSummary:
     n_cases: int
     suites: tuple[SuiteSummary, ...]
     schema_version: int = SCHEMA_VERSION
+    #: the comparison with ``--zimage-baseline`` (``baseline.Comparison.to_dict()``, or
+    #: ``{"path", "refused"}`` when the baseline was refused); None without a baseline
+    baseline: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """summary.json's content."""
@@ -353,4 +356,5 @@ class RunSummary:
             "results_file": RESULTS_FILE,
             "n_cases": self.n_cases,
             "suites": [suite.to_dict() for suite in self.suites],
+            "baseline": None if self.baseline is None else dict(self.baseline),
         }

@@ -1,0 +1,50 @@
+"""The baseline comparison's lines under the terminal summary: one per failing or changed
+config, then the count of new and inherited failures. Formatting only."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..baseline import Comparison
+
+__all__ = ["comparison_lines"]
+
+Markup = dict[str, bool]
+
+
+def _num(value: float | None) -> str:
+    return "—" if value is None else f"{value:+.4f}"
+
+
+def comparison_lines(comparison: Comparison | None, refused: str = "") -> list[tuple[str, Markup]]:
+    """(line, markup) pairs; nothing without a baseline."""
+    if refused:
+        return [(f"zimage baseline REFUSED: {refused}", {"red": True, "bold": True})]
+    if comparison is None:
+        return []
+    name = comparison.run_id or comparison.path
+    lines: list[tuple[str, Markup]] = []
+    for note in comparison.notes:
+        lines.append((f"zimage baseline: {note}", {"yellow": True}))
+    for change in comparison.configs:
+        label = f" [{change.status}]" if change.status else ""
+        tone: Markup = {"red": True} if change.status == "new" else {}
+        lines.append(
+            (
+                f"zimage baseline: {change.label} {change.verdict_then or '—'} → "
+                f"{change.verdict_now}, Δ {_num(change.mean_diff_then)} → "
+                f"{_num(change.mean_diff_now)} (change {_num(change.change)}){label}",
+                tone,
+            )
+        )
+    counts = comparison.counts()
+    tone = {"red": True, "bold": True} if counts["new"] else {"green": True}
+    lines.append(
+        (
+            f"zimage baseline {name}: {counts['new']} new, {counts['inherited']} inherited, "
+            f"{counts['no baseline']} without a baseline (failing configs and cases)",
+            tone,
+        )
+    )
+    return lines
