@@ -24,7 +24,7 @@ from .baseline import Baseline, BaselineError, Comparison, compare, load_baselin
 from .checks import check_record
 from .collect import NO_HOST_REASON, QualityFailure, ZImageItem, xfail_marker
 from .errors import ScorerError, SuiteError, ZImageError, ZImageWarning
-from .metrics import ScorerSpec, ScorerSpecError, check_specs
+from .metrics import MetricInfo, ScorerSpec, ScorerSpecError, check_specs
 from .records import CaseRecord
 from .report.comparison import comparison_lines
 from .report.markdown import (
@@ -479,6 +479,7 @@ class ZImageSession:
             settings=self.settings,
             environment=self.environment_summary(),
             run_id=self.run_id,
+            metrics=[MetricInfo.from_dict(m) for m in self.environment.get("metrics", [])],
         )
         self.ran_gate = True
         if self.baseline is not None:

@@ -145,7 +145,12 @@ def clip_chart(
     means: Mapping[tuple[str, str], float],
     config_means: Mapping[str, float],
     reference_key: str,
+    *,
+    metric: str = "CLIPScore",
+    digits: int = 4,
 ) -> Chart | None:
+    """Per config: a point per prompt (its mean over seeds) and a bar at the config mean, of
+    CLIPScore or of any other ``metric``."""
     values = list(means.values()) + list(config_means.values())
     if not values or not columns:
         return None
@@ -172,7 +177,7 @@ def clip_chart(
                     x=round(centres[column.key] + offset, 1),
                     y=round(y_of(value), 1),
                     colour=colours[prompt],
-                    title=f"{prompt} · {column.label}: mean CLIPScore {value:.4f}",
+                    title=f"{prompt} · {column.label}: mean {metric} {value:.{digits}f}",
                 )
             )
     marks = tuple(
@@ -181,7 +186,7 @@ def clip_chart(
             round(y_of(value), 1),
             round(centres[key] + band * 0.38, 1),
             round(y_of(value), 1),
-            f"{value:.4f}",
+            f"{value:.{digits}f}",
         )
         for key, value in config_means.items()
         if key in centres
@@ -190,12 +195,12 @@ def clip_chart(
     if reference_key in config_means:
         y = round(y_of(config_means[reference_key]), 1)
         label = next((c.label for c in columns if c.key == reference_key), reference_key)
-        text = f"dashed: reference ({label}) mean {config_means[reference_key]:.4f}"
+        text = f"dashed: reference ({label}) mean {config_means[reference_key]:.{digits}f}"
         guides = (Segment(_LEFT, y, _RIGHT, y, text, _RIGHT, _TOP - 6, "end"),)
     return Chart(
-        title="CLIPScore per config (points: per-prompt means over seeds; bar: config mean)",
+        title=f"{metric} per config (points: per-prompt means over seeds; bar: config mean)",
         x_label="config",
-        y_label="CLIPScore",
+        y_label=metric,
         width=_W,
         height=_H,
         left=_LEFT,

@@ -10,8 +10,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..metrics import MetricInfo
+from .metric_views import record_metric_facts
 from .views import (
     DASH,
+    Fact,
     GridRow,
     ImageCell,
     PromptRow,
@@ -86,7 +89,11 @@ class ImageLinks:
 
 
 def _image_cell(
-    record: CaseRecord | None, column: Column, seed: str, links: ImageLinks
+    record: CaseRecord | None,
+    column: Column,
+    seed: str,
+    links: ImageLinks,
+    metrics: Mapping[str, MetricInfo],
 ) -> ImageCell:
     if record is None:
         return ImageCell(
@@ -108,6 +115,11 @@ def _image_cell(
         title_parts.append(f"expected to fail: {record.expected_fail}")
     if message:
         title_parts.append(message)
+    readings = tuple(
+        Fact(f"{metrics[name].label if name in metrics else name} read", text.replace("\n", " / "))
+        for name, text in record.details.items()
+    )
+    title_parts.extend(f"{fact.label}: {fact.value}" for fact in readings)
     return ImageCell(
         present=bool(href),
         config_label=column.label,
@@ -129,6 +141,8 @@ def _image_cell(
         message=message,
         cached=record.cached,
         title="\n".join(title_parts),
+        metrics=tuple(Fact(label, value) for label, value in record_metric_facts(record, metrics)),
+        readings=readings,
     )
 
 
@@ -138,6 +152,7 @@ def image_sections(
     records: Sequence[CaseRecord],
     links: ImageLinks,
     open_sections: bool,
+    metrics: Mapping[str, MetricInfo] | None = None,
 ) -> tuple[PromptSection, ...]:
     sections = []
     for row in rows:
@@ -148,7 +163,8 @@ def image_sections(
             GridRow(
                 seed=str(seed),
                 cells=tuple(
-                    _image_cell(lookup.get((c.key, seed)), c, str(seed), links) for c in columns
+                    _image_cell(lookup.get((c.key, seed)), c, str(seed), links, metrics or {})
+                    for c in columns
                 ),
             )
             for seed in seeds

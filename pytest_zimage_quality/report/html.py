@@ -24,9 +24,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..metrics import MetricInfo
 from ..thumbnails import Thumbnail, make_thumbnails
 from .charts import Column, clip_chart, speed_chart
 from .grid import ImageLinks, image_sections
+from .metric_views import metric_charts, metric_rows
 from .views import (
     DASH,
     ConfigRow,
@@ -222,7 +224,11 @@ def _prompt_rows(suite: SuiteSummary, columns: Sequence[Column]) -> tuple[Prompt
 
 
 def _suite_view(
-    suite: SuiteSummary, records: Sequence[CaseRecord], links: ImageLinks, open_sections: bool
+    suite: SuiteSummary,
+    records: Sequence[CaseRecord],
+    links: ImageLinks,
+    open_sections: bool,
+    metrics: Sequence[MetricInfo] = (),
 ) -> SuiteView:
     reference = suite.reference.key
     configs = sorted(suite.configs, key=lambda c: c.key != reference)  # the reference first
@@ -235,6 +241,7 @@ def _suite_view(
         for key, cell in prompt.cells.items()
     }
     config_means = {c.key: c.clipscore.mean for c in configs if c.clipscore is not None}
+    headers, rows = metric_rows(suite, metrics) if metrics else ([], [])
     return SuiteView(
         name=suite.name,
         anchor=anchor_id("suite", suite.name),
@@ -250,11 +257,16 @@ def _suite_view(
         columns=columns,
         configs=config_rows,
         prompts=prompt_rows,
-        sections=image_sections(prompt_rows, columns, records, links, open_sections),
+        sections=image_sections(
+            prompt_rows, columns, records, links, open_sections, {m.name: m for m in metrics}
+        ),
         clip_chart=clip_chart(
             columns, [p.key for p in suite.prompts], means, config_means, reference
         ),
         speed_chart=speed_chart(suite.configs, suite.lpips_close),
+        metric_headers=tuple(headers),
+        metric_rows=tuple(tuple(row) for row in rows),
+        metric_charts=metric_charts(suite, configs, columns, metrics),
     )
 
 
@@ -278,7 +290,7 @@ def build_view(
         by_suite[record.suite].append(record)
     open_sections = len(records) <= _OPEN_SECTIONS_UP_TO
     suites = tuple(
-        _suite_view(suite, by_suite.get(suite.name, []), links, open_sections)
+        _suite_view(suite, by_suite.get(suite.name, []), links, open_sections, summary.metrics)
         for suite in summary.suites
     )
     env = summary.environment

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from ..summary.model import RANDOM_BANNER
+from .metric_views import metric_rows, prompt_metric_rows, shown_metrics
 from .vocabulary import WARNING_VERDICTS, column, gate_headline, legend, verdict_label
 
 if TYPE_CHECKING:
@@ -247,6 +248,7 @@ def _write_summary(
         )
         for line in format_table(headers, rows, "<" + ">" * (len(headers) - 1)):
             tr.write_line(line)
+        _write_metrics(tr, summary, suite, verbosity)
         if verbosity >= 1:
             _write_seed_rows(tr, records, suite)
         _write_power(tr, suite)
@@ -256,6 +258,36 @@ def _write_summary(
     markup = {"pass": {"green": True}, "fail": {"red": True}}.get(tone, {"yellow": True})
     tr.write_line(headline, **markup, bold=True)
     tr.write_line(f"zimage: report {html_path}  (results.jsonl, summary.json beside it)")
+
+
+def _write_metrics(
+    tr: TerminalWriter, summary: RunSummary, suite: SuiteSummary, verbosity: int
+) -> None:
+    """One column per metric (``-v``: all of them), then a per-prompt table for each further
+    reference-free metric (text accuracy: the prompts that declare text)."""
+    shown = shown_metrics(summary.metrics, verbose=verbosity >= 1)
+    if not shown:
+        return
+    headers, rows = metric_rows(suite, shown)
+    tr.write_line("")
+    hidden = len(summary.metrics) - len(shown)
+    more = f"; -v adds {hidden} more" if hidden else ""
+    tr.write_line(
+        f"Metrics (mean; (Δ) paired with {suite.reference.label} for prompt-based ones; "
+        f"↑/↓ = which way is better{more}):"
+    )
+    for line in format_table(headers, rows, "<" + ">" * (len(headers) - 1)):
+        tr.write_line(line)
+    for info in shown:
+        if info.name in ("clipscore",) or info.reference_based:
+            continue
+        headers, rows = prompt_metric_rows(suite, info)
+        if not rows:
+            continue
+        tr.write_line("")
+        tr.write_line(f"Per-prompt mean {info.label}:")
+        for line in format_table(headers, rows, "<" + ">" * (len(headers) - 1)):
+            tr.write_line(line)
 
 
 def _write_seed_rows(

@@ -215,6 +215,9 @@ class ImageCell:
     message: str
     cached: str
     title: str
+    #: further metrics of this image (label, value), and what a metric read in it (OCR)
+    metrics: tuple[Fact, ...] = ()
+    readings: tuple[Fact, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -254,6 +257,10 @@ class SuiteView:
     sections: tuple[PromptSection, ...]
     clip_chart: Chart | None
     speed_chart: Chart | None
+    #: one column per metric (all of them), a row per config; a chart per further metric
+    metric_headers: tuple[str, ...] = ()
+    metric_rows: tuple[tuple[str, ...], ...] = ()
+    metric_charts: tuple[Chart, ...] = ()
 
 
 @dataclass(frozen=True)

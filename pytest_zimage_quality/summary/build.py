@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from .. import stats
+from ..metrics import MetricInfo
 from ..records import CaseRecord
+from .metrics import cell_metrics, infer_metrics, metric_columns
 from .model import (
     NO_DATA,
     RANDOM_BANNER,
@@ -131,6 +133,7 @@ def _config_summary(
     gate: GateParameters,
     lpips_close: float,
     prompt_order: Sequence[str],
+    metrics: Sequence[MetricInfo] = (),
 ) -> tuple[ConfigSummary, dict[str, stats.PromptComparison]]:
     scored = _scored(rows)
     lpips = None if is_ref else _describe([r.lpips for r in scored if r.lpips is not None])
@@ -160,6 +163,7 @@ def _config_summary(
         if result is not None
         else (),
         outcomes=_count_outcomes(rows),
+        metrics=metric_columns(scored, metrics, is_ref=is_ref),
     )
     return summary, {c.prompt: c for c in comparisons}
 
@@ -179,6 +183,7 @@ def _cell(
         p_value=comparison.p_value if comparison else None,
         p_adjusted=comparison.p_adjusted if comparison else None,
         flagged=comparison.flagged if comparison else None,
+        metrics=cell_metrics(rows),
     )
 
 
@@ -188,6 +193,7 @@ def _suite_summary(
     records: Sequence[CaseRecord],
     settings: Settings,
     gate: GateParameters,
+    metrics: Sequence[MetricInfo] = (),
 ) -> SuiteSummary:
     by_config: dict[str, list[CaseRecord]] = defaultdict(list)
     for record in records:
@@ -214,6 +220,7 @@ def _suite_summary(
             gate=gate,
             lpips_close=settings.lpips_close,
             prompt_order=prompt_order,
+            metrics=metrics,
         )
         configs.append(config)
 
@@ -309,8 +316,11 @@ def build_summary(
     environment: Environment,
     run_id: str,
     created: str | None = None,
+    metrics: Sequence[MetricInfo] = (),
 ) -> RunSummary:
-    """The run summary of ``records``; ``suites`` are the suite files they came from, if known."""
+    """The run summary of ``records``; ``suites`` are the suite files they came from, if known;
+    ``metrics`` describe the run's scorers (metrics the records hold beyond them are added)."""
+    metrics = infer_metrics(records, metrics)
     by_suite: dict[str, list[CaseRecord]] = defaultdict(list)
     for record in records:
         by_suite[record.suite].append(record)
@@ -319,7 +329,7 @@ def build_summary(
     for name, rows in by_suite.items():
         suite = suites_by_name.get(name)
         gate = settings.gate_for(suite) if suite else settings.gate_for_defaults()
-        summaries.append(_suite_summary(suite, name, rows, settings, gate))
+        summaries.append(_suite_summary(suite, name, rows, settings, gate, metrics))
     banners = []
     if settings.simulated or any(r.simulated for r in records):
         banners.append(SIMULATED_BANNER)
@@ -336,4 +346,5 @@ def build_summary(
         environment=environment,
         n_cases=len(records),
         suites=tuple(summaries),
+        metrics=tuple(metrics),
     )

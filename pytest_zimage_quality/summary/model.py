@@ -12,8 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..metrics import MetricInfo
+
 if TYPE_CHECKING:
     from ..stats import Description, GateResult
+    from .metrics import MetricColumn
 
 __all__ = [
     "PLUGIN_NAME",
@@ -87,6 +90,8 @@ class ConfigSummary:
     expected_fail_prompts: tuple[str, ...]
     flagged_prompts: tuple[str, ...]
     outcomes: Mapping[str, int]
+    #: every metric of the run over this config's images, by name (docs/scorers.md)
+    metrics: Mapping[str, MetricColumn] = field(default_factory=dict)
 
     @property
     def is_reference(self) -> bool:
@@ -110,6 +115,7 @@ class ConfigSummary:
             "expected_fail_prompts": list(self.expected_fail_prompts),
             "flagged_prompts": list(self.flagged_prompts),
             "outcomes": dict(self.outcomes),
+            "metrics": {name: column.to_dict() for name, column in self.metrics.items()},
         }
 
 
@@ -126,12 +132,15 @@ class PromptCell:
     p_value: float | None = None
     p_adjusted: float | None = None
     flagged: bool | None = None
+    #: mean of each metric over the cell's seeds
+    metrics: Mapping[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "n": self.n,
             "clipscore_mean": self.clipscore_mean,
             "expected_fail": self.expected_fail,
+            "metrics": dict(self.metrics),
         }
         if not self.is_reference:
             data.update(
@@ -339,6 +348,8 @@ class RunSummary:
     #: the comparison with ``--zimage-baseline`` (``baseline.Comparison.to_dict()``, or
     #: ``{"path", "refused"}`` when the baseline was refused); None without a baseline
     baseline: Mapping[str, Any] | None = None
+    #: every metric of the run: name, label, kind, direction, device, weights (docs/scorers.md)
+    metrics: tuple[MetricInfo, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """summary.json's content."""
@@ -357,4 +368,5 @@ class RunSummary:
             "n_cases": self.n_cases,
             "suites": [suite.to_dict() for suite in self.suites],
             "baseline": None if self.baseline is None else dict(self.baseline),
+            "metrics": [info.to_dict() for info in self.metrics],
         }
