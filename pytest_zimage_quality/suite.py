@@ -9,6 +9,7 @@ a ``SuiteError`` naming the file, the key and the fix; nothing here imports pyte
 from __future__ import annotations
 
 import hashlib
+import re
 import sys
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
@@ -61,6 +62,7 @@ _SUITE_KEYS = {
     "clip_floor": "lowest CLIPScore a reference image may have",
     "revision": "free text folded into the image cache key",
     "text_from_quotes": "true: a prompt's quoted text is the text its image should show",
+    "gate_metric": "the metric the per-config gate runs on (default 'clipscore'; docs/scorers.md)",
 }
 _CONFIG_KEYS = {"label", "description", "overrides"}
 _PROMPT_KEYS = {"key", "text", "tags", "expected_text"}
@@ -159,6 +161,8 @@ class Suite:
     clip_floor: float | None = None
     revision: str = ""
     sha256: str = ""
+    #: the metric the per-config gate runs on (a reference-free one, e.g. "text_accuracy")
+    gate_metric: str = "clipscore"
 
     # -- lookups -------------------------------------------------------------------------
     def config(self, key: str) -> ConfigSpec:
@@ -452,7 +456,18 @@ class _Parser:
             **gate,
             revision=self.string(suite_t.get("revision", ""), "suite.revision", allow_empty=True),
             sha256=digest.hexdigest(),
+            gate_metric=self.gate_metric(suite_t),
         )
+
+    def gate_metric(self, suite_t: Mapping[str, Any]) -> str:
+        name = self.string(suite_t.get("gate_metric", "clipscore"), "suite.gate_metric")
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", name):
+            raise self.error(
+                "suite.gate_metric",
+                f"{name!r} is not a metric name",
+                "name a metric of the run: clipscore, text_accuracy, or a registered scorer's",
+            )
+        return name
 
     def output_node(self, suite_t: Mapping[str, Any], workflow: Workflow) -> str:
         outputs = workflow.output_nodes()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import jsonschema
 import pytest
 
+from pytest_zimage_quality.errors import SuiteError
 from pytest_zimage_quality.metrics import REFERENCE_BASED, REFERENCE_FREE, MetricInfo
 from pytest_zimage_quality.records import CaseRecord
 from pytest_zimage_quality.report.metric_views import (
@@ -16,7 +18,9 @@ from pytest_zimage_quality.report.metric_views import (
     shown_metrics,
 )
 from pytest_zimage_quality.settings import HostSpec, Settings
+from pytest_zimage_quality.suite import load_suite
 from pytest_zimage_quality.summary import RunSummary, build_summary
+from tests.helpers import write_small_suite
 
 from .test_summary import ENVIRONMENT, SCHEMA, records
 
@@ -88,3 +92,79 @@ def test_a_grid_caption_lists_the_further_metrics() -> None:
     record = _with_metrics()[1]  # a candidate of prompt a, seed 1
     facts = record_metric_facts(record, {m.name: m for m in (TEXT, PSNR)})
     assert facts == [("Text acc.", "0.600"), ("PSNR dB", "∞")]
+
+
+# -- the gate on the metric the suite names ------------------------------------------------
+
+SHARP = MetricInfo("blur", "Blur", REFERENCE_FREE, False)  # lower is better
+
+
+def _gate_records(suite_name: str, prompts: list[str]) -> list[CaseRecord]:
+    out = []
+    for i, prompt in enumerate(prompts):
+        for seed in (1, 2, 3):
+            for config in ("bf16", "fp8"):
+                is_ref = config == "bf16"
+                blur = 0.10 + 0.01 * i + 0.001 * seed
+                text = 1.0
+                if not is_ref:
+                    blur += 0.05  # worse
+                    text = 0.5  # worse
+                metrics = {"clipscore": 0.3, "blur": blur, "text_accuracy": text}
+                ref_metrics = (
+                    {} if is_ref else {"clipscore": 0.3, "blur": blur - 0.05, "text_accuracy": 1.0}
+                )
+                out.append(
+                    CaseRecord(
+                        suite=suite_name, case_id=f"{prompt}-{config}-s{seed}", prompt=prompt,
+                        prompt_text=prompt, config=config, config_label=config.upper(), seed=seed,
+                        reference="bf16", role="reference" if is_ref else "candidate",
+                        clipscore=0.3, reference_clipscore=None if is_ref else 0.3,
+                        delta=None if is_ref else 0.0, metrics=metrics,
+                        reference_metrics=ref_metrics, outcome="passed",
+                    )
+                )  # fmt: skip
+    return out
+
+
+def _gated(tmp_path: Path, gate_metric: str) -> RunSummary:
+    tmp_path.mkdir(exist_ok=True)
+    suite = load_suite(write_small_suite(tmp_path, suite_extra=f'gate_metric = "{gate_metric}"'))
+    rows = _gate_records(suite.name, ["cat", "ink", "sign"])
+    return build_summary(
+        rows,
+        suites=[suite],
+        settings=Settings(hosts=(HostSpec("http://gpu:8188"),)),
+        environment=ENVIRONMENT,
+        run_id="run-1",
+        metrics=[SHARP, TEXT],
+    )
+
+
+def test_the_gate_runs_on_the_suites_metric_with_its_direction(tmp_path: Path) -> None:
+    summary = _gated(tmp_path, "text_accuracy")
+    suite = summary.suites[0]
+    assert suite.gate_metric == "text_accuracy"
+    gate = suite.configs[1].gate
+    assert gate is not None
+    assert gate.mean_diff == pytest.approx(-0.5)  # candidate − reference text accuracy
+    jsonschema.validate(summary.to_dict(), SCHEMA)
+    # a lower-is-better metric is negated: more blur is a drop
+    blur = _gated(tmp_path / "b", "blur").suites[0].configs[1].gate
+    assert blur is not None
+    assert blur.mean_diff == pytest.approx(-0.05)
+    clip = _gated(tmp_path / "c", "clipscore").suites[0].configs[1].gate
+    assert clip is not None
+    assert clip.mean_diff == pytest.approx(0.0)
+
+
+def test_a_gate_metric_the_run_did_not_measure_fails_the_run_with_its_name(tmp_path: Path) -> None:
+    summary = _gated(tmp_path, "pickscore")
+    assert summary.suites[0].configs[1].gate is None
+    assert not summary.exit.gate_passed
+    assert "gate metric 'pickscore' was not measured in this run" in summary.exit.reason
+
+
+def test_a_bad_gate_metric_name_is_a_suite_error(tmp_path: Path) -> None:
+    with pytest.raises(SuiteError, match=r"suite\.gate_metric"):
+        load_suite(write_small_suite(tmp_path, suite_extra='gate_metric = "Text Accuracy"'))

@@ -232,6 +232,7 @@ def _write_summary(
             f"suite {suite.name}: reference {suite.reference.label}, {n_prompts} prompts × "
             f"{n_seeds} seeds; per-case tolerance {suite.tolerance:g}, margin δ = {suite.margin:g}, "
             f"α = {suite.alpha:g} (one-sided)"
+            + ("" if suite.gate_metric == "clipscore" else f"; gate metric: {suite.gate_metric}")
         )
         tr.write_line("")
         headers, rows, verdicts = headline_rows(suite)

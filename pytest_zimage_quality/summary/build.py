@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from .. import stats
-from ..metrics import MetricInfo
+from ..metrics import REFERENCE_FREE, MetricInfo
 from ..records import CaseRecord
 from .metrics import cell_metrics, infer_metrics, metric_columns
 from .model import (
@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 
 __all__ = ["build_summary", "config_gate", "describe_settings", "exit_decision"]
 
+#: The default gate metric (the suite's ``gate_metric`` names another).
+CLIPSCORE = MetricInfo("clipscore", "CLIPScore", REFERENCE_FREE, True)
 PER_PROMPT_CORRECTION = "Holm–Bonferroni across the prompts of each config (family-wise error ≤ α)"
 GATE_PARAMETERS = ("tolerance", "margin", "alpha", "clip_floor")
 TimingSource = Literal["server", "wall"]
@@ -86,26 +88,37 @@ def _speed(records: Sequence[CaseRecord], reference: Sequence[CaseRecord], is_re
 
 
 def _paired(
-    candidates: Sequence[CaseRecord], excluded: set[str]
+    candidates: Sequence[CaseRecord], excluded: set[str], metric: MetricInfo
 ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Per prompt, the paired (reference, candidate) values of ``metric`` in seed order; a
+    lower-is-better metric is negated, so the gate's "drop" is always the bad direction."""
+    sign = 1.0 if metric.higher_is_better else -1.0
     ref: dict[str, list[float]] = defaultdict(list)
     cand: dict[str, list[float]] = defaultdict(list)
     for record in sorted(candidates, key=lambda r: r.seed):
         if record.prompt in excluded:
             continue
-        if record.clipscore is None or record.reference_clipscore is None:
+        value, reference = record.metric(metric.name), record.reference_metric(metric.name)
+        if metric.name == CLIPSCORE.name and (value is None or reference is None):
+            value, reference = record.clipscore, record.reference_clipscore  # older records
+        if value is None or reference is None:
             continue
-        ref[record.prompt].append(record.reference_clipscore)
-        cand[record.prompt].append(record.clipscore)
+        ref[record.prompt].append(sign * reference)
+        cand[record.prompt].append(sign * value)
     return dict(ref), dict(cand)
 
 
 def config_gate(
-    candidates: Sequence[CaseRecord], gate: GateParameters, *, prompt_order: Sequence[str]
+    candidates: Sequence[CaseRecord],
+    gate: GateParameters,
+    *,
+    prompt_order: Sequence[str],
+    metric: MetricInfo = CLIPSCORE,
 ) -> tuple[stats.GateResult | None, tuple[stats.PromptComparison, ...], list[str]]:
-    """The gate result, per-prompt comparisons and expected-fail prompts of one candidate config."""
+    """The gate result, per-prompt comparisons and expected-fail prompts of one candidate
+    config, on ``metric`` (CLIPScore unless the suite names another)."""
     excluded = sorted({r.prompt for r in candidates if r.expected_fail})
-    ref, cand = _paired(candidates, set(excluded))
+    ref, cand = _paired(candidates, set(excluded), metric)
     order = {key: i for i, key in enumerate(prompt_order)}
     ref = dict(sorted(ref.items(), key=lambda kv: order.get(kv[0], len(order))))
     cand = {key: cand[key] for key in ref}
@@ -114,6 +127,14 @@ def config_gate(
     result = stats.noninferiority_gate(ref, cand, margin=gate.margin, alpha=gate.alpha)
     comparisons = stats.per_prompt_comparisons(ref, cand, alpha=gate.alpha, margin=gate.margin)
     return result, tuple(comparisons), excluded
+
+
+def gate_metric_of(suite: Suite | None, metrics: Sequence[MetricInfo]) -> MetricInfo | None:
+    """The suite's gate metric as the run knows it; None when the run did not measure it."""
+    name = suite.gate_metric if suite is not None else CLIPSCORE.name
+    if name == CLIPSCORE.name:
+        return next((m for m in metrics if m.name == name), CLIPSCORE)
+    return next((m for m in metrics if m.name == name), None)
 
 
 def _count_outcomes(records: Iterable[CaseRecord]) -> dict[str, int]:
@@ -134,11 +155,14 @@ def _config_summary(
     lpips_close: float,
     prompt_order: Sequence[str],
     metrics: Sequence[MetricInfo] = (),
+    gate_metric: MetricInfo | None = CLIPSCORE,
 ) -> tuple[ConfigSummary, dict[str, stats.PromptComparison]]:
     scored = _scored(rows)
     lpips = None if is_ref else _describe([r.lpips for r in scored if r.lpips is not None])
     result, comparisons, excluded = (
-        (None, (), []) if is_ref else config_gate(rows, gate, prompt_order=prompt_order)
+        (None, (), [])
+        if is_ref or gate_metric is None or gate_metric.reference_based
+        else config_gate(rows, gate, prompt_order=prompt_order, metric=gate_metric)
     )
     two_axis = None
     if result is not None and lpips is not None:
@@ -208,6 +232,7 @@ def _suite_summary(
     prompt_order = [p.key for p in suite.prompts] if suite else sorted({r.prompt for r in records})
     labels = {r.config: r.config_label for r in records}
 
+    gate_metric = gate_metric_of(suite, metrics)
     configs = []
     comparisons: dict[str, dict[str, stats.PromptComparison]] = {}
     for key in config_order:
@@ -221,6 +246,7 @@ def _suite_summary(
             lpips_close=settings.lpips_close,
             prompt_order=prompt_order,
             metrics=metrics,
+            gate_metric=gate_metric,
         )
         configs.append(config)
 
@@ -252,6 +278,7 @@ def _suite_summary(
         counts=_count_outcomes(records),
         configs=tuple(configs),
         prompts=tuple(prompts),
+        gate_metric=suite.gate_metric if suite is not None else CLIPSCORE.name,
     )
 
 
@@ -264,7 +291,9 @@ def _tags(suite: Suite | None, prompt: str) -> tuple[str, ...]:
         return ()
 
 
-def exit_decision(suites: Sequence[SuiteSummary], settings: Settings) -> ExitDecision:
+def exit_decision(
+    suites: Sequence[SuiteSummary], settings: Settings, metrics: Sequence[MetricInfo] = ()
+) -> ExitDecision:
     """Whether the gate lets the run pass, and why not (the run's exit status follows it)."""
     failed, inconclusive, flagged = [], [], []
     for suite in suites:
@@ -277,6 +306,19 @@ def exit_decision(suites: Sequence[SuiteSummary], settings: Settings) -> ExitDec
             if settings.per_prompt_gate and config.flagged_prompts:
                 flagged.append(f"{name}: {', '.join(config.flagged_prompts)}")
     reasons = []
+    for suite in suites:
+        known = {m.name: m for m in metrics}
+        info = known.get(suite.gate_metric)
+        if suite.gate_metric != CLIPSCORE.name and (info is None or info.reference_based):
+            why = (
+                "was not measured in this run"
+                if info is None
+                else "compares with the reference image"
+            )
+            reasons.append(
+                f"suite {suite.name}: gate metric {suite.gate_metric!r} {why}; name a metric "
+                "of the image against its prompt (clipscore, text_accuracy, a registered one)"
+            )
     if failed:
         reasons.append(f"non-inferiority not shown for {', '.join(failed)}")
     if inconclusive and settings.inconclusive == "fail":
@@ -341,7 +383,7 @@ def build_summary(
         simulated=settings.simulated,
         random_weights=settings.random_weights,
         banners=tuple(banners),
-        exit=exit_decision(summaries, settings),
+        exit=exit_decision(summaries, settings, metrics),
         options=describe_settings(settings),
         environment=environment,
         n_cases=len(records),

@@ -203,6 +203,8 @@ class SuiteSummary:
     counts: Mapping[str, int]
     configs: tuple[ConfigSummary, ...]
     prompts: tuple[PromptSummary, ...]
+    #: the metric the per-config gate ran on (the suite's ``gate_metric``)
+    gate_metric: str = "clipscore"
 
     @property
     def margin(self) -> float:
@@ -228,6 +230,7 @@ class SuiteSummary:
             "counts": dict(self.counts),
             "configs": [config.to_dict() for config in self.configs],
             "prompts": [prompt.to_dict() for prompt in self.prompts],
+            "gate_metric": self.gate_metric,
         }
 
 
