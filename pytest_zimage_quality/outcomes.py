@@ -22,8 +22,9 @@ Pure: names and counts in, names out.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Literal
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from .errors import (
     ComfyUIHTTPError,
@@ -37,13 +38,20 @@ from .errors import (
 )
 
 __all__ = [
+    "ERROR_KIND_PROPERTY",
     "INFRA_EXIT_STATUS",
+    "VERDICT_PROPERTY",
     "CaseVerdict",
     "ErrorKind",
+    "RunVerdicts",
     "case_verdict",
+    "config_verdict",
     "config_verdict_kind",
     "error_kind",
+    "error_properties",
+    "record_verdict",
     "run_exit_status",
+    "run_verdicts",
     "verdict_counts",
 ]
 
@@ -60,6 +68,10 @@ _TRANSIENT: tuple[type[ZImageError], ...] = (
     GenerationInterruptedError,
     ImageDecodeError,
 )
+#: JUnit ``<property>`` names (pytest ``user_properties``) of a case's verdict and error kind.
+VERDICT_PROPERTY = "zimage_verdict"
+ERROR_KIND_PROPERTY = "zimage_error_kind"
+
 #: pytest's ExitCode.TESTS_FAILED: tests ran and some did not pass.
 _PYTEST_TESTS_FAILED = 1
 
@@ -81,6 +93,11 @@ def error_kind(error: BaseException) -> ErrorKind:
     if isinstance(error, TimeoutError | ConnectionError):
         return "infrastructure"
     return "setup"
+
+
+def error_properties(error: BaseException) -> list[tuple[str, object]]:
+    """The ``user_properties`` of a case that errored: its verdict and :func:`error_kind`."""
+    return [(VERDICT_PROPERTY, "error"), (ERROR_KIND_PROPERTY, error_kind(error))]
 
 
 def case_verdict(
@@ -118,7 +135,7 @@ def run_exit_status(
     pytest_status: int,
     *,
     counts: Mapping[str, int],
-    error_kinds: Iterable[ErrorKind],
+    error_kinds: Iterable[str],
     quality_failed_configs: int,
     enabled: bool,
 ) -> int:
@@ -141,3 +158,132 @@ def run_exit_status(
     if enabled and pytest_status == _PYTEST_TESTS_FAILED and only_infrastructure:
         return INFRA_EXIT_STATUS
     return pytest_status
+
+
+#: Config-level words (the gate's decision kept as its own field beside it).
+_INFERIOR_WORDS = ("fail", "inferior")
+_UNDECIDED_WORDS = ("inconclusive", "insufficient data", "incomplete")
+
+
+def record_verdict(*, check: str, outcome: str) -> CaseVerdict:
+    """A recorded case's verdict from its per-case ``check`` ("pass"/"fail"/"error") and
+    pytest's ``outcome``: the outcome's skip/xfail words win, then an error, then the check."""
+    if outcome in ("skipped", "xfailed", "xpassed"):
+        return outcome  # type: ignore[return-value]  # narrowed by the membership test
+    if outcome == "error" or check == "error":
+        return "error"
+    if check == "fail" or outcome == "failed":
+        return "failed"
+    return "passed" if check == "pass" else "error"
+
+
+def config_verdict(*, is_reference: bool, gate_word: str, counts: Mapping[str, int]) -> str:
+    """One config's verdict: ``failed`` when a case failed its check or the gate judged it
+    worse, else ``error`` when cases errored (the gate could not judge it on complete data),
+    else ``failed`` when the gate stayed undecided on complete data, else ``passed``
+    (``skipped`` when nothing ran). ``gate_word``: its gate verdict or decision."""
+    ran = sum(counts.get(k, 0) for k in ("passed", "failed", "error", "xfailed", "xpassed"))
+    if ran == 0:
+        return "skipped"
+    word = "" if is_reference else gate_word.lower()
+    if counts.get("failed", 0) or counts.get("xpassed", 0) or word in _INFERIOR_WORDS:
+        return "failed"
+    if counts.get("error", 0):
+        return "error"
+    return "failed" if word in _UNDECIDED_WORDS else "passed"
+
+
+@dataclass(frozen=True)
+class RunVerdicts:
+    """summary.json's ``verdicts`` block: each case's and config's verdict, the counts, the
+    kinds of the errors, and the exit status this module chose."""
+
+    cases: Mapping[str, str]
+    configs: Mapping[str, str]
+    counts: Mapping[str, int]
+    error_kinds: Mapping[str, str]
+    exit_status: int | None = None
+    infra_exit_status: bool = False
+    errors: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> str:
+        """The run in one word: error beats failed only when nothing failed on quality."""
+        if any(v == "failed" for v in self.configs.values()) or self.counts.get("failed", 0):
+            return "failed"
+        if self.counts.get("error", 0) or any(v == "error" for v in self.configs.values()):
+            return "error"
+        return "passed"
+
+    @property
+    def only_infrastructure(self) -> bool:
+        kinds = list(self.error_kinds.values())
+        return self.verdict == "error" and bool(kinds) and set(kinds) == {"infrastructure"}
+
+    def last_line(self) -> str:
+        """The zimage summary's last line: failures and errors counted apart, and what the
+        exit status means."""
+        counts = self.counts
+        infra = sum(kind == "infrastructure" for kind in self.error_kinds.values())
+        setup = sum(kind != "infrastructure" for kind in self.error_kinds.values())
+        parts = [f"{counts.get('passed', 0)} passed", f"{counts.get('failed', 0)} failed (quality)"]
+        if counts.get("error", 0):
+            kinds = ", ".join(
+                text
+                for n, text in ((infra, f"{infra} infrastructure"), (setup, f"{setup} setup"))
+                if n
+            )
+            parts.append(f"{counts['error']} error(s) ({kinds or 'not generated or scored'})")
+        line = f"zimage verdict: {self.verdict.upper()} — " + ", ".join(parts)
+        if self.exit_status == INFRA_EXIT_STATUS:
+            line += f"; exit status {INFRA_EXIT_STATUS}: infrastructure only, retry the run"
+        elif self.only_infrastructure and not self.infra_exit_status:
+            line += (
+                f"; infrastructure errors only (--zimage-infra-exit-status would exit "
+                f"{INFRA_EXIT_STATUS})"
+            )
+        return line
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict,
+            "counts": dict(self.counts),
+            "configs": dict(self.configs),
+            "cases": dict(self.cases),
+            "error_kinds": dict(self.error_kinds),
+            "errors": dict(self.errors),
+            "only_infrastructure": self.only_infrastructure,
+            "exit_status": self.exit_status,
+        }
+
+
+def run_verdicts(
+    cases: Sequence[tuple[str, str, str, str]],
+    configs: Sequence[tuple[str, bool, str]],
+    *,
+    error_kinds: Mapping[str, str],
+    errors: Mapping[str, str] | None = None,
+) -> RunVerdicts:
+    """The run's verdicts. ``cases``: (case name, config name, check, pytest outcome) rows;
+    ``configs``: (config name, is_reference, gate verdict or decision); ``error_kinds`` and
+    ``errors``: per errored case name, its :func:`error_kind` and message."""
+    case_verdicts: dict[str, str] = {}
+    per_config: dict[str, list[str]] = {}
+    for name, config, check, outcome in cases:
+        verdict = record_verdict(check=check, outcome=outcome)
+        case_verdicts[name] = verdict
+        per_config.setdefault(config, []).append(verdict)
+    config_verdicts = {
+        name: config_verdict(
+            is_reference=is_ref, gate_word=word, counts=verdict_counts(per_config.get(name, ()))
+        )
+        for name, is_ref, word in configs
+    }
+    errored = {k for k, v in case_verdicts.items() if v == "error"}
+    return RunVerdicts(
+        cases=case_verdicts,
+        configs=config_verdicts,
+        counts=verdict_counts(case_verdicts.values()),
+        error_kinds={k: error_kinds.get(k, "setup") for k in sorted(errored)},
+        errors={k: v for k, v in (errors or {}).items() if k in errored},
+    )

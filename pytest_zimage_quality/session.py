@@ -25,6 +25,13 @@ from .checks import check_record
 from .collect import NO_HOST_REASON, QualityFailure, ZImageItem, xfail_marker
 from .errors import ScorerError, SuiteError, ZImageError, ZImageWarning
 from .metrics import MetricInfo, ScorerSpec, ScorerSpecError, check_specs
+from .outcomes import (
+    ERROR_KIND_PROPERTY,
+    VERDICT_PROPERTY,
+    RunVerdicts,
+    error_properties,
+    run_exit_status,
+)
 from .records import CaseRecord
 from .report.comparison import comparison_lines
 from .report.markdown import (
@@ -45,6 +52,7 @@ if TYPE_CHECKING:
 __all__ = ["NO_HOST_REASON", "SESSION_KEY", "ZImageSession"]
 
 SESSION_KEY = pytest.StashKey["ZImageSession"]()
+_OUTCOME_KEY = pytest.StashKey["CaseOutcome"]()
 
 
 class ZImageSession:
@@ -88,6 +96,9 @@ class ZImageSession:
                 raise pytest.UsageError(f"--zimage-baseline: {exc}") from None
         #: servers and scorer identities, for summary.json (workers send theirs to the controller)
         self.environment: dict[str, Any] = {"servers": [], "scorers": {}}
+        #: record key -> outcomes.error_kind of each case that errored (from its report)
+        self.error_kinds: dict[tuple[str, str], str] = {}
+        self.verdicts: RunVerdicts | None = None
 
     @property
     def report_dir(self) -> ReportDir:
@@ -320,10 +331,29 @@ class ZImageSession:
             item.user_properties.extend(
                 base.with_(check="error", message=str(error)).to_properties()
             )
+            item.user_properties.extend(error_properties(error))
             pytest.fail(str(error), pytrace=False)
         nxt = self._nextitem
         if isinstance(nxt, ZImageItem) and self.is_worker:
             engine.request([nxt.case])  # look one test ahead so the server never idles
+        self._obtain_in_setup(item)
+
+    def _obtain_in_setup(self, item: ZImageItem) -> None:
+        """Generate and score the case in the setup phase: a case that could not be generated
+        or scored is a pytest ERROR (E), kept apart from a quality FAILURE (F) in the call."""
+        try:
+            item.stash[_OUTCOME_KEY] = self.outcome(item.suite, item.case)
+        except ZImageError as exc:
+            error: ZImageError | None = exc
+        else:
+            error = None
+        if error is not None:
+            base = self._base_record(item.suite, item.case)
+            item.user_properties.extend(
+                base.with_(check="error", message=str(error)).to_properties()
+            )
+            item.user_properties.extend(error_properties(error))
+            pytest.fail(str(error), pytrace=False)
 
     def outcome(self, suite: Suite, case: Case) -> CaseOutcome:
         engine = self.engine()
@@ -354,15 +384,21 @@ class ZImageSession:
     def run_case(self, item: ZImageItem) -> None:
         suite, case = item.suite, item.case
         base = self._base_record(suite, case)
-        try:
-            outcome = self.outcome(suite, case)
-        except ZImageError as exc:
-            item.user_properties.extend(base.with_(check="error", message=str(exc)).to_properties())
-            raise
+        outcome = item.stash.get(_OUTCOME_KEY, None)
+        if outcome is None:  # setup obtained none (a plugin that skipped our setup)
+            try:
+                outcome = self.outcome(suite, case)
+            except ZImageError as exc:
+                item.user_properties.extend(
+                    base.with_(check="error", message=str(exc)).to_properties()
+                )
+                item.user_properties.extend(error_properties(exc))
+                raise
         record = self.record_for(base, outcome)
         result = check_record(record, blank=outcome.scores.blank)
         record = record.with_(check="pass" if result.passed else "fail", message=result.message)
         item.user_properties.extend(record.to_properties())
+        item.user_properties.append((VERDICT_PROPERTY, "passed" if result.passed else "failed"))
         if not result.passed:
             raise QualityFailure(result.message)
 
@@ -431,6 +467,9 @@ class ZImageSession:
         if record is None:
             return
         record = record.with_(outcome=_outcome_of(report))
+        kind = dict(report.user_properties).get(ERROR_KIND_PROPERTY)
+        if isinstance(kind, str):
+            self.error_kinds[record.key] = kind
         self.records[record.key] = record
         if self._results is None:
             self._prepare_report_dir()
@@ -486,6 +525,7 @@ class ZImageSession:
             self.summary = dataclasses.replace(self.summary, baseline=self._compare(self.summary))
             if self.baseline_refused and session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.USAGE_ERROR
+        self.summary = self._with_verdicts(session, self.summary)
         self.report_dir.write_summary(self.summary.to_dict())
         self._write_html()
         self._write_markdown()
@@ -497,6 +537,41 @@ class ZImageSession:
         ):
             self.gate_failed = True
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        self._infra_exit_status(session)
+
+    def _with_verdicts(self, session: pytest.Session, summary: RunSummary) -> RunSummary:
+        """summary.json's ``verdicts`` block, with the exit status the run will end with."""
+        from .summary.verdicts import summarize_verdicts  # noqa: PLC0415 - end of run only
+
+        verdicts = summarize_verdicts(self.records.values(), summary, error_kinds=self.error_kinds)
+        status = int(session.exitstatus)
+        if (
+            status == pytest.ExitCode.OK
+            and summary.exit.gate_applied
+            and not summary.exit.gate_passed
+        ):
+            status = int(pytest.ExitCode.TESTS_FAILED)
+        self.verdicts = dataclasses.replace(
+            verdicts,
+            exit_status=self._exit_status_for(status, verdicts),
+            infra_exit_status=self.settings.infra_exit_status,
+        )
+        return dataclasses.replace(summary, verdicts=self.verdicts.to_dict())
+
+    def _exit_status_for(self, status: int, verdicts: RunVerdicts) -> int:
+        return run_exit_status(
+            status,
+            counts=verdicts.counts,
+            error_kinds=verdicts.error_kinds.values(),
+            quality_failed_configs=sum(v == "failed" for v in verdicts.configs.values()),
+            enabled=self.settings.infra_exit_status,
+        )
+
+    def _infra_exit_status(self, session: pytest.Session) -> None:
+        """``--zimage-infra-exit-status``: a run that met only infrastructure errors (no
+        quality failure, no config judged worse) exits 75, so CI can retry it."""
+        if self.verdicts is not None:
+            session.exitstatus = self._exit_status_for(int(session.exitstatus), self.verdicts)
 
     def _compare(self, summary: RunSummary) -> dict[str, Any]:
         """summary.json's ``baseline`` block; a baseline from another lane is refused (the run
@@ -573,6 +648,15 @@ class ZImageSession:
         )
         for line, markup in comparison_lines(self.comparison, self.baseline_refused):
             terminalreporter.write_line(line, **markup)
+        if self.verdicts is not None:  # the last line: errors and failures counted apart
+            verdict = self.verdicts.verdict
+            terminalreporter.write_line(
+                self.verdicts.last_line(),
+                green=verdict == "passed",
+                red=verdict == "failed",
+                yellow=verdict == "error",
+                bold=True,
+            )
 
     def probe_hosts(self) -> list[str]:
         """One line per host for the report header: its ComfyUI version, GPU and VRAM.

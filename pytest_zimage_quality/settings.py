@@ -460,6 +460,15 @@ OPTIONS: Mapping[str, Option] = {
             kind="switch",
         ),
         Option(
+            "infra_exit_status",
+            parse_bool,
+            "exit with status 75 (EX_TEMPFAIL) when the only problems were infrastructure "
+            "errors (host unreachable, server error, timeout, corrupt image): no quality failure "
+            "and no config judged worse, so CI can retry the run instead of blocking the change.",
+            default=False,
+            kind="switch",
+        ),
+        Option(
             "markdown",
             str,
             "also write the run's summary as Markdown (verdicts, per-prompt table, worst cases, "
@@ -562,6 +571,7 @@ class Settings:
     queue_depth: int = _field_default("queue_depth")
     baseline: Path | None = None  # a path option has no built-in value
     baseline_any_lane: bool = _field_default("baseline_any_lane")
+    infra_exit_status: bool = _field_default("infra_exit_status")
     markdown: Path | None = None  # a path option has no built-in value
     step_summary: bool = _field_default("step_summary")
     rootpath: Path = field(default_factory=Path.cwd)

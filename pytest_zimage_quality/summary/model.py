@@ -353,6 +353,14 @@ class RunSummary:
     baseline: Mapping[str, Any] | None = None
     #: every metric of the run: name, label, kind, direction, device, weights (docs/scorers.md)
     metrics: tuple[MetricInfo, ...] = ()
+    #: each case's and config's passed / failed / error (``outcomes.RunVerdicts.to_dict()``)
+    verdicts: Mapping[str, Any] | None = None
+    #: the lane and every identity the results depend on (``provenance.build_provenance``)
+    provenance: Mapping[str, Any] | None = None
+    #: per config, the server's peak VRAM while it generated (``vram.vram_summary``)
+    vram: Mapping[str, Any] | None = None
+    #: the determinism check's measured re-run noise (``noise_floor.NoiseFloor.to_dict()``)
+    noise_floor: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """summary.json's content."""
@@ -372,4 +380,8 @@ class RunSummary:
             "suites": [suite.to_dict() for suite in self.suites],
             "baseline": None if self.baseline is None else dict(self.baseline),
             "metrics": [info.to_dict() for info in self.metrics],
+            "verdicts": None if self.verdicts is None else dict(self.verdicts),
+            "provenance": None if self.provenance is None else dict(self.provenance),
+            "vram": None if self.vram is None else dict(self.vram),
+            "noise_floor": None if self.noise_floor is None else dict(self.noise_floor),
         }

@@ -1,0 +1,117 @@
+"""End to end for the CI-native outputs (issue 14) through pytester against the fake ComfyUI:
+a host that dies mid-run ends in errors (not failures) with the retryable exit status.
+
+Each inner run is a subprocess, as in tests/test_plugin_e2e.py.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from typing import Any
+
+import jsonschema
+import pytest
+
+from pytest_zimage_quality.outcomes import INFRA_EXIT_STATUS
+from pytest_zimage_quality.testing import FakeComfyUI
+from tests.helpers import REPO, write_small_suite
+from tests.helpers.doubles import CONFTEST
+
+pytestmark = pytest.mark.slow
+
+Fake = Callable[..., FakeComfyUI]
+SCHEMA = json.loads((REPO / "docs" / "summary.schema.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    write_small_suite(pytester.path)
+    pytester.makeconftest(CONFTEST)
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    return pytester
+
+
+def run(project: pytest.Pytester, fake: FakeComfyUI, *args: str) -> pytest.RunResult:
+    return project.runpytest_subprocess(
+        "-p",
+        "no:randomly",
+        f"--zimage-host={fake.url}",
+        f"--zimage-report-dir={project.path / 'report'}",
+        f"--zimage-cache-dir={project.path / 'cache'}",
+        *args,
+    )
+
+
+def summary(project: pytest.Pytester) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(
+        (project.path / "report" / "summary.json").read_text(encoding="utf-8")
+    )
+    jsonschema.validate(data, SCHEMA)
+    return data
+
+
+def _dies_at_first_candidate(fake: FakeComfyUI) -> None:
+    """The server goes away (for longer than the run) when the first fp8 prompt starts."""
+    fake.faults.restart(
+        downtime=120.0, when=lambda run: any("fp8" in name for name in run.model_files)
+    )
+
+
+@pytest.mark.parametrize("infra_status", [True, False])
+def test_a_host_that_dies_ends_in_errors_with_the_distinct_status(
+    project: pytest.Pytester, zimage_fake_comfyui_factory: Fake, infra_status: bool
+) -> None:
+    fake = zimage_fake_comfyui_factory()
+    _dies_at_first_candidate(fake)
+    args = ["--zimage-timeout=5", f"--junitxml={project.path / 'junit.xml'}"]
+    if infra_status:
+        args.append("--zimage-infra-exit-status")
+    result = run(project, fake, *args)
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed", 0) == 0, result.stdout.str()
+    assert outcomes["errors"] >= 9  # at least every fp8 and nvfp4 case after the death
+    assert outcomes["passed"] >= 1
+    assert result.ret == (INFRA_EXIT_STATUS if infra_status else pytest.ExitCode.TESTS_FAILED)
+    last = result.stdout.lines[-1]
+    zimage_line = next(line for line in result.stdout.lines if "zimage verdict:" in line)
+    assert zimage_line.startswith("zimage verdict: ERROR")
+    assert "0 failed (quality)" in zimage_line
+    assert "infrastructure" in zimage_line
+    if infra_status:
+        assert f"exit status {INFRA_EXIT_STATUS}" in zimage_line
+    assert "error" in last
+    data = summary(project)["verdicts"]
+    assert data["verdict"] == "error"
+    assert data["only_infrastructure"] is True
+    assert data["counts"]["failed"] == 0
+    assert data["configs"]["fp8"] == "error"
+    assert set(data["error_kinds"].values()) == {"infrastructure"}
+    assert data["exit_status"] == result.ret
+    # JUnit: each errored case is an <error> (not a <failure>) with its verdict property
+    tree = ET.parse(project.path / "junit.xml")
+    cases = tree.getroot().iter("testcase")
+    errored = [c for c in cases if c.find("error") is not None]
+    assert len(errored) == outcomes["errors"]
+    assert not any(c.find("failure") is not None for c in tree.getroot().iter("testcase"))
+    props = {p.get("name"): p.get("value") for p in errored[0].iter("property") if p.get("name")}
+    assert props["zimage_verdict"] == "error"
+    assert props["zimage_error_kind"] == "infrastructure"
+
+
+def test_a_quality_failure_stays_a_failure_and_keeps_status_1(
+    project: pytest.Pytester, zimage_fake_comfyui_factory: Fake
+) -> None:
+    fake = zimage_fake_comfyui_factory(
+        broken_models=["z_image_turbo_nvfp4.safetensors"], broken_style="noise"
+    )
+    result = run(project, fake, "--zimage-infra-exit-status")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed", 0) > 0
+    assert outcomes.get("errors", 0) == 0
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    data = summary(project)["verdicts"]
+    assert data["verdict"] == "failed"
+    assert data["configs"]["nvfp4"] == "failed"
+    assert data["configs"]["fp8"] == "passed"
