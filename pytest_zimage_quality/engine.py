@@ -9,6 +9,7 @@ only wait; the order images are produced in belongs to the runners.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import re
@@ -23,7 +24,9 @@ from .cache import ImageCache, cache_key
 from .comfyui import GeneratedImage
 from .errors import ScorerError, ZImageError
 from .images import decode_png, is_blank
+from .lane_index import LaneIndex
 from .metrics import PromptInfo, ScorerSpec
+from .provenance import Lane
 from .scheduler import HostRunner, ImageRequest
 from .scoring_worker import Scores, ScoringWorker
 from .thumbnails import make_thumbnail, thumbnail_path
@@ -120,6 +123,13 @@ class Engine:
         self._host_of_config: dict[tuple[str, str], int] = {}
         self._model_ids: dict[tuple[int, str, str], object] = {}
         self._progress: dict[str, str] = {}
+        self._lanes: dict[int, Lane] = {}
+        #: case key -> (its cache key without the lane, the lane): see lane_index.py
+        self._lane_free: dict[tuple[str, str], tuple[str, Lane]] = {}
+        #: url -> the raw ``/system_stats`` body at connect (the ComfyUI commit, if reported)
+        self.system_stats: dict[str, dict[str, Any]] = {}
+        #: notes on cached images from another lane that this run made again
+        self.regenerated_other_lane: list[str] = []
         self.notes: queue.Queue[str] = queue.Queue()
         self.fake: Any = None
         self.clients: list[ComfyUIClient] = []
@@ -150,7 +160,9 @@ class Engine:
         for url in urls:
             client = self._make_client(url)
             self.clients.append(client)
-            self.server_infos.append(client.connect())
+            info = client.connect()
+            self.server_infos.append(info)
+            self.system_stats[info.url] = client.system_stats()
             client.add_progress_listener(self._on_progress)
         self._assign_hosts(planned)
         self._preflight()
@@ -247,19 +259,62 @@ class Engine:
             f"{folder}/{name}": self._model_identity(host, folder, name)
             for folder, name in model_files(graph)
         }
+        # The lane (GPU, ComfyUI version/commit, torch, CUDA) is in the key: an image cached
+        # on another lane is never paired with this run's images; it is generated again.
+        lane = self._lane(host, info)
         key = cache_key(
             graph_hash=ghash,
             models=models,
-            server={"comfyui_version": info.comfyui_version, "device": info.gpu_name},
+            server=lane.fields,
             revision=self.settings.cache_revision(suite),
         )
+        self._lane_free[case.key] = (
+            cache_key(
+                graph_hash=ghash,
+                models=models,
+                server={},
+                revision=self.settings.cache_revision(suite),
+            ),
+            lane,
+        )
         return ImageRequest(case=case, suite=suite, graph=graph, graph_hash=ghash, cache_key=key)
+
+    def _lane(self, host: int, info: ServerInfo) -> Lane:
+        if host not in self._lanes:
+            record = {**dataclasses.asdict(info), "gpu_name": info.gpu_name}
+            stats = self.system_stats.get(info.url)
+            self._lanes[host] = (
+                Lane.from_system_stats(stats) if stats else Lane.from_server_record(record)
+            )
+        return self._lanes[host]
+
+    def _other_lane_note(self, job: ImageRequest) -> None:
+        """Say that a cached image from another lane is being made again on this one."""
+        if self.cache is None or job.key not in self._lane_free:
+            return
+        free_key, lane = self._lane_free[job.key]
+        other = LaneIndex(self.cache.root).other_lane(free_key, lane)
+        if other is not None:
+            note = (
+                f"{job.case.id}: the cached image was made on another lane ({other.label}); "
+                f"regenerated on this run's lane ({lane.label})"
+            )
+            self.regenerated_other_lane.append(note)
+            self.notes.put(note)
 
     def _model_identity(self, host: int, folder: str, name: str) -> object:
         memo = (host, folder, name)
         if memo not in self._model_ids:
             self._model_ids[memo] = self.clients[host].model_identity(folder, name)
         return self._model_ids[memo]
+
+    def model_identities(self) -> dict[str, dict[str, object]]:
+        """Per server url, ``{"folder/file": identity}`` of the model files the run asked
+        about (summary.json's provenance)."""
+        out: dict[str, dict[str, object]] = {}
+        for (host, folder, name), identity in dict(self._model_ids).items():
+            out.setdefault(self.clients[host].host, {})[f"{folder}/{name}"] = identity
+        return out
 
     def provide_scorers(self, build: Callable[[], Sequence[ScorerSpec]]) -> None:
         """Build the metrics on this (the main) thread while the server generates, then hand
@@ -334,6 +389,7 @@ class Engine:
             return None
         hit = self.cache.get(job.cache_key)
         if hit is None:
+            self._other_lane_note(job)
             return None
         meta = hit.meta
         return GeneratedImage(
@@ -363,6 +419,8 @@ class Engine:
                         "created": time.time(),
                     },
                 )
+                if job.key in self._lane_free:
+                    LaneIndex(self.cache.root).record(*self._lane_free[job.key])
             case = job.case
             path = self.report_dir.store_image(
                 case.prompt.key, case.config.key, case.seed, generated.sha256, generated.png

@@ -33,7 +33,7 @@ from .outcomes import (
     run_exit_status,
 )
 from .records import CaseRecord
-from .report.comparison import comparison_lines
+from .report.comparison import comparison_lines, provenance_lines
 from .report.markdown import (
     STEP_SUMMARY_ENV,
     append_step_summary,
@@ -484,6 +484,9 @@ class ZImageSession:
                 server["gpu_name"] = info.gpu_name
                 server["simulated"] = self.settings.simulated
             self.environment["servers"] = servers
+            self.environment["model_files"] = engine.model_identities()
+            self.environment["system_stats"] = engine.system_stats
+            self.environment["regenerated_other_lane"] = engine.regenerated_other_lane
         if self._scorers is not None:
             self.environment["scorers"] = {
                 name: _scorer_identity(scorer)
@@ -525,7 +528,7 @@ class ZImageSession:
             self.summary = dataclasses.replace(self.summary, baseline=self._compare(self.summary))
             if self.baseline_refused and session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.USAGE_ERROR
-        self.summary = self._with_verdicts(session, self.summary)
+        self.summary = self._with_ci_blocks(session, self.summary)
         self.report_dir.write_summary(self.summary.to_dict())
         self._write_html()
         self._write_markdown()
@@ -539,9 +542,29 @@ class ZImageSession:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         self._infra_exit_status(session)
 
-    def _with_verdicts(self, session: pytest.Session, summary: RunSummary) -> RunSummary:
-        """summary.json's ``verdicts`` block, with the exit status the run will end with."""
+    def _with_ci_blocks(self, session: pytest.Session, summary: RunSummary) -> RunSummary:
+        """summary.json's CI blocks: ``verdicts`` (with the exit status the run will end
+        with) and ``provenance``."""
+        from .summary.ci import provenance_block, suite_fingerprint  # noqa: PLC0415
         from .summary.verdicts import summarize_verdicts  # noqa: PLC0415 - end of run only
+
+        env = self.environment
+        stats = env.get("system_stats") or {}
+        summary = dataclasses.replace(
+            summary,
+            provenance=provenance_block(
+                [(str(s.get("url", "")), stats.get(s.get("url")) or s) for s in env["servers"]],
+                models=env.get("model_files") or {},
+                suites=[
+                    suite_fingerprint(s.name, s.sha256, s.workflow.graph)
+                    for s in self.loaded_suites()
+                ],
+                scorers=env.get("scorers") or {},
+                plugin_version=__version__,
+                runner_python=platform.python_version(),
+                regenerated=env.get("regenerated_other_lane") or (),
+            ),
+        )
 
         verdicts = summarize_verdicts(self.records.values(), summary, error_kinds=self.error_kinds)
         status = int(session.exitstatus)
@@ -648,6 +671,8 @@ class ZImageSession:
         )
         for line, markup in comparison_lines(self.comparison, self.baseline_refused):
             terminalreporter.write_line(line, **markup)
+        for line in provenance_lines(self.summary):
+            terminalreporter.write_line(line, yellow="regenerated" in line)
         if self.verdicts is not None:  # the last line: errors and failures counted apart
             verdict = self.verdicts.verdict
             terminalreporter.write_line(

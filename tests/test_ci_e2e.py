@@ -115,3 +115,37 @@ def test_a_quality_failure_stays_a_failure_and_keeps_status_1(
     assert data["verdict"] == "failed"
     assert data["configs"]["nvfp4"] == "failed"
     assert data["configs"]["fp8"] == "passed"
+
+
+def test_a_cached_reference_from_another_lane_is_regenerated(
+    project: pytest.Pytester, zimage_fake_comfyui_factory: Fake
+) -> None:
+    fake = zimage_fake_comfyui_factory()
+    first = run(project, fake, "--zimage-configs=bf16,fp8")
+    first.assert_outcomes(passed=18)
+    lane_before = summary(project)["provenance"]["lane"]
+    # the same server now reports another torch build: another lane
+    fake.faults.report_system(pytorch_version="2.9.0+cu130")
+    second = run(project, fake, "--zimage-configs=bf16,fp8")
+    second.assert_outcomes(passed=18)
+    data = summary(project)
+    prov = data["provenance"]
+    assert prov["lane"] != lane_before
+    assert prov["lanes"][0]["pytorch_version"] == "2.9.0"
+    assert len(prov["regenerated_other_lane"]) == 18  # every cached image, references included
+    assert all("another lane" in note for note in prov["regenerated_other_lane"])
+    records = [
+        json.loads(line)
+        for line in (project.path / "report" / "results.jsonl").read_text().splitlines()
+    ]
+    assert not [r for r in records if r.get("cached") == "plugin"]  # nothing paired across lanes
+    second.stdout.fnmatch_lines(["*zimage: 18 cached image(s) were made on another lane*"])
+    # on the same lane again, the cache serves them
+    third = run(project, fake, "--zimage-configs=bf16,fp8")
+    third.assert_outcomes(passed=18)
+    assert summary(project)["provenance"]["regenerated_other_lane"] == []
+    again = [
+        json.loads(line)
+        for line in (project.path / "report" / "results.jsonl").read_text().splitlines()
+    ]
+    assert [r for r in again if r.get("cached") == "plugin"]

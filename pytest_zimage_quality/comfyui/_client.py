@@ -238,6 +238,11 @@ class ComfyUIClient(_Submitting, _Waiting, _Control, _Results):
 
     # -- server information -----------------------------------------------------------------
 
+    def system_stats(self) -> dict[str, Any]:
+        """``GET /system_stats`` as the server sent it (VRAM sampling, the run's provenance)."""
+        what = "GET /system_stats"
+        return dict(self._http.expect_dict(self._http.get_json("/system_stats", what), what))
+
     def _system_stats(self) -> ServerInfo:
         what = "GET /system_stats"
         stats = self._http.expect_dict(self._http.get_json("/system_stats", what), what)

@@ -3,12 +3,14 @@ config, then the count of new and inherited failures. Formatting only."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..baseline import Comparison
+    from ..summary import RunSummary
 
-__all__ = ["comparison_lines"]
+__all__ = ["comparison_lines", "provenance_lines"]
 
 Markup = dict[str, bool]
 
@@ -47,4 +49,23 @@ def comparison_lines(comparison: Comparison | None, refused: str = "") -> list[t
             tone,
         )
     )
+    return lines
+
+
+def provenance_lines(summary: RunSummary | None) -> list[str]:
+    """The run's lane, and a line when cached images from another lane were made again."""
+    block = summary.provenance if summary is not None else None
+    if not block:
+        return []
+    lanes = [lane for lane in block.get("lanes") or () if isinstance(lane, Mapping)]
+    lines = [f"zimage lane: {lane.get('id')} ({lane.get('label')})" for lane in lanes]
+    regenerated = list(block.get("regenerated_other_lane") or ())
+    if regenerated:
+        lines.append(
+            f"zimage: {len(regenerated)} cached image(s) were made on another lane and were "
+            "regenerated on this one (never paired across lanes):"
+        )
+        lines += [f"  {note}" for note in regenerated[:10]]
+        if len(regenerated) > 10:
+            lines.append(f"  ... and {len(regenerated) - 10} more (summary.json provenance)")
     return lines

@@ -10,6 +10,7 @@ RANDOM WEIGHTS, ADVISORY), so the three outputs cannot disagree. Long tables fol
 from __future__ import annotations
 
 import html
+import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -229,6 +230,13 @@ def _provenance_lines(summary: RunSummary) -> list[str]:
         *scorers,
         f"run {summary.run_id}, {summary.created}",
     ]
+    block = summary.provenance or {}
+    facts += [
+        f"model file {m.get('name')}: {json.dumps(m.get('identity'), sort_keys=True)[:120]}"
+        for m in block.get("model_files") or ()
+        if isinstance(m, Mapping)
+    ]
+    facts += [f"regenerated: {note}" for note in block.get("regenerated_other_lane") or ()]
     lines += [f"- {_cell(fact)}" for fact in facts]
     return [*lines, "", "</details>", ""]
 
