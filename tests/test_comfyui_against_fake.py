@@ -269,20 +269,32 @@ def test_dropped_websocket_is_reconnected(fake: FakeComfyUI, client: ComfyUIClie
 
 @pytest.mark.parametrize("mode", ["truncate", "garbage"])
 def test_corrupt_png(fake: FakeComfyUI, client: ComfyUIClient, mode: str) -> None:
-    fake.faults.corrupt_view(mode)  # type: ignore[arg-type]
+    fake.faults.corrupt_view(mode, times=4)  # type: ignore[arg-type]
     with pytest.raises(ImageDecodeError) as info:
         client.generate(graph(), output_node=OUTPUT)
     assert "(subfolder 'zq_test', type 'output')" in str(info.value)
     assert fake.url in str(info.value)
 
 
+@pytest.mark.parametrize("mode", ["truncate", "garbage"])
+def test_one_corrupt_download_is_fetched_again(
+    fake: FakeComfyUI, client: ComfyUIClient, mode: str
+) -> None:
+    fake.faults.corrupt_view(mode, times=1)  # type: ignore[arg-type]
+    image = client.generate(graph(), output_node=OUTPUT)
+    assert image.png.startswith(b"\x89PNG")
+    assert len([r for r in fake.requests if r.path == "/view"]) == 2
+
+
 def test_connection_refused(fake: FakeComfyUI, make_client: Callable[..., ComfyUIClient]) -> None:
-    client = make_client(fake.url, retries=1)
+    client = make_client(fake.url, retries=1, outage=0.3)
     client.connect()
     fake.faults.refuse_connections()  # the host goes down while we use it
     with pytest.raises(ComfyUIUnreachableError) as info:
-        client.queue()
-    assert f"cannot connect to ComfyUI at {fake.url}" in str(info.value)
+        client.queue()  # waited out for the outage budget, then refused
+    assert f"ComfyUI at {fake.url} has refused connections for longer than" in str(info.value)
+    assert "the server went away during the run" in str(info.value)
+    assert "--listen" not in str(info.value)
     fake.faults.restore_connections()
     assert client.queue() == ([], [])
     assert client.generate(graph(), output_node=OUTPUT).png

@@ -35,6 +35,13 @@ import httpx
 
 from ..errors import ComfyUIError, ComfyUIUnreachableError
 from ..hosts import SIMULATED_HOST, HostAddress, HostAddressError, parse_host, redact_address
+from ..redaction import (
+    HeaderValueError,
+    check_header,
+    install_log_redaction,
+    register_header,
+    register_secret,
+)
 from ._control import _Control
 from ._events import _PromptTracker
 from ._preflight import check_graphs, server_info
@@ -64,6 +71,11 @@ class ComfyUIClient(_Submitting, _Waiting, _Control, _Results):
     a CA bundle path or an ``ssl.SSLContext``. Without a WebSocket, completion is polled from
     ``/history`` every ``poll_interval`` seconds; with one, each waiter still asks the server
     every ``confirm_interval`` seconds, to notice prompts someone deleted from the queue.
+    Every bound not given derives from ``timeout`` (``--zimage-timeout``): ``http_timeout``
+    (the whole of one request), ``confirm_interval``, ``outage`` (how long a server that
+    refuses connections may take to come back) -- see :class:`._timeouts.Timeouts`.
+    ``resubmits`` bounds how often a prompt the server lost (a restart) is queued again.
+    Header values are checked (no CR, LF or controls) and registered for redaction.
     """
 
     def __init__(
@@ -78,9 +90,11 @@ class ComfyUIClient(_Submitting, _Waiting, _Control, _Results):
         retries: int = 3,
         backoff: float = 0.25,
         verify_tls: bool | str | ssl.SSLContext = True,
-        http_timeout: float = 30.0,
+        http_timeout: float | None = None,
         poll_interval: float = 0.5,
-        confirm_interval: float = 10.0,
+        confirm_interval: float | None = None,
+        outage: float | None = None,
+        resubmits: int = 2,
     ) -> None:
         try:
             address = base_url if isinstance(base_url, HostAddress) else parse_host(base_url)
@@ -99,6 +113,19 @@ class ComfyUIClient(_Submitting, _Waiting, _Control, _Results):
             )
         #: The base URL without credentials: what every message names.
         self.host = address.base_url
+        for name, value in headers:
+            try:
+                check_header(str(name), str(value))
+            except HeaderValueError as exc:  # its message never shows the value
+                raise ComfyUIError(
+                    f"cannot send the headers to {self.host}: {exc}",
+                    host=self.host,
+                    hint="fix the value of --zimage-header",
+                ) from None
+            register_header(str(name), str(value))
+        if address.password:
+            register_secret(address.password)
+        install_log_redaction()
         has_authorization = any(name.lower() == "authorization" for name, _ in headers)
         auth: httpx.BasicAuth | None = None
         ws_netloc = address.netloc
@@ -120,6 +147,8 @@ class ComfyUIClient(_Submitting, _Waiting, _Control, _Results):
             confirm_interval=confirm_interval,
             retries=retries,
             backoff=backoff,
+            outage=outage,
+            resubmits=resubmits,
         )
         self._use_websocket = use_websocket
         # one TLS context for HTTP and the WebSocket

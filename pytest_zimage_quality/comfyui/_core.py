@@ -10,6 +10,7 @@ one condition variable) and the reads of the server's queue and history they all
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -52,9 +53,11 @@ class _ClientCore:
         if self._server is None:
             self.connect()
 
-    def _queue_items(self) -> tuple[list[list[Any]], list[list[Any]]]:
+    def _queue_items(
+        self, deadline: float | None = None
+    ) -> tuple[list[list[Any]], list[list[Any]]]:
         what = "GET /queue"
-        reply = self._http.expect_dict(self._http.get_json("/queue", what), what)
+        reply = self._http.expect_dict(self._http.get_json("/queue", what, deadline=deadline), what)
         running, pending = reply.get("queue_running"), reply.get("queue_pending")
         if not isinstance(running, list) or not isinstance(pending, list):
             raise ComfyUIProtocolError(
@@ -71,9 +74,9 @@ class _ClientCore:
         pend.sort(key=lambda item: item[0] if isinstance(item[0], (int, float)) else 0)
         return run, pend
 
-    def queue(self) -> tuple[list[str], list[str]]:
+    def queue(self, deadline: float | None = None) -> tuple[list[str], list[str]]:
         """Prompt ids on the server: (running, pending in run order by ``number``)."""
-        running, pending = self._queue_items()
+        running, pending = self._queue_items(deadline)
         return [item[1] for item in running], [item[1] for item in pending]
 
     def _owned(self, prompt_ids: Iterable[str]) -> list[str]:
@@ -88,34 +91,48 @@ class _ClientCore:
         return ids
 
     def _cancel_on_server(self, prompt_ids: Sequence[str]) -> None:
-        """Delete these (owned) prompts if pending, then interrupt whichever of them runs."""
+        """Delete these (owned) prompts if pending, then interrupt whichever of them runs.
+
+        The whole of it ends within ``Timeouts.shutdown`` (a stop must not hang on a
+        server that stopped answering).
+        """
         ids = list(prompt_ids)
+        deadline = time.monotonic() + self._timeouts.shutdown
         for _ in range(3):
-            self._http.post("/queue", {"delete": ids}, "POST /queue delete")
-            running, pending = self.queue()
+            self._http.post("/queue", {"delete": ids}, "POST /queue delete", deadline=deadline)
+            running, pending = self.queue(deadline)
             for pid in running:
                 if pid in ids:
-                    self._http.post("/interrupt", {"prompt_id": pid}, "POST /interrupt")
+                    self._http.post(
+                        "/interrupt", {"prompt_id": pid}, "POST /interrupt", deadline=deadline
+                    )
             if not any(pid in ids for pid in pending):
                 return
 
-    def _cancelled(self, pid: str, why: str) -> Callable[[], ComfyUIError]:
+    def _cancelled(
+        self, pid: str, why: str, *, hint: str | None = None
+    ) -> Callable[[], ComfyUIError]:
         host = self.host
 
         def make() -> ComfyUIError:
             return GenerationInterruptedError(
-                f"prompt {pid} on {host} did not run: {why}", host=host
+                f"prompt {pid} on {host} did not run: {why}", host=host, hint=hint
             )
 
         return make
 
+    def _requeue(self, job: _PromptTracker) -> None:  # the submitting part implements it
+        raise NotImplementedError
+
     def _ws_live(self) -> bool:
         return self._listener is not None and self._listener.state == "connected"
 
-    def _history_entry(self, prompt_id: str) -> dict[str, Any] | None:
+    def _history_entry(
+        self, prompt_id: str, *, deadline: float | None = None
+    ) -> dict[str, Any] | None:
         """The finished prompt's history entry, or None while it is unknown or unfinished."""
         path = f"/history/{quote(prompt_id, safe='')}"
         what = f"GET {path}"
-        reply = self._http.expect_dict(self._http.get_json(path, what), what)
+        reply = self._http.expect_dict(self._http.get_json(path, what, deadline=deadline), what)
         entry = reply.get(prompt_id)
         return entry if isinstance(entry, dict) else None

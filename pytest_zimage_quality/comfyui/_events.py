@@ -21,10 +21,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ComfyUIError, GenerationFailedError, GenerationInterruptedError
+from ..redaction import sanitize_server_text
 from ._types import FinishedPrompt, ImageRef, Progress
 
 __all__ = [
     "JOB_EVENTS",
+    "failure_hint",
     "images_of",
     "progress_of",
     "record_event",
@@ -76,6 +78,27 @@ class _PromptTracker:
     next_confirm: float = 0.0
     finished: FinishedPrompt | None = None
     failure: Callable[[], ComfyUIError] | None = None
+    body: dict[str, Any] | None = None  # the POST /prompt body, to queue a lost prompt again
+    resubmits: int = 0  # times it was queued again after the server lost it
+    best_position: int | None = None  # its lowest place in the pending queue seen so far
+    moved_at: float = 0.0  # when it last moved up the queue (or was queued)
+    check_error: str = ""  # why the last check with the server failed ("" if it did not)
+
+    def reset_for_resubmit(self, now: float) -> None:
+        """Forget a lost run's events before the prompt is queued again."""
+        self.resubmits += 1
+        self.accepted = False
+        self.seen_on_ws = False
+        self.started_at = self.start_ts = self.success_ts = None
+        self.cached_nodes = ()
+        self.saw_cached = False
+        self.ran_nodes = set()
+        self.current_node = None
+        self.outputs = {}
+        self.error = self.interrupted = None
+        self.finished_ws = self.gap = self.confirm_needed = False
+        self.best_position = None
+        self.moved_at = now
 
     @property
     def done(self) -> bool:
@@ -201,6 +224,25 @@ def progress_of(tracker: _PromptTracker | None, data: Mapping[str, Any]) -> Prog
     return Progress(tracker.prompt_id, node, int(value), int(top), cls)
 
 
+_OOM_MARKERS = ("out of memory", "outofmemory", "cudaerrormemoryallocation", "allocation on device")
+
+
+def failure_hint(node_type: str, exception_type: str, message: str) -> str:
+    """The fix for an ``execution_error``: out of memory, a loader, or the traceback."""
+    text = f"{exception_type} {message}".lower().replace(" ", "")
+    if any(marker.replace(" ", "") in text for marker in _OOM_MARKERS):
+        return (
+            f"the server ran out of memory in {node_type}: free the GPU (other processes, "
+            "--zimage-queue-depth 1), lower the image size, or start ComfyUI with --lowvram"
+        )
+    if "loader" in node_type.lower():
+        return (
+            "the server's console has the full traceback; a loader failing usually means "
+            "a corrupt or mismatched model file"
+        )
+    return "the server's console has the full traceback"
+
+
 def settle(tracker: _PromptTracker, *, host: str, source: str) -> None:
     """Turn a finished prompt's recorded events into its outcome (``source``: how we know)."""
     if tracker.done:
@@ -208,11 +250,17 @@ def settle(tracker: _PromptTracker, *, host: str, source: str) -> None:
     pid = tracker.prompt_id
     if tracker.error is not None:
         err = tracker.error
-        node_id, node_type = str(err.get("node_id", "?")), str(err.get("node_type", "?"))
-        etype = str(err.get("exception_type", "Exception"))
-        emsg = str(err.get("exception_message", "")).strip()
-        trace = [str(t) for t in err.get("traceback") or () if str(t).startswith("File")]
+        node_id = sanitize_server_text(err.get("node_id", "?"), 40)
+        node_type = sanitize_server_text(err.get("node_type", "?"), 80)
+        etype = sanitize_server_text(err.get("exception_type", "Exception"), 120)
+        emsg = sanitize_server_text(err.get("exception_message", ""), 1000).strip()
+        trace = [
+            sanitize_server_text(t, 300)
+            for t in err.get("traceback") or ()
+            if str(t).lstrip().startswith("File")
+        ]
         where = f"\n  last frames: {' | '.join(trace[-2:])}" if trace else ""
+        hint = failure_hint(node_type, etype, emsg)
 
         def failed() -> ComfyUIError:
             return GenerationFailedError(
@@ -222,14 +270,14 @@ def settle(tracker: _PromptTracker, *, host: str, source: str) -> None:
                 node_id=node_id,
                 node_type=node_type,
                 exception_type=etype,
-                hint="the server's console has the full traceback; a loader failing "
-                "usually means a corrupt or mismatched model file",
+                hint=hint,
             )
 
         tracker.failure = failed
     elif tracker.interrupted is not None:
         info = tracker.interrupted
-        node_id, node_type = str(info.get("node_id", "?")), str(info.get("node_type", "?"))
+        node_id = sanitize_server_text(info.get("node_id", "?"), 40)
+        node_type = sanitize_server_text(info.get("node_type", "?"), 80)
 
         def interrupted() -> ComfyUIError:
             return GenerationInterruptedError(

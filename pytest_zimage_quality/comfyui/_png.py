@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +21,7 @@ from PIL import Image
 
 from ..errors import ImageDecodeError
 
-__all__ = ["DecodedPNG", "prompt_differences", "read_png"]
+__all__ = ["DecodedPNG", "png_size", "prompt_differences", "read_png", "requested_size"]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -35,19 +36,57 @@ class DecodedPNG:
     text: Mapping[str, str]
 
 
-def read_png(data: bytes, *, what: str) -> DecodedPNG:
+def png_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG's IHDR header, without decoding; None if there is none."""
+    if len(data) < 24 or not data.startswith(_PNG_SIGNATURE) or data[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", data[16:24])
+    return int(width), int(height)
+
+
+def requested_size(graph: Mapping[str, Any] | None) -> tuple[int, int] | None:
+    """The largest literal ``width`` x ``height`` a node of ``graph`` asks for (the empty
+    latent's size in a text-to-image graph), or None when no node names one."""
+    best: tuple[int, int] | None = None
+    for node in (graph or {}).values():
+        inputs = node.get("inputs") if isinstance(node, Mapping) else None
+        if not isinstance(inputs, Mapping):
+            continue
+        w, h = inputs.get("width"), inputs.get("height")
+        if not (isinstance(w, int) and isinstance(h, int)) or isinstance(w, bool) or w <= 0:
+            continue
+        if h > 0 and (best is None or w * h > best[0] * best[1]):
+            best = (w, h)
+    return best
+
+
+def read_png(data: bytes, *, what: str, max_pixels: int | None = None) -> DecodedPNG:
     """Decode ``data`` fully as a PNG; ``what`` names the image in the error message.
 
     Raises :class:`ImageDecodeError` for anything that is not a complete, valid PNG
-    (wrong signature, truncated stream, bad CRC, undecodable pixels).
+    (wrong signature, truncated stream, bad CRC, undecodable pixels), and, before any pixel
+    is decoded, for an image of more than ``max_pixels`` pixels (a decompression bomb: a
+    few KB that decode to gigabytes).
     """
     if not data:
         raise ImageDecodeError(f"{what}: the reply is empty (0 bytes), not a PNG")
     if not data.startswith(_PNG_SIGNATURE):
         head = data[:16]
         raise ImageDecodeError(f"{what}: not a PNG (first bytes {head!r}, {len(data)} bytes)")
+    size = png_size(data)
+    if size is None:
+        raise ImageDecodeError(f"{what}: the PNG has no IHDR header ({len(data)} bytes)")
+    if max_pixels is not None and size[0] * size[1] > max_pixels:
+        raise ImageDecodeError(
+            f"{what}: the PNG is {size[0]}x{size[1]} pixels, more than the {max_pixels:,} "
+            "the graph's width x height allows; refused before decoding",
+            hint="the server sent another image than the one asked for (or a decompression "
+            "bomb); check the workflow's image size and the server",
+        )
     try:
         with Image.open(io.BytesIO(data)) as probe:
+            if max_pixels is not None and probe.size[0] * probe.size[1] > max_pixels:
+                raise ImageDecodeError(f"{what}: the PNG is {probe.size}, over {max_pixels:,}")
             probe.verify()  # chunk structure and CRCs
         with Image.open(io.BytesIO(data)) as image:
             image.load()  # every pixel

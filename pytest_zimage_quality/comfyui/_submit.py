@@ -65,6 +65,8 @@ class _Submitting(_ClientCore):
                 raise ValueError(f"prompt id {pid} is already in flight on this client")
             job = _PromptTracker(pid, copy, output_node, submitted_at=time.monotonic())
             job.next_confirm = job.submitted_at + self._timeouts.confirm_interval
+            job.moved_at = job.submitted_at
+            job.body = body
             self._jobs[pid] = job
         try:
             return self._post_prompt(job, body)
@@ -74,11 +76,18 @@ class _Submitting(_ClientCore):
                     del self._jobs[pid]
             raise
 
+    def _requeue(self, job: _PromptTracker) -> None:
+        """Queue a prompt the server lost again, with its original body (same prompt id,
+        client id and filename prefix)."""
+        assert job.body is not None
+        self._post_prompt(job, job.body)
+
     def _post_prompt(self, job: _PromptTracker, body: dict[str, Any]) -> str:
         pid, what = job.prompt_id, "POST /prompt"
         content = json.dumps(body).encode("utf-8")
         attempts = self._timeouts.retries + 1
-        for attempt in range(attempts):
+        attempt = tries = 0
+        while True:
             self._check_open()
             failure: httpx.TransportError | httpx.Response
             try:
@@ -89,16 +98,24 @@ class _Submitting(_ClientCore):
                 if response.status_code not in RETRY_STATUSES:
                     return self._accept(job, response)
                 failure = response
-            if isinstance(failure, httpx.TransportError) and not self._http.retryable(failure):
-                raise self._http.translate(failure, what) from failure
+            attempt += 1
+            if isinstance(failure, httpx.TransportError):
+                # refused: the request never reached the server; wait out a restart
+                if self._http.wait_out_refusal(failure, attempt - 1):
+                    continue
+                if not (
+                    self._http.retryable(failure) or isinstance(failure, httpx.TimeoutException)
+                ):
+                    raise self._http.translate(failure, what) from failure
             outputs = self._arrived(job, failure)
             if outputs is not None:
                 log.info("prompt %s reached %s despite %s", pid, self.host, failure)
                 self._mark_accepted(job, outputs)
                 return pid
-            if attempt + 1 >= attempts:
+            tries += 1
+            if tries >= attempts:
                 break
-            self._http.sleep(attempt)
+            self._http.sleep(tries - 1)
         if isinstance(failure, httpx.Response):
             raise self._http.status_error(failure, what)
         raise self._http.translate(failure, what) from failure
@@ -109,9 +126,10 @@ class _Submitting(_ClientCore):
         """After a failed POST /prompt: did the prompt reach the server anyway?
 
         A connect error or a 503 means the request was not handled: None at once (503 after
-        one check). Otherwise (no reply, a reset, 502/504 from a proxy) the server may still
-        be handling it, so the client keeps looking in /queue and /history for as long as
-        it waited for the reply (``http_timeout``) before it concludes the prompt was lost.
+        one check). Otherwise (no reply within ``submit_reply`` seconds, a reset, 502/504
+        from a proxy) the server may still be handling it, so the client looks in /queue and
+        /history (and at the WebSocket) for up to ``lost_prompt_window`` seconds: a prompt
+        whose reply was dropped is found there within a second of being queued.
         """
         if isinstance(failure, (httpx.ConnectError, httpx.ConnectTimeout)):
             return None

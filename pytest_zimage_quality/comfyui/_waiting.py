@@ -13,7 +13,12 @@ import logging
 import time
 from typing import Any
 
-from ..errors import ComfyUIError, GenerationTimeoutError
+from ..errors import (
+    ComfyUIError,
+    ComfyUIHTTPError,
+    ComfyUIUnreachableError,
+    GenerationTimeoutError,
+)
 from ._core import _ClientCore
 from ._events import (
     JOB_EVENTS,
@@ -28,6 +33,11 @@ from ._ws import State
 __all__: list[str] = []
 
 log = logging.getLogger("pytest_zimage_quality.comfyui")
+
+#: Frames that mean a prompt started or ended: the queue moved.
+_QUEUE_MOVES = frozenset(
+    {"execution_start", "execution_success", "execution_error", "execution_interrupted"}
+)
 
 
 class _Waiting(_ClientCore):
@@ -46,14 +56,19 @@ class _Waiting(_ClientCore):
         log.info("ComfyUI WebSocket at %s: %s (%s)", self.host, state, why)
 
     def _on_ws_message(self, message: dict[str, Any]) -> None:
-        """One frame from the reader thread: quick, and under the lock only for state."""
-        self._last_activity = time.monotonic()
+        """One frame from the reader thread: quick, and under the lock only for state.
+
+        Only a prompt starting or ending counts as the queue moving; ``status`` and
+        ``progress`` frames never extend a deadline.
+        """
         kind, data = message.get("type"), message.get("data")
         if not isinstance(data, dict):
             return
         pid = data.get("prompt_id")
         if not isinstance(pid, str):
             return
+        if kind in _QUEUE_MOVES or (kind == "executing" and data.get("node") is None):
+            self._last_activity = time.monotonic()
         if kind == "progress":
             progress = progress_of(self._jobs.get(pid), data)
             if progress is not None:
@@ -69,10 +84,31 @@ class _Waiting(_ClientCore):
                 self._cond.notify_all()
 
     def _check_server(self, job: _PromptTracker, *, full: bool) -> None:
-        """Ask the server about ``job`` (history; with ``full`` also the queue). Not locked."""
+        """Ask the server about ``job`` (history; with ``full`` also the queue). Not locked.
+
+        A prompt the server lost (neither queued nor in its history) is queued again, up to
+        ``resubmits`` times; a check that fails (the server restarting, a 5xx) is repeated
+        at the next interval, within the prompt's deadline and the outage budget.
+        """
         pid = job.prompt_id
         with self._cond:
             job.confirm_needed = False
+        try:
+            lost = self._read_state(job, full=full)
+        except (ComfyUIUnreachableError, ComfyUIHTTPError) as exc:
+            if self._http.gone or self._closed:
+                raise
+            log.info("checking prompt %s on %s failed: %s", pid, self.host, exc.message)
+            with self._cond:
+                job.check_error = exc.message
+                self._schedule(job, full=True)
+            return
+        if lost:
+            self._lost(job)
+
+    def _read_state(self, job: _PromptTracker, *, full: bool) -> bool:
+        """One look at the server; True when the prompt is confirmed lost."""
+        pid = job.prompt_id
         entry = self._history_entry(pid)
         if entry is None and full:
             running, pending = self.queue()
@@ -80,41 +116,87 @@ class _Waiting(_ClientCore):
                 with self._cond:
                     if job.started_at is None:
                         job.started_at = time.monotonic()
-            elif pid not in pending and job.accepted:
+            elif pid in pending:
+                position = pending.index(pid)
+                with self._cond:
+                    if job.best_position is None or position < job.best_position:
+                        job.best_position = position
+                        job.moved_at = time.monotonic()
+            elif job.accepted:
                 # Finished between the two reads (history is written before the prompt
-                # leaves the queue), or gone: deleted by someone, or the server restarted.
+                # leaves the queue), or gone: deleted, or lost in a restart.
                 entry = self._history_entry(pid)
                 if entry is None:
-                    with self._cond:
-                        if not job.done:
-                            job.failure = self._cancelled(
-                                pid,
-                                "this client deleted it from the queue"
-                                if job.deleted
-                                else "it is neither queued nor in the server's history "
-                                "(deleted from the queue by someone, or the server restarted)",
-                            )
-                        self._cond.notify_all()
-                    return
-        if entry is not None:
-            with self._cond:
+                    return True
+        with self._cond:
+            job.check_error = ""
+            if entry is not None:
                 settle_from_history(job, entry, host=self.host)
                 self._cond.notify_all()
-            return
+            else:
+                self._schedule(job, full=full)
+        return False
+
+    def _schedule(self, job: _PromptTracker, *, full: bool) -> None:
+        now = time.monotonic()
+        job.next_poll = now + self._timeouts.poll_interval
+        if full:
+            job.next_confirm = now + self._timeouts.confirm_interval
+
+    def _lost(self, job: _PromptTracker) -> None:
+        """The server no longer knows ``job``: queue it again after a restart, or settle it.
+
+        A restart is known by its traces: the WebSocket dropped while the prompt was in
+        flight, or the server refused connections for a while. Without them, someone
+        deleted the prompt (or cleared the queue) on purpose, and it is not run again.
+        """
+        pid, host = job.prompt_id, self.host
+        restarted = job.gap or self._http.outages > 0
+        if job.deleted:
+            why, hint = "this client deleted it from the queue", None
+        elif not restarted:
+            why = (
+                "it is neither queued nor in the server's history: someone deleted it "
+                "from the queue or cleared the server's history"
+            )
+            hint = "another client or a person removed it; rerun the case"
+        else:
+            hint = (
+                "the server restarted during the run (a crash, an out-of-memory kill or a "
+                "redeploy): check its console, then rerun"
+            )
+            if job.owned and job.body is not None and job.resubmits < self._timeouts.resubmits:
+                log.warning("prompt %s was lost in a restart of %s; queueing it again", pid, host)
+                with self._cond:
+                    job.reset_for_resubmit(time.monotonic())
+                try:
+                    self._requeue(job)
+                except ComfyUIError as exc:
+                    why = f"the server restarted and lost it, and it could not be queued again: {exc.message}"
+                else:
+                    with self._cond:
+                        self._schedule(job, full=True)
+                    return
+            else:
+                times = f" ({job.resubmits + 1} times)" if job.resubmits else ""
+                why = f"the server restarted and lost it{times}"
         with self._cond:
-            now = time.monotonic()
-            job.next_poll = now + self._timeouts.poll_interval
-            if full:
-                job.next_confirm = now + self._timeouts.confirm_interval
+            if not job.done:
+                job.failure = self._cancelled(pid, why, hint=hint)
+            self._cond.notify_all()
 
     # -- waiting ---------------------------------------------------------------------------
 
     def _deadline(self, job: _PromptTracker, wait_start: float, limit: float) -> float:
+        """Running: ``limit`` after it started. Queued: ``limit`` after the queue last moved
+        (a prompt of this client started or ended, or this one moved up), never extended
+        by ``status`` or ``progress`` frames."""
         if job.started_at is not None:
             return job.started_at + limit
+        moved = max(wait_start, job.moved_at)
         if self._ws_live():
-            return max(wait_start, self._last_activity) + limit
-        return wait_start + limit
+            moved = max(moved, self._last_activity)
+        return moved + limit
 
     def wait(self, prompt_id: str, *, timeout: float | None = None) -> FinishedPrompt:
         """Block until ``prompt_id`` finishes; return its :class:`FinishedPrompt`.
@@ -125,9 +207,12 @@ class _Waiting(_ClientCore):
 
         ``timeout`` (default: the constructor's) bounds the prompt's run: the clock starts
         when the server starts it (seen on the WebSocket or in ``/queue``). While it waits
-        in the queue behind other prompts, the client gives up only when the server shows
-        no activity for ``timeout`` seconds (or, without a WebSocket, ``timeout`` after this
-        call). Any number of threads may wait on different prompts at once.
+        in the queue, it gives up when the queue has not moved for ``timeout`` seconds: no
+        prompt of this client started or ended, and this one did not move up in ``/queue``
+        (without a WebSocket only the latter counts). ``status`` and ``progress`` frames never extend either clock. A prompt the
+        server lost (a restart) is queued again; a server that refuses connections is
+        waited for up to the outage budget. Any number of threads may wait on different
+        prompts at once.
         """
         limit = self._timeouts.prompt if timeout is None else float(timeout)
         now = time.monotonic()
@@ -180,16 +265,40 @@ class _Waiting(_ClientCore):
         assert job.finished is not None
         return job.finished
 
+    def _finished_on_server(self, job: _PromptTracker) -> bool:
+        """A last look at ``/history`` (bounded by the shutdown deadline): True, and the
+        prompt settled, when the server finished it after all (its frames were missed)."""
+        deadline = time.monotonic() + self._timeouts.shutdown
+        try:
+            entry = self._history_entry(job.prompt_id, deadline=deadline)
+        except ComfyUIError:
+            return False
+        if entry is None:
+            return False
+        with self._cond:
+            settle_from_history(job, entry, host=self.host)
+            self._cond.notify_all()
+        return True
+
     def _time_out(self, job: _PromptTracker, limit: float) -> None:
         """Settle ``job`` as timed out (before the interrupt's own frames can settle it as
-        interrupted), then remove it from the server; raises unless it finished just now."""
+        interrupted), then remove it from the server; raises unless it finished after all.
+
+        The message says what the prompt was doing and what was done about it: a queued
+        prompt is deleted from the queue, a running one interrupted; one that the server
+        finished is not a timeout at all.
+        """
         pid, host = job.prompt_id, self.host
+        if self._finished_on_server(job):
+            self._outcome(job)
+            return
         notes: list[str] = []
         with self._cond:
             if job.done:
                 return
-            if job.started_at is None:
-                state = "it was still queued"
+            queued = job.started_at is None
+            if queued:
+                state = "it was still queued: the queue did not move for that long"
             elif job.current_node is not None:
                 cls = ""
                 if job.graph and isinstance(job.graph.get(job.current_node), dict):
@@ -197,6 +306,8 @@ class _Waiting(_ClientCore):
                 state = f"it was running node {job.current_node}{cls}"
             else:
                 state = "it was running"
+            if job.check_error:
+                state += f"; the last check with the server failed: {job.check_error}"
 
             def timed_out() -> ComfyUIError:
                 return GenerationTimeoutError(
@@ -213,5 +324,16 @@ class _Waiting(_ClientCore):
             except ComfyUIError as exc:
                 notes.append(f"; removing it from the server failed too: {exc.message}")
             else:
-                notes.append("; it was removed from the server's queue")
+                try:
+                    finished = self._history_entry(
+                        pid, deadline=time.monotonic() + self._timeouts.shutdown
+                    )
+                except ComfyUIError:
+                    finished = None
+                if finished is not None:
+                    notes.append("; it finished on the server just after the deadline")
+                elif queued:
+                    notes.append("; it was deleted from the server's queue")
+                else:
+                    notes.append("; it was interrupted on the server")
         self._outcome(job)

@@ -27,9 +27,15 @@ from typing import Any, Generic, Literal, TypeVar
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.sync.client import ClientConnection, connect
 
+from ..redaction import sanitize_server_text
+from ._timeouts import WS_MESSAGE_LIMIT
+
 __all__ = ["LatestValueRelay", "WebSocketListener", "WebSocketUnavailable", "binary_event"]
 
 log = logging.getLogger("pytest_zimage_quality.comfyui")
+#: The websockets library's own logger (it logs the handshake's headers at DEBUG); the
+#: client puts the redacting filter on it.
+_LIBRARY_LOG = logging.getLogger("websockets.client")
 
 State = Literal["connected", "reconnecting", "closed"]
 K = TypeVar("K", bound=Hashable)
@@ -71,8 +77,10 @@ def open_socket(
             ssl=ssl_context if url.startswith("wss:") else None,
             open_timeout=open_timeout,
             close_timeout=2.0,
-            max_size=None,  # previews of large images exceed the library's 1 MiB default
-            compression="deflate",
+            max_size=WS_MESSAGE_LIMIT,  # a frame past it closes the socket (then reconnects)
+            max_queue=4,  # frames buffered ahead of the reader: memory <= 4 x max_size
+            compression=None,  # no permessage-deflate: nothing inflates past max_size
+            logger=_LIBRARY_LOG,
         )
         # The listener owns the connection's lifetime (it closes it); entering the context
         # says so to websockets >= 17.1, which otherwise warns about a direct connect().
@@ -82,15 +90,21 @@ def open_socket(
             f"the server refused the WebSocket upgrade with HTTP {exc.response.status_code}"
         ) from exc
     except InvalidURI as exc:
-        raise WebSocketUnavailable(f"invalid WebSocket URL: {exc}") from exc
+        raise WebSocketUnavailable("invalid WebSocket URL") from exc
     except InvalidHandshake as exc:
-        raise WebSocketUnavailable(f"WebSocket handshake failed: {exc}") from exc
+        raise WebSocketUnavailable(
+            f"WebSocket handshake failed: {sanitize_server_text(exc, 200)}"
+        ) from exc
     except ssl.SSLError as exc:
-        raise WebSocketUnavailable(f"TLS handshake failed: {exc}") from exc
+        raise WebSocketUnavailable(
+            f"TLS handshake failed: {sanitize_server_text(exc, 200)}"
+        ) from exc
     except TimeoutError as exc:
         raise WebSocketUnavailable(f"no WebSocket handshake within {open_timeout:g} s") from exc
     except OSError as exc:
-        raise WebSocketUnavailable(f"cannot connect: {exc.strerror or exc}") from exc
+        raise WebSocketUnavailable(
+            f"cannot connect: {sanitize_server_text(exc.strerror or exc, 200)}"
+        ) from exc
 
 
 class WebSocketListener:
