@@ -16,7 +16,9 @@ blob is written before the entry that names it, and each file is replaced atomic
 any interleaving of writers leaves every entry pointing at a complete blob. A discarded entry is reported through ``on_discard`` (the
 engine relays it as a ZImageWarning from the test thread). Writes are atomic (temp file in the same directory, fsync,
 ``os.replace``), so concurrent runs and xdist workers never see half an entry; an entry whose
-bytes do not match their recorded sha256 is discarded with a warning and regenerated.
+bytes do not match their recorded sha256, or that records another key than its name, is
+discarded with a warning and regenerated. Files get the user's umask (a cache shared between
+users works); a cache that cannot be written warns once and the run goes on without it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
+import secrets
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -60,18 +62,31 @@ def cache_key(
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one.
+
+    The file gets the user's umask, as any tool's files do (0644 under the usual 022), so a
+    cache shared between users works: ``mkstemp`` would make it 0600.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            fd = os.open(tmp, flags, 0o666)
+        except FileExistsError:
+            continue
+        break
+    else:  # pragma: no cover - 100 collisions of 48 random bits
+        raise FileExistsError(f"no free temporary name next to {path}")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        Path(tmp).replace(path)
+        tmp.replace(path)
     except BaseException:
         with contextlib.suppress(OSError):
-            Path(tmp).unlink()
+            tmp.unlink()
         raise
 
 
@@ -94,6 +109,8 @@ class ImageCache:
         self.hits = 0
         self.misses = 0
         self.repaired = 0
+        #: Why nothing is stored any more ("" while the cache is writable).
+        self.unwritable = ""
 
     def _entry(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.json"
@@ -106,15 +123,18 @@ class ImageCache:
         entry = self._entry(key)
         try:
             meta = json.loads(entry.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            self.misses += 1
+        except (FileNotFoundError, PermissionError, NotADirectoryError):
+            self.misses += 1  # absent, or another user's entry we may not read
             return None
-        except (OSError, ValueError) as exc:
-            self._discard(key, entry, None, f"unreadable entry ({exc})")
+        except (OSError, ValueError, RecursionError) as exc:
+            self._discard(key, entry, None, f"unreadable entry ({type(exc).__name__})")
             return None
         sha = meta.get("sha256") if isinstance(meta, dict) else None
         if not isinstance(sha, str) or len(sha) != 64:
             self._discard(key, entry, None, "the entry names no image")
+            return None
+        if meta.get("key") != key:  # an entry copied or edited to point elsewhere
+            self._discard(key, entry, None, "the entry records another key than its name")
             return None
         blob = self._blob(sha)
         try:
@@ -131,13 +151,28 @@ class ImageCache:
         return CachedImage(key=key, png=png, sha256=sha, meta=meta)
 
     def put(self, key: str, png: bytes, meta: Mapping[str, Any]) -> str:
-        """Store ``png`` under ``key``; returns its sha256. The blob lands before the entry."""
+        """Store ``png`` under ``key``; returns its sha256. The blob lands before the entry.
+
+        A cache that cannot be written (read-only, full, another user's) is reported once
+        through ``on_discard`` and then left alone: the run goes on without storing.
+        """
         digest = hashlib.sha256(png).hexdigest()
+        if self.unwritable:
+            return digest
         blob = self._blob(digest)
-        if not (blob.exists() and blob.stat().st_size == len(png)):
-            write_atomic(blob, png)
         body = {**meta, "sha256": digest, "key": key, "format": CACHE_FORMAT}
-        write_atomic(self._entry(key), json.dumps(body, indent=1, sort_keys=True).encode("utf-8"))
+        try:
+            if not (blob.exists() and blob.stat().st_size == len(png)):
+                write_atomic(blob, png)
+            write_atomic(
+                self._entry(key), json.dumps(body, indent=1, sort_keys=True).encode("utf-8")
+            )
+        except OSError as exc:
+            self.unwritable = f"{type(exc).__name__}: {exc.strerror or exc}"
+            self.on_discard(
+                f"the image cache {self.root} cannot be written ({self.unwritable}); "
+                "this run goes on without storing images in it"
+            )
         return digest
 
     def _discard(self, key: str, entry: Path, blob: Path | None, why: str) -> None:

@@ -18,6 +18,7 @@ torch and torchvision are imported inside the functions; importing this module i
 from __future__ import annotations
 
 import os
+import struct
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -35,12 +36,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BLANK_MAX_STD",
+    "MAX_DECODE_PIXELS",
     "decode_png",
     "decode_pngs",
     "encode_png",
     "is_blank",
     "iter_decoded",
     "pixel_std",
+    "png_dimensions",
     "submit_decode",
     "to_uint8_chw",
     "to_uint8_chw_many",
@@ -52,6 +55,8 @@ __all__ = [
 BLANK_MAX_STD = 2.0
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: The largest image :func:`decode_png` decodes (8192 x 8192: 201 MB as a uint8 tensor).
+MAX_DECODE_PIXELS = 8192 * 8192
 
 _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
@@ -115,13 +120,27 @@ def _pil_decode(data: torch.Tensor) -> torch.Tensor:  # pragma: no cover - fallb
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
 
 
+def png_dimensions(data: bytes | bytearray) -> tuple[int, int] | None:
+    """(width, height) from the PNG's IHDR header, read without decoding; None if absent."""
+    if len(data) < 24 or bytes(data[12:16]) != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", bytes(data[16:24]))
+    return int(width), int(height)
+
+
 def decode_png(
-    data: bytes | bytearray | memoryview, *, label: str | None = None, name: str | None = None
+    data: bytes | bytearray | memoryview,
+    *,
+    label: str | None = None,
+    name: str | None = None,
+    max_pixels: int | None = MAX_DECODE_PIXELS,
 ) -> torch.Tensor:
     """Decode PNG bytes into an RGB ``uint8`` tensor of shape ``(3, H, W)`` on the CPU.
 
     ``label`` (a file name or case id; ``name`` is an alias) names the image in the error
-    raised when the bytes are not a decodable PNG.
+    raised when the bytes are not a decodable PNG. An image of more than ``max_pixels``
+    pixels is refused from its header, before any pixel is decoded (a few KB of PNG can
+    decode to gigabytes).
     """
     import torch  # noqa: PLC0415
 
@@ -133,6 +152,14 @@ def decode_png(
         raise ImageDecodeError(
             f"{what}: not a PNG (the file starts with {bytes(raw[:8])!r}, "
             f"a PNG starts with {_PNG_SIGNATURE!r})"
+        )
+    size = png_dimensions(raw)
+    if size is None:
+        raise ImageDecodeError(f"{what}: PNG does not decode ({len(raw)} bytes): no IHDR header")
+    if max_pixels is not None and size[0] * size[1] > max_pixels:
+        raise ImageDecodeError(
+            f"{what}: the PNG is {size[0]}x{size[1]} pixels, more than the {max_pixels:,} "
+            "the scorers decode; refused before decoding"
         )
     buf = torch.frombuffer(bytearray(raw), dtype=torch.uint8)
     try:

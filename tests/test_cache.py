@@ -98,3 +98,52 @@ def test_concurrent_writers_never_leave_a_torn_entry(tmp_path: Path) -> None:
     assert final is not None
     assert final.meta["worker"] in (0, 1, 2)
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_files_get_the_user_umask(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        cache = ImageCache(tmp_path / "shared")
+        digest = cache.put("e" * 64, b"\x89PNG shared", {})
+    finally:
+        os.umask(old)
+    entry = tmp_path / "shared" / "ee" / f"{'e' * 64}.json"
+    blob = tmp_path / "shared" / "blobs" / digest[:2] / f"{digest}.png"
+    for path in (entry, blob):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
+    assert stat.S_IMODE(entry.parent.stat().st_mode) == 0o755
+    assert not list((tmp_path / "shared").rglob("*.tmp"))
+
+
+def test_an_entry_pointing_at_another_key_is_discarded(tmp_path: Path) -> None:
+    notes: list[str] = []
+    cache = ImageCache(tmp_path, on_discard=notes.append)
+    cache.put("a" * 64, b"\x89PNG one", {})
+    cache.put("b" * 64, b"\x89PNG two", {})
+    # someone copies b's entry over a's: a valid image, but not the one a's key names
+    (tmp_path / "aa" / f"{'a' * 64}.json").write_bytes(
+        (tmp_path / "bb" / f"{'b' * 64}.json").read_bytes()
+    )
+    assert cache.get("a" * 64) is None
+    assert notes
+    assert "another key" in notes[0]
+    hit = cache.get("b" * 64)
+    assert hit is not None
+    assert hit.png == b"\x89PNG two"
+
+
+def test_an_unwritable_cache_warns_once_and_the_run_goes_on(tmp_path: Path) -> None:
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache directory should be")
+    notes: list[str] = []
+    cache = ImageCache(blocker, on_discard=notes.append)
+    for i in range(3):
+        digest = cache.put(str(i) * 64, b"\x89PNG %d" % i, {})
+        assert digest == hashlib.sha256(b"\x89PNG %d" % i).hexdigest()
+    assert len(notes) == 1
+    assert "cannot be written" in notes[0]
+    assert "without storing" in notes[0]
+    assert cache.get("0" * 64) is None

@@ -244,3 +244,20 @@ def test_submit_decode_returns_a_future() -> None:
     np.testing.assert_array_equal(_as_hwc(fut.result()), arr)
     with pytest.raises(ImageDecodeError, match=r"late\.png"):
         submit_decode(b"nope", label="late.png").result()
+
+
+def test_a_pixel_bomb_is_refused_from_its_header() -> None:
+    import struct
+    import zlib
+
+    from pytest_zimage_quality.errors import ImageDecodeError
+    from pytest_zimage_quality.images import decode_png
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", 13000, 13000, 8, 2, 0, 0, 0)
+    bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+    with pytest.raises(ImageDecodeError, match=r"13000x13000 pixels.*refused before decoding"):
+        decode_png(bomb, label="bomb")

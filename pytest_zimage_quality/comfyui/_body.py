@@ -16,8 +16,6 @@ import httpx
 
 __all__ = ["BodyTooLarge", "BodyTooSlow", "UnsupportedEncoding", "read_body"]
 
-_CHUNK = 64 * 1024
-
 
 class BodyTooLarge(Exception):
     """The body grew past its cap (``limit`` bytes)."""
@@ -74,7 +72,7 @@ def read_body(response: httpx.Response, *, limit: int, deadline: float) -> bytes
         decoder = _decoder(response.headers.get("content-encoding", "").strip().lower())
         parts: list[bytes] = []
         size = 0
-        for raw in response.iter_raw(_CHUNK):
+        for raw in response.iter_raw():
             if decoder is None:
                 parts.append(raw)
                 size += len(raw)

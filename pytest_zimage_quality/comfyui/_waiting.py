@@ -330,7 +330,8 @@ class _Waiting(_ClientCore):
                     )
                 except ComfyUIError:
                     finished = None
-                if finished is not None:
+                status = finished.get("status") if finished is not None else None
+                if isinstance(status, dict) and status.get("status_str") == "success":
                     notes.append("; it finished on the server just after the deadline")
                 elif queued:
                     notes.append("; it was deleted from the server's queue")
