@@ -61,7 +61,7 @@ SENSITIVE_HEADERS = frozenset(
 
 #: Shorter registered values are redacted only where they follow their header's name:
 #: replacing every "1" of a message would make it unreadable.
-MIN_SECRET_LENGTH = 4
+MIN_SECRET_LENGTH = 8
 
 #: The loggers that see request headers or URLs (and this package's own).
 LOGGER_PREFIXES = ("httpx", "httpcore", "websockets", "pytest_zimage_quality")

@@ -23,6 +23,7 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 from .hosts import SIMULATED_HOST, HostAddressError
 from .hosts import HostAddress as HostSpec
 from .hosts import parse_host as parse_host_address
+from .redaction import HeaderValueError, check_header
 
 __all__ = [
     "GATE_PARAMETERS",
@@ -84,6 +85,10 @@ def parse_header(text: str) -> tuple[str, str]:
         raise argparse.ArgumentTypeError(
             "a header must look like 'Name: value' (e.g. 'Authorization: Bearer ...')"
         )
+    try:
+        check_header(name, value.strip())  # CR/LF/controls/non-Latin-1, value never echoed
+    except HeaderValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return name, value.strip()
 
 
