@@ -24,6 +24,14 @@ from .errors import (
     WorkflowRejectedError,
     ZImageError,
 )
+from .metrics import (
+    REFERENCE_BASED,
+    REFERENCE_FREE,
+    PromptInfo,
+    ScoreBatch,
+    ScorerSpec,
+    ScorerSpecError,
+)
 from .suite import Case, ConfigSpec, ExpectedFail, Prompt, Suite, load_suite
 
 TYPE_CHECKING = False
@@ -55,6 +63,8 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "REFERENCE_BASED",
+    "REFERENCE_FREE",
     "CLIPScorer",
     "Case",
     "ComfyUIClient",
@@ -74,7 +84,11 @@ __all__ = [
     "LPIPSScorer",
     "ModelFilesMissingError",
     "Prompt",
+    "PromptInfo",
+    "ScoreBatch",
     "ScorerError",
+    "ScorerSpec",
+    "ScorerSpecError",
     "Suite",
     "SuiteError",
     "WeightsNotFoundError",
