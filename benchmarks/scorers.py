@@ -1,6 +1,7 @@
 """Scorer benchmark: the naive one-at-a-time path against the plugin's resident batched path.
 
     python benchmarks/scorers.py [--device auto|cpu|cuda|cuda:N] [--n 64] [--json FILE]
+    python benchmarks/scorers.py --ocr [--repeats 2] [--json FILE]   # text accuracy's cost
 
 Prints, in one run, on 1024x1024 PNG inputs like ComfyUI's (compress level 4):
 
@@ -233,7 +234,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=1024, help="image side in pixels (1024)")
     ap.add_argument("--batches", default="8,16,32", help="batch sizes (8,16,32)")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    ap.add_argument(
+        "--ocr",
+        action="store_true",
+        help="instead: OCR ms per image (CPU; CUDA with onnxruntime-gpu) and a 72-case dry run "
+        "with and without OCR (benchmarks/scorer_overhead.py)",
+    )
+    ap.add_argument("--repeats", type=int, default=2, help="--ocr: dry runs of each kind (2)")
     args = ap.parse_args(argv)
+    if args.ocr:
+        import scorer_overhead
+
+        figures = scorer_overhead.main(args.repeats)
+        if args.json:
+            args.json.write_text(json.dumps(figures, indent=2), encoding="utf-8")
+        return 0
 
     t_imp = time.perf_counter()
     import lpips  # noqa: F401
@@ -459,4 +474,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
     raise SystemExit(main())
