@@ -133,6 +133,12 @@ class HostRunner:
             self._cond.notify_all()
         return added
 
+    def running_case(self) -> Case | None:
+        """The case of the oldest of our prompts still on the server: the one it is running
+        (ComfyUI runs its queue in order). The VRAM sampler attributes samples by it."""
+        inflight = list(self._inflight.values())
+        return inflight[0].case if inflight else None
+
     def knows(self, key: tuple[str, str]) -> bool:
         with self._cond:
             return key in self._known

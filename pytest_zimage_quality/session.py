@@ -9,6 +9,7 @@ reports), writes the run's artifacts and decides the exit status.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import platform
 import sys
@@ -33,7 +34,7 @@ from .outcomes import (
     run_exit_status,
 )
 from .records import CaseRecord
-from .report.comparison import comparison_lines, provenance_lines
+from .report.comparison import comparison_lines, provenance_lines, speed_memory_lines
 from .report.markdown import (
     STEP_SUMMARY_ENV,
     append_step_summary,
@@ -99,6 +100,7 @@ class ZImageSession:
         #: record key -> outcomes.error_kind of each case that errored (from its report)
         self.error_kinds: dict[tuple[str, str], str] = {}
         self.verdicts: RunVerdicts | None = None
+        self._vram_samplers: list[Any] = []
 
     @property
     def report_dir(self) -> ReportDir:
@@ -251,7 +253,37 @@ class ZImageSession:
                     raise error from exc
                 raise
             self._engine = engine
+            self._start_vram_sampling(engine)
         return self._engine
+
+    def _start_vram_sampling(self, engine: Engine) -> None:
+        """Sample each server's VRAM while it generates, attributed to the config it runs
+        (``--zimage-vram-interval``; docs/ci.md: VRAM beside speed)."""
+        if self.settings.vram_interval <= 0:
+            return
+        from .summary.verdicts import config_name  # noqa: PLC0415 - not needed at plugin load
+        from .vram import VramSampler  # noqa: PLC0415
+
+        multi = len(self._suites) > 1
+
+        def running(runner: Any) -> str | None:
+            case = runner.running_case()
+            return (
+                None
+                if case is None
+                else config_name(case.suite, case.config.key, multi_suite=multi)
+            )
+
+        for runner in engine.runners:
+            stats = getattr(runner.client, "system_stats", None)
+            if callable(stats):
+                sampler = VramSampler(
+                    stats,
+                    current_config=functools.partial(running, runner),
+                    interval=self.settings.vram_interval,
+                )
+                sampler.start()
+                self._vram_samplers.append(sampler)
 
     def _check_scorer_weights(self) -> None:
         """Refuse the run before any generation when the default scorers' weights are missing."""
@@ -477,6 +509,14 @@ class ZImageSession:
         self._results.append(record, nodeid=report.nodeid)
 
     def _capture_environment(self) -> None:
+        if self._vram_samplers:
+            from .vram import merge_peaks  # noqa: PLC0415
+
+            for sampler in self._vram_samplers:
+                sampler.stop()
+            peaks = merge_peaks(sampler.peaks() for sampler in self._vram_samplers)
+            self.environment["vram_peaks"] = {k: v.to_dict() for k, v in peaks.items()}
+            self._vram_samplers = []
         engine = self._engine
         if engine is not None:
             servers = [dataclasses.asdict(info) for info in engine.server_infos]
@@ -552,6 +592,7 @@ class ZImageSession:
         stats = env.get("system_stats") or {}
         summary = dataclasses.replace(
             summary,
+            vram=self._vram_block(summary),
             provenance=provenance_block(
                 [(str(s.get("url", "")), stats.get(s.get("url")) or s) for s in env["servers"]],
                 models=env.get("model_files") or {},
@@ -580,6 +621,26 @@ class ZImageSession:
             infra_exit_status=self.settings.infra_exit_status,
         )
         return dataclasses.replace(summary, verdicts=self.verdicts.to_dict())
+
+    def _vram_block(self, summary: RunSummary) -> dict[str, Any] | None:
+        """Per config, its peak VRAM and the change against its suite's reference."""
+        from .summary.ci import vram_block  # noqa: PLC0415
+        from .summary.verdicts import config_name  # noqa: PLC0415
+        from .vram import ConfigVram  # noqa: PLC0415
+
+        peaks = {
+            name: ConfigVram(config=name, **values)
+            for name, values in (self.environment.get("vram_peaks") or {}).items()
+        }
+        multi = len(summary.suites) > 1
+        references = {
+            config_name(suite.name, config.key, multi_suite=multi): config_name(
+                suite.name, suite.reference.key, multi_suite=multi
+            )
+            for suite in summary.suites
+            for config in suite.configs
+        }
+        return vram_block(peaks, references)
 
     def _exit_status_for(self, status: int, verdicts: RunVerdicts) -> int:
         return run_exit_status(
@@ -671,6 +732,8 @@ class ZImageSession:
         )
         for line, markup in comparison_lines(self.comparison, self.baseline_refused):
             terminalreporter.write_line(line, **markup)
+        for line in speed_memory_lines(self.summary):
+            terminalreporter.write_line(line)
         for line in provenance_lines(self.summary):
             terminalreporter.write_line(line, yellow="regenerated" in line)
         if self.verdicts is not None:  # the last line: errors and failures counted apart

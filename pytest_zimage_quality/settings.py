@@ -53,6 +53,7 @@ __all__ = [
     "parse_seeds",
     "parse_timeout",
     "parse_tolerance",
+    "parse_vram_interval",
     "parse_weights",
 ]
 
@@ -132,6 +133,7 @@ parse_clip_floor = Bounds(float, -1.0, 1.0, "cosine similarity in [-1, 1]")
 parse_lpips_close = Bounds(float, 0.0, 10.0, "LPIPS distance")
 parse_timeout = Bounds(float, 0.001, 7 * 24 * 3600.0, "number of seconds")
 parse_queue_depth = Bounds(int, 1, 1024, "whole number of queued prompts")
+parse_vram_interval = Bounds(float, 0.0, 3600.0, "number of seconds")
 
 parse_weights = Choice(("pretrained", "random"))
 parse_lpips_net = Choice(("alex", "vgg"))
@@ -465,6 +467,14 @@ OPTIONS: Mapping[str, Option] = {
             kind="switch",
         ),
         Option(
+            "vram_interval",
+            parse_vram_interval,
+            "seconds between samples of each server's VRAM (GET /system_stats) while it "
+            "generates, for the peak VRAM per config beside the speedup; 0 turns sampling off.",
+            "SECONDS",
+            default=0.25,
+        ),
+        Option(
             "infra_exit_status",
             parse_bool,
             "exit with status 75 (EX_TEMPFAIL) when the only problems were infrastructure "
@@ -576,6 +586,7 @@ class Settings:
     queue_depth: int = _field_default("queue_depth")
     baseline: Path | None = None  # a path option has no built-in value
     baseline_any_lane: bool = _field_default("baseline_any_lane")
+    vram_interval: float = _field_default("vram_interval")
     infra_exit_status: bool = _field_default("infra_exit_status")
     markdown: Path | None = None  # a path option has no built-in value
     step_summary: bool = _field_default("step_summary")

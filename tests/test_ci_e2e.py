@@ -149,3 +149,37 @@ def test_a_cached_reference_from_another_lane_is_regenerated(
         for line in (project.path / "report" / "results.jsonl").read_text().splitlines()
     ]
     assert [r for r in again if r.get("cached") == "plugin"]
+
+
+def test_peak_vram_per_config_beside_the_speedup(
+    project: pytest.Pytester, zimage_fake_comfyui_factory: Fake
+) -> None:
+    fake = zimage_fake_comfyui_factory(image_latency=0.3)
+    md = project.path / "summary.md"
+    result = run(project, fake, "--zimage-vram-interval=0.05", f"--zimage-markdown={md}")
+    result.assert_outcomes(passed=27)
+    vram = summary(project)["vram"]
+    assert set(vram) == {"bf16", "fp8", "nvfp4"}
+    for entry in vram.values():
+        assert entry["n_samples"] > 0
+        # the fake reports 0.5 GiB + loaded model files + 1 GiB per image being sampled
+        assert entry["peak_device_bytes"] >= 1.5 * 1024**3
+    assert vram["bf16"]["ratio_vs_reference"] == 1.0
+    assert vram["fp8"]["change_vs_reference_bytes"] == (
+        vram["fp8"]["peak_device_bytes"] - vram["bf16"]["peak_device_bytes"]
+    )
+    result.stdout.fnmatch_lines(
+        ["zimage speed and memory:", "*config*speedup*peak VRAM*", "*BF16*ref*GiB*reference*"]
+    )
+    text = md.read_text(encoding="utf-8")
+    assert "### Speed and memory" in text
+    assert "| NVFP4 |" in text
+
+
+def test_vram_sampling_can_be_turned_off(
+    project: pytest.Pytester, zimage_fake_comfyui: FakeComfyUI
+) -> None:
+    result = run(project, zimage_fake_comfyui, "--zimage-vram-interval=0", "--zimage-configs=bf16")
+    result.assert_outcomes(passed=9)
+    assert summary(project)["vram"] is None
+    assert "zimage speed and memory" not in result.stdout.str()

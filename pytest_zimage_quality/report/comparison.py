@@ -6,11 +6,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from .ci_views import SPEED_MEMORY_HEADERS, VRAM_NOTE, speed_memory_rows
+
 if TYPE_CHECKING:
     from ..baseline import Comparison
     from ..summary import RunSummary
 
-__all__ = ["comparison_lines", "provenance_lines"]
+__all__ = ["comparison_lines", "provenance_lines", "speed_memory_lines"]
 
 Markup = dict[str, bool]
 
@@ -68,4 +70,17 @@ def provenance_lines(summary: RunSummary | None) -> list[str]:
         lines += [f"  {note}" for note in regenerated[:10]]
         if len(regenerated) > 10:
             lines.append(f"  ... and {len(regenerated) - 10} more (summary.json provenance)")
+    return lines
+
+
+def speed_memory_lines(summary: RunSummary | None) -> list[str]:
+    """Per config, the peak VRAM and its change against the reference beside the speedup."""
+    if summary is None or not summary.vram:
+        return []
+    rows = speed_memory_rows(summary)
+    widths = [max(len(r[i]) for r in [list(SPEED_MEMORY_HEADERS), *rows]) for i in range(5)]
+    lines = ["zimage speed and memory:"]
+    for row in [list(SPEED_MEMORY_HEADERS), *rows]:
+        lines.append("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+    lines.append(f"  ({VRAM_NOTE})")
     return lines

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..provenance import Lane
+from .ci_views import SPEED_MEMORY_HEADERS, VRAM_NOTE, noise_floor_text, speed_memory_rows
 from .terminal import headline_rows, prompt_rows
 from .vocabulary import WARNING_VERDICTS, gate_headline, legend
 
@@ -207,6 +208,31 @@ def _baseline_lines(suite: SuiteSummary, comparison: Comparison, fold: int) -> l
     return lines
 
 
+def _ci_lines(summary: RunSummary) -> list[str]:
+    """Speed and memory per config, the noise floor, the run's verdict in words."""
+    lines: list[str] = []
+    rows = speed_memory_rows(summary) if summary.vram else []
+    if rows:
+        lines += ["### Speed and memory", ""]
+        lines += [*_table(list(SPEED_MEMORY_HEADERS), rows, "<>>>>"), ""]
+        lines += [f"<sub>{_cell(VRAM_NOTE)}</sub>", ""]
+    floor = noise_floor_text(summary)
+    if floor:
+        mark = "> ⚠️ " if "WARNING" in floor else "> "
+        lines += [f"{mark}{_cell(floor)}", ""]
+    verdicts = summary.verdicts or {}
+    if verdicts.get("counts", {}).get("error"):
+        counts = verdicts["counts"]
+        kinds = list((verdicts.get("error_kinds") or {}).values())
+        lines += [
+            f"> **{counts['error']} case(s) could not be generated or scored** "
+            f"({kinds.count('infrastructure')} infrastructure, {kinds.count('setup')} setup): "
+            f"errors, not quality failures ({counts.get('failed', 0)} failed on quality).",
+            "",
+        ]
+    return lines
+
+
 def _provenance_lines(summary: RunSummary) -> list[str]:
     env = summary.environment
     lanes: dict[str, tuple[Lane, list[str]]] = {}
@@ -263,6 +289,7 @@ def render_markdown(
         ]
     for suite in summary.suites:
         lines += _suite_lines(suite, records, comparison, fold)
+    lines += _ci_lines(summary)
     lines += _provenance_lines(summary)
     if report_path:
         lines += [
