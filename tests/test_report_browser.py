@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -105,6 +106,29 @@ def screenshot(
     )
     assert target.is_file(), "chromium wrote no screenshot"
     return target
+
+
+#: Charts every suite with scores has: CLIPScore per config, and LPIPS against speedup.
+BASE_CHARTS = 2
+#: Metrics those two charts already show (every further metric gets a chart of its own).
+BASE_CHART_METRICS = frozenset({"clipscore", "lpips"})
+
+
+def expected_chart_count(summary: dict[str, Any]) -> int:
+    """The SVG charts report.html should hold, read from summary.json: per suite the two base
+    charts plus one per further metric of the run that has a value in some config."""
+    further = [m["name"] for m in summary["metrics"] if m["name"] not in BASE_CHART_METRICS]
+    assert summary["suites"], "summary.json has no suite"
+    count = 0
+    for suite in summary["suites"]:
+        measured = {
+            name
+            for config in suite["configs"]
+            for name, column in config["metrics"].items()
+            if column["mean"] is not None
+        }
+        count += BASE_CHARTS + sum(1 for name in further if name in measured)
+    return count
 
 
 def assert_hostile_prompt_is_inert(dom: DomCounter) -> None:
@@ -202,7 +226,7 @@ def test_simulated_run_report_in_chromium(
     assert len(dom.find("figure", "cell")) == 36
     assert len(dom.find("figure", "failed")) == failed
     assert len(dom.find("img")) == 36
-    assert len(dom.find("svg")) == 2
+    assert len(dom.find("svg")) == expected_chart_count(summary)
     assert_hostile_prompt_is_inert(dom)
     page = (report_dir / "report.html").read_text(encoding="utf-8")
     outside_options = page.split('<table class="facts options">')[0]
