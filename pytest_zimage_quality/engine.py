@@ -27,6 +27,7 @@ from .images import decode_png, is_blank
 from .lane_index import LaneIndex
 from .metrics import PromptInfo, ScorerSpec
 from .provenance import Lane
+from .recheck import Regenerated, choose_recheck
 from .scheduler import HostRunner, ImageRequest
 from .scoring_worker import Scores, ScoringWorker
 from .thumbnails import make_thumbnail, thumbnail_path
@@ -128,6 +129,11 @@ class Engine:
         self._lane_free: dict[tuple[str, str], tuple[str, Lane]] = {}
         #: url -> the raw ``/system_stats`` body at connect (the ComfyUI commit, if reported)
         self.system_stats: dict[str, dict[str, Any]] = {}
+        #: the determinism check (``--zimage-refresh`` / ``--zimage-recheck N``): reference
+        #: case ids to regenerate, the cache entries they replace, the regenerated pairs
+        self._recheck_ids: set[str] = set()
+        self._recheck_cached: dict[tuple[str, str], Any] = {}
+        self.regenerated: list[Regenerated] = []
         #: notes on cached images from another lane that this run made again
         self.regenerated_other_lane: list[str] = []
         self.notes: queue.Queue[str] = queue.Queue()
@@ -165,6 +171,10 @@ class Engine:
             self.system_stats[info.url] = client.system_stats()
             client.add_progress_listener(self._on_progress)
         self._assign_hosts(planned)
+        self._recheck_ids = choose_recheck(
+            {case.id if case.is_reference else case.reference_id for case in planned},
+            int(getattr(self.settings, "recheck", 0)),
+        )
         self._preflight()
         if before_generating is not None:
             before_generating()
@@ -385,7 +395,13 @@ class Engine:
 
     # -- callbacks from runner and scoring threads ---------------------------------------
     def _lookup_cache(self, job: ImageRequest) -> GeneratedImage | None:
-        if self.cache is None or self.settings.refresh:
+        if self.cache is None:
+            return None
+        if self.settings.refresh or job.case.id in self._recheck_ids:
+            # the determinism check: regenerate, and keep what the cache held to compare
+            cached = self.cache.get(job.cache_key)
+            if cached is not None:
+                self._recheck_cached[job.key] = cached
             return None
         hit = self.cache.get(job.cache_key)
         if hit is None:
@@ -456,6 +472,19 @@ class Engine:
         if not job.case.is_reference:
             ref_slot = self._slots.get((job.case.suite, job.case.reference_id))
             reference = ref_slot.outcome if ref_slot is not None else None
+        cached = self._recheck_cached.pop(job.key, None)
+        if cached is not None:
+            self.regenerated.append(
+                Regenerated(
+                    case_id=job.case.id,
+                    prompt=PromptInfo.of(job.case.prompt),
+                    cached_png=cached.png,
+                    cached_sha256=cached.sha256,
+                    new_png=generated.png if generated.sha256 != cached.sha256 else b"",
+                    new_sha256=generated.sha256,
+                    new_clipscore=scores.clipscore,
+                )
+            )
         slot = self._slots[job.key]
         slot.outcome = CaseOutcome(
             case=job.case,

@@ -34,6 +34,7 @@ from .outcomes import (
     run_exit_status,
 )
 from .records import CaseRecord
+from .report.ci_views import noise_floor_text
 from .report.comparison import comparison_lines, provenance_lines, speed_memory_lines
 from .report.markdown import (
     STEP_SUMMARY_ENV,
@@ -518,6 +519,11 @@ class ZImageSession:
             self.environment["vram_peaks"] = {k: v.to_dict() for k, v in peaks.items()}
             self._vram_samplers = []
         engine = self._engine
+        if engine is not None and engine.regenerated:
+            from .recheck import score_pairs  # noqa: PLC0415 - torch only when rechecking
+
+            pairs = score_pairs(engine.regenerated, self._specs or [])
+            self.environment["recheck_pairs"] = [dataclasses.asdict(p) for p in pairs]
         if engine is not None:
             servers = [dataclasses.asdict(info) for info in engine.server_infos]
             for server, info in zip(servers, engine.server_infos, strict=True):
@@ -593,6 +599,7 @@ class ZImageSession:
         summary = dataclasses.replace(
             summary,
             vram=self._vram_block(summary),
+            noise_floor=self._noise_floor(summary),
             provenance=provenance_block(
                 [(str(s.get("url", "")), stats.get(s.get("url")) or s) for s in env["servers"]],
                 models=env.get("model_files") or {},
@@ -621,6 +628,25 @@ class ZImageSession:
             infra_exit_status=self.settings.infra_exit_status,
         )
         return dataclasses.replace(summary, verdicts=self.verdicts.to_dict())
+
+    def _noise_floor(self, summary: RunSummary) -> dict[str, Any] | None:
+        """The determinism check's floor, each suite's margin beside it, and a warning when a
+        margin is not above it."""
+        from .noise_floor import RecheckPair, margin_warning, measure_noise_floor  # noqa: PLC0415
+
+        rows = self.environment.get("recheck_pairs")
+        if not rows:
+            return None
+        floor = measure_noise_floor(RecheckPair(**row) for row in rows)
+        block = floor.to_dict()
+        block["margins"] = {suite.name: suite.margin for suite in summary.suites}
+        warnings_ = [
+            f"{suite.name}: {w}"
+            for suite in summary.suites
+            if (w := margin_warning(floor, suite.margin)) is not None
+        ]
+        block["margin_warning"] = "; ".join(warnings_) or None
+        return block
 
     def _vram_block(self, summary: RunSummary) -> dict[str, Any] | None:
         """Per config, its peak VRAM and the change against its suite's reference."""
@@ -734,6 +760,9 @@ class ZImageSession:
             terminalreporter.write_line(line, **markup)
         for line in speed_memory_lines(self.summary):
             terminalreporter.write_line(line)
+        floor = noise_floor_text(self.summary) if self.summary is not None else None
+        if floor:
+            terminalreporter.write_line(f"zimage {floor}", yellow="WARNING" in floor)
         for line in provenance_lines(self.summary):
             terminalreporter.write_line(line, yellow="regenerated" in line)
         if self.verdicts is not None:  # the last line: errors and failures counted apart

@@ -50,6 +50,7 @@ __all__ = [
     "parse_margin",
     "parse_precision",
     "parse_queue_depth",
+    "parse_recheck",
     "parse_seeds",
     "parse_timeout",
     "parse_tolerance",
@@ -134,6 +135,7 @@ parse_lpips_close = Bounds(float, 0.0, 10.0, "LPIPS distance")
 parse_timeout = Bounds(float, 0.001, 7 * 24 * 3600.0, "number of seconds")
 parse_queue_depth = Bounds(int, 1, 1024, "whole number of queued prompts")
 parse_vram_interval = Bounds(float, 0.0, 3600.0, "number of seconds")
+parse_recheck = Bounds(int, 0, 1_000_000, "whole number of reference cases")
 
 parse_weights = Choice(("pretrained", "random"))
 parse_lpips_net = Choice(("alex", "vgg"))
@@ -467,6 +469,16 @@ OPTIONS: Mapping[str, Option] = {
             kind="switch",
         ),
         Option(
+            "recheck",
+            parse_recheck,
+            "the determinism check: regenerate N reference cases the image cache holds "
+            "(the same N every run, chosen by their ids' hash) and compare them with the cached "
+            "images: the measured noise floor, shown next to the margin δ (--zimage-refresh "
+            "checks every cached image).",
+            "N",
+            default=0,
+        ),
+        Option(
             "vram_interval",
             parse_vram_interval,
             "seconds between samples of each server's VRAM (GET /system_stats) while it "
@@ -586,6 +598,7 @@ class Settings:
     queue_depth: int = _field_default("queue_depth")
     baseline: Path | None = None  # a path option has no built-in value
     baseline_any_lane: bool = _field_default("baseline_any_lane")
+    recheck: int = _field_default("recheck")
     vram_interval: float = _field_default("vram_interval")
     infra_exit_status: bool = _field_default("infra_exit_status")
     markdown: Path | None = None  # a path option has no built-in value

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from pytest_zimage_quality.lane_index import LaneIndex
+from pytest_zimage_quality.metrics import PromptInfo
 from pytest_zimage_quality.provenance import Lane
+from pytest_zimage_quality.recheck import Regenerated, choose_recheck, score_pairs
 from pytest_zimage_quality.summary.ci import provenance_block, suite_fingerprint, vram_block
 from pytest_zimage_quality.vram import ConfigVram
 
@@ -99,3 +101,38 @@ def test_vram_block_compares_each_config_with_its_suites_reference() -> None:
     assert abs(block["nvfp4"]["ratio_vs_reference"] - 0.55) < 1e-9
     assert "fp8" not in block  # no samples: nothing invented
     assert vram_block({}, {"bf16": "bf16"}) is None
+
+
+def test_recheck_choice_is_deterministic_and_order_free() -> None:
+    ids = [f"p{i}-bf16-{s}" for i in range(10) for s in (1, 2)]
+    chosen = choose_recheck(ids, 3)
+    assert len(chosen) == 3
+    assert choose_recheck(reversed(ids), 3) == chosen
+    assert chosen <= choose_recheck(ids, 5)
+    assert choose_recheck(ids, 0) == set()
+    assert choose_recheck(ids, 100) == set(ids)
+
+
+def test_differing_pairs_are_scored_identical_ones_are_not() -> None:
+    import io
+
+    from PIL import Image
+
+    from tests.helpers.doubles import double_specs
+
+    def png(value: int) -> bytes:
+        out = io.BytesIO()
+        Image.new("RGB", (16, 16), (value, value, value)).save(out, format="PNG")
+        return out.getvalue()
+
+    prompt = PromptInfo("cat", "a cat")
+    same = Regenerated("a", prompt, png(10), "s" * 64, b"", "s" * 64, 0.3)
+    differs = Regenerated("b", prompt, png(10), "x" * 64, png(200), "y" * 64, 0.3)
+    pairs = score_pairs([same, differs], double_specs())
+    assert pairs[0].identical
+    assert pairs[0].lpips is None
+    assert not pairs[1].identical
+    assert pairs[1].lpips is not None
+    assert pairs[1].lpips > 0
+    assert pairs[1].cached_clipscore is not None
+    assert pairs[1].clip_change is not None

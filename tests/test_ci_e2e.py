@@ -183,3 +183,28 @@ def test_vram_sampling_can_be_turned_off(
     result.assert_outcomes(passed=9)
     assert summary(project)["vram"] is None
     assert "zimage speed and memory" not in result.stdout.str()
+
+
+def test_a_refresh_on_a_deterministic_server_measures_a_noise_floor_of_0(
+    project: pytest.Pytester, zimage_fake_comfyui: FakeComfyUI
+) -> None:
+    first = run(project, zimage_fake_comfyui, "--zimage-configs=bf16,fp8")
+    first.assert_outcomes(passed=18)
+    assert summary(project)["noise_floor"] is None  # nothing regenerated, nothing measured
+    refresh = run(project, zimage_fake_comfyui, "--zimage-configs=bf16,fp8", "--zimage-refresh")
+    refresh.assert_outcomes(passed=18)
+    floor = summary(project)["noise_floor"]
+    assert floor["n_pairs"] == 18
+    assert floor["n_identical"] == 18
+    assert floor["deterministic"] is True
+    assert floor["clip_floor"] == 0.0
+    assert floor["lpips_max"] == 0.0
+    assert floor["margin_warning"] is None
+    refresh.stdout.fnmatch_lines(
+        ["zimage noise floor (determinism check): 18 of 18 regenerated images identical*0.0000*"]
+    )
+    recheck = run(project, zimage_fake_comfyui, "--zimage-configs=bf16,fp8", "--zimage-recheck=2")
+    recheck.assert_outcomes(passed=18)
+    floor = summary(project)["noise_floor"]
+    assert floor["n_pairs"] == 2
+    assert floor["clip_floor"] == 0.0
