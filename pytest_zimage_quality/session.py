@@ -91,6 +91,8 @@ class ZImageSession:
         self.baseline: Baseline | None = None
         self.comparison: Comparison | None = None
         self.baseline_refused = ""
+        #: ``--zimage-gate-metric`` names no metric the gate can use (known once scorers are)
+        self.gate_metric_error: str | None = None
         if settings.baseline is not None and not self.is_worker:
             try:
                 self.baseline = load_baseline(settings.baseline)
@@ -559,17 +561,24 @@ class ZImageSession:
             return
         if not self.records:
             return
-        from .summary.build import build_summary  # noqa: PLC0415 - scipy only when there is a gate
+        from .summary.build import (  # noqa: PLC0415 - scipy only when there is a gate
+            build_summary,
+            gate_metric_problem,
+        )
 
+        metrics = [MetricInfo.from_dict(m) for m in self.environment.get("metrics", [])]
         self.summary = build_summary(
             list(self.records.values()),
             suites=self.loaded_suites(),
             settings=self.settings,
             environment=self.environment_summary(),
             run_id=self.run_id,
-            metrics=[MetricInfo.from_dict(m) for m in self.environment.get("metrics", [])],
+            metrics=metrics,
         )
         self.ran_gate = True
+        self.gate_metric_error = gate_metric_problem(self.settings, metrics) if metrics else None
+        if self.gate_metric_error is not None:
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
         if self.baseline is not None:
             self.summary = dataclasses.replace(self.summary, baseline=self._compare(self.summary))
             if self.baseline_refused and session.exitstatus == pytest.ExitCode.OK:
@@ -765,6 +774,8 @@ class ZImageSession:
             terminalreporter.write_line(f"zimage {floor}", yellow="WARNING" in floor)
         for line in provenance_lines(self.summary):
             terminalreporter.write_line(line, yellow="regenerated" in line)
+        if self.gate_metric_error is not None:
+            terminalreporter.write_line(f"zimage usage error: {self.gate_metric_error}", red=True)
         if self.verdicts is not None:  # the last line: errors and failures counted apart
             verdict = self.verdicts.verdict
             terminalreporter.write_line(

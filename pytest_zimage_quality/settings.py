@@ -48,6 +48,7 @@ __all__ = [
     "parse_lpips_close",
     "parse_lpips_net",
     "parse_margin",
+    "parse_metric_name",
     "parse_precision",
     "parse_queue_depth",
     "parse_recheck",
@@ -159,6 +160,22 @@ def parse_seeds(text: str) -> tuple[int, ...]:
         if int(part) not in seeds:
             seeds.append(int(part))
     return tuple(seeds)
+
+
+#: A metric's name: what the suite's ``gate_metric`` and ``--zimage-gate-metric`` accept.
+METRIC_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
+def parse_metric_name(text: str) -> str:
+    """A metric's name (its spelling only: which metrics a run has is known once its scorers
+    are registered, and the run checks the name then)."""
+    value = text.strip()
+    if not METRIC_NAME_RE.fullmatch(value):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a metric name (lower-case letters, digits and '_', e.g. "
+            "clipscore, text_accuracy or a registered scorer's name)"
+        )
+    return value
 
 
 def parse_device(text: str) -> str:
@@ -496,6 +513,16 @@ OPTIONS: Mapping[str, Option] = {
             kind="switch",
         ),
         Option(
+            "gate_metric",
+            parse_metric_name,
+            "the metric each candidate config is gated on (non-inferior to the reference): "
+            "clipscore, text_accuracy or a registered scorer's name; it must compare an image "
+            "with its prompt, not with the reference image (docs/metrics.md).",
+            "NAME",
+            default="clipscore",
+            in_suite=True,
+        ),
+        Option(
             "markdown",
             str,
             "also write the run's summary as Markdown (verdicts, per-prompt table, worst cases, "
@@ -548,6 +575,8 @@ class SuiteValues(Protocol):
     def seeds(self) -> tuple[int, ...]: ...
     @property
     def revision(self) -> str: ...
+    @property
+    def gate_metric(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -601,6 +630,7 @@ class Settings:
     recheck: int = _field_default("recheck")
     vram_interval: float = _field_default("vram_interval")
     infra_exit_status: bool = _field_default("infra_exit_status")
+    gate_metric: str | None = _field_default("gate_metric")
     markdown: Path | None = None  # a path option has no built-in value
     step_summary: bool = _field_default("step_summary")
     rootpath: Path = field(default_factory=Path.cwd)
@@ -645,6 +675,13 @@ class Settings:
 
     def seeds_for(self, suite: SuiteValues) -> tuple[int, ...]:
         return self.seeds if self.seeds is not None else suite.seeds
+
+    def gate_metric_for(self, suite: SuiteValues | None) -> str:
+        """The metric ``suite`` is gated on: option (command line, then ini) > suite file >
+        default (the suite file's value is the default when it names none)."""
+        if self.gate_metric is not None:
+            return self.gate_metric
+        return suite.gate_metric if suite is not None else str(default("gate_metric"))
 
     def cache_revision(self, suite: SuiteValues) -> str:
         return self.revision if self.revision is not None else suite.revision

@@ -20,6 +20,7 @@ from pytest_zimage_quality.report.metric_views import (
 from pytest_zimage_quality.settings import HostSpec, Settings
 from pytest_zimage_quality.suite import load_suite
 from pytest_zimage_quality.summary import RunSummary, build_summary
+from pytest_zimage_quality.summary.build import gate_metric_problem
 from tests.helpers import write_small_suite
 
 from .test_summary import ENVIRONMENT, SCHEMA, records
@@ -168,3 +169,55 @@ def test_a_gate_metric_the_run_did_not_measure_fails_the_run_with_its_name(tmp_p
 def test_a_bad_gate_metric_name_is_a_suite_error(tmp_path: Path) -> None:
     with pytest.raises(SuiteError, match=r"suite\.gate_metric"):
         load_suite(write_small_suite(tmp_path, suite_extra='gate_metric = "Text Accuracy"'))
+
+
+def _option_gated(tmp_path: Path, suite_metric: str, option: str | None) -> RunSummary:
+    tmp_path.mkdir(exist_ok=True)
+    suite = load_suite(write_small_suite(tmp_path, suite_extra=f'gate_metric = "{suite_metric}"'))
+    return build_summary(
+        _gate_records(suite.name, ["cat", "ink", "sign"]),
+        suites=[suite],
+        settings=Settings(hosts=(HostSpec("http://gpu:8188"),), gate_metric=option),
+        environment=ENVIRONMENT,
+        run_id="run-1",
+        metrics=[SHARP, TEXT],
+    )
+
+
+def test_the_gate_metric_option_beats_the_suite_file(tmp_path: Path) -> None:
+    by_option = _option_gated(tmp_path / "a", "clipscore", "text_accuracy").suites[0]
+    assert by_option.gate_metric == "text_accuracy"
+    assert by_option.configs[1].gate is not None
+    assert by_option.configs[1].gate.mean_diff == pytest.approx(-0.5)
+    by_suite = _option_gated(tmp_path / "b", "text_accuracy", None).suites[0]
+    assert by_suite.gate_metric == "text_accuracy"
+    assert _option_gated(tmp_path / "c", "clipscore", None).suites[0].gate_metric == "clipscore"
+
+
+def test_an_unknown_gate_metric_option_names_the_metrics_it_could_use() -> None:
+    settings = Settings(gate_metric="pickscore")
+    problem = gate_metric_problem(settings, [SHARP, TEXT, PSNR])
+    assert problem is not None
+    assert "--zimage-gate-metric 'pickscore' is not a metric of this run" in problem
+    assert problem.endswith("the metrics it can name here: blur, text_accuracy")  # not psnr
+    psnr = gate_metric_problem(Settings(gate_metric="psnr"), [SHARP, TEXT, PSNR])
+    assert psnr is not None
+    assert "compares with the reference image" in psnr
+    assert gate_metric_problem(Settings(gate_metric="text_accuracy"), [TEXT]) is None
+    assert gate_metric_problem(Settings(), [TEXT]) is None
+
+
+def test_a_gate_metric_option_the_run_lacks_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    write_small_suite(pytester.path)
+    result = pytester.runpytest(
+        "-p",
+        "no:randomly",
+        "--zimage-host=simulated",
+        "--zimage-weights=random",
+        "--zimage-gate-metric=pickscore",
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines(
+        ["zimage usage error: --zimage-gate-metric 'pickscore' is not a metric of this run; "
+         "the metrics it can name here: clipscore*"]
+    )  # fmt: skip

@@ -265,6 +265,7 @@ SAMPLES: dict[str, tuple[str | None, str]] = {
     "recheck": ("4", "3"),
     "vram_interval": ("0.5", "0"),
     "infra_exit_status": (None, "true"),
+    "gate_metric": ("text_accuracy", "brightness"),
     "markdown": ("cli.md", "ini.md"),
     "step_summary": ("yes", "no"),
 }

@@ -41,7 +41,13 @@ if TYPE_CHECKING:
     from ..settings import GateParameters, Settings
     from ..suite import Suite
 
-__all__ = ["build_summary", "config_gate", "describe_settings", "exit_decision"]
+__all__ = [
+    "build_summary",
+    "config_gate",
+    "describe_settings",
+    "exit_decision",
+    "gate_metric_problem",
+]
 
 #: The default gate metric (the suite's ``gate_metric`` names another).
 CLIPSCORE = MetricInfo("clipscore", "CLIPScore", REFERENCE_FREE, True)
@@ -129,12 +135,43 @@ def config_gate(
     return result, tuple(comparisons), excluded
 
 
-def gate_metric_of(suite: Suite | None, metrics: Sequence[MetricInfo]) -> MetricInfo | None:
-    """The suite's gate metric as the run knows it; None when the run did not measure it."""
-    name = suite.gate_metric if suite is not None else CLIPSCORE.name
+def gate_metric_of(
+    suite: Suite | None, metrics: Sequence[MetricInfo], settings: Settings | None = None
+) -> MetricInfo | None:
+    """The suite's gate metric (``--zimage-gate-metric`` > suite file > clipscore) as the run
+    knows it; None when the run did not measure it."""
+    name = (
+        settings.gate_metric_for(suite)
+        if settings is not None
+        else suite.gate_metric
+        if suite is not None
+        else CLIPSCORE.name
+    )
     if name == CLIPSCORE.name:
         return next((m for m in metrics if m.name == name), CLIPSCORE)
     return next((m for m in metrics if m.name == name), None)
+
+
+def gate_metric_choices(metrics: Sequence[MetricInfo]) -> str:
+    """The run's metrics a gate can run on (those of an image against its prompt)."""
+    names = [m.name for m in metrics if not m.reference_based]
+    return ", ".join(names) if names else "clipscore, text_accuracy, a registered one"
+
+
+def gate_metric_problem(settings: Settings, metrics: Sequence[MetricInfo]) -> str | None:
+    """Why ``--zimage-gate-metric`` names no metric the gate can use in this run (a usage
+    error), or None. Checked once the run's scorers are registered."""
+    name = settings.gate_metric
+    if name is None or name == CLIPSCORE.name:
+        return None
+    info = next((m for m in metrics if m.name == name), None)
+    if info is not None and not info.reference_based:
+        return None
+    why = "is not a metric of this run" if info is None else "compares with the reference image"
+    return (
+        f"--zimage-gate-metric {name!r} {why}; the metrics it can name here: "
+        f"{gate_metric_choices(metrics)}"
+    )
 
 
 def _count_outcomes(records: Iterable[CaseRecord]) -> dict[str, int]:
@@ -232,7 +269,7 @@ def _suite_summary(
     prompt_order = [p.key for p in suite.prompts] if suite else sorted({r.prompt for r in records})
     labels = {r.config: r.config_label for r in records}
 
-    gate_metric = gate_metric_of(suite, metrics)
+    gate_metric = gate_metric_of(suite, metrics, settings)
     configs = []
     comparisons: dict[str, dict[str, stats.PromptComparison]] = {}
     for key in config_order:
@@ -278,7 +315,7 @@ def _suite_summary(
         counts=_count_outcomes(records),
         configs=tuple(configs),
         prompts=tuple(prompts),
-        gate_metric=suite.gate_metric if suite is not None else CLIPSCORE.name,
+        gate_metric=settings.gate_metric_for(suite),
     )
 
 
@@ -317,7 +354,7 @@ def exit_decision(
             )
             reasons.append(
                 f"suite {suite.name}: gate metric {suite.gate_metric!r} {why}; name a metric "
-                "of the image against its prompt (clipscore, text_accuracy, a registered one)"
+                f"of the image against its prompt ({gate_metric_choices(metrics)})"
             )
     if failed:
         reasons.append(f"non-inferiority not shown for {', '.join(failed)}")
