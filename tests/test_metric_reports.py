@@ -11,7 +11,9 @@ import pytest
 from pytest_zimage_quality.errors import SuiteError
 from pytest_zimage_quality.metrics import REFERENCE_BASED, REFERENCE_FREE, MetricInfo
 from pytest_zimage_quality.records import CaseRecord
+from pytest_zimage_quality.report.markdown import render_markdown
 from pytest_zimage_quality.report.metric_views import (
+    config_metric_cell,
     metric_rows,
     prompt_metric_rows,
     record_metric_facts,
@@ -221,3 +223,21 @@ def test_a_gate_metric_option_the_run_lacks_is_a_usage_error(pytester: pytest.Py
         ["zimage usage error: --zimage-gate-metric 'pickscore' is not a metric of this run; "
          "the metrics it can name here: clipscore*"]
     )  # fmt: skip
+
+
+def test_markdown_has_a_column_per_metric_and_per_prompt_text_accuracy() -> None:
+    summary = _summary()
+    text = render_markdown(summary)
+    header = next(line for line in text.splitlines() if line.startswith("| config | n |"))
+    cells = [c.strip() for c in header.strip("|").split("|")]
+    # the further metrics sit between the gate's columns and the verdict
+    assert cells[-4:] == ["Text acc. ↑", "PSNR dB ↑", "verdict", cells[-1]]
+    suite = summary.suites[0]
+    for config in suite.configs:
+        row = next(line for line in text.splitlines() if line.startswith(f"| {config.label} |"))
+        assert len(row.strip("|").split(" | ")) == len(cells)
+        assert config_metric_cell(TEXT, config) in row
+    assert "**Per prompt: Text acc.**" in text
+    per_prompt = text.split("**Per prompt: Text acc.**")[1].split("\n\n")[1].splitlines()
+    assert [line.split(" | ")[0] for line in per_prompt[2:]] == ["| a"]  # only the text prompt
+    assert "Per prompt: PSNR" not in text  # reference-based: the verdict table only

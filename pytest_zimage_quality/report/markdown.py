@@ -18,11 +18,19 @@ from typing import TYPE_CHECKING
 
 from ..provenance import Lane
 from .ci_views import SPEED_MEMORY_HEADERS, VRAM_NOTE, noise_floor_text, speed_memory_rows
+from .metric_views import (
+    GRID_SKIPPED,
+    config_metric_cell,
+    metric_header,
+    prompt_metric_rows,
+    shown_metrics,
+)
 from .terminal import headline_rows, prompt_rows
 from .vocabulary import WARNING_VERDICTS, gate_headline, legend
 
 if TYPE_CHECKING:
     from ..baseline import Comparison
+    from ..metrics import MetricInfo
     from ..records import CaseRecord
     from ..summary import RunSummary, SuiteSummary
 
@@ -88,6 +96,7 @@ def _suite_lines(
     records: Sequence[CaseRecord],
     comparison: Comparison | None,
     fold: int,
+    metrics: Sequence[MetricInfo] = (),
 ) -> list[str]:
     ref = suite.reference.label
     prompts = len(suite.prompts)
@@ -102,9 +111,17 @@ def _suite_lines(
         "",
     ]
     headers, rows, verdicts = headline_rows(suite)
+    # one column per further metric (CLIPScore and LPIPS have theirs), before the verdict
+    further = [m for m in shown_metrics(metrics, verbose=True) if m.name not in GRID_SKIPPED]
+    headers = [*headers[:-2], *(metric_header(m) for m in further), *headers[-2:]]
     marked = [
-        [*row[:-2], _verdict_mark(v) + row[-2], row[-1]]
-        for row, v in zip(rows, verdicts, strict=True)
+        [
+            *row[:-2],
+            *(config_metric_cell(m, config) for m in further),
+            _verdict_mark(v) + row[-2],
+            row[-1],
+        ]
+        for row, v, config in zip(rows, verdicts, suite.configs, strict=True)
     ]
     aligns = "<" + ">" * (len(headers) - 3) + "<>"
     lines += [*_table(headers, marked, aligns), ""]
@@ -120,12 +137,29 @@ def _suite_lines(
         f"({_cell(suite.per_prompt_correction)}); xf = expected to fail."
     )
     lines += _fold("Per prompt", table, len(p_rows), fold=fold)
+    lines += _prompt_metric_lines(suite, further, fold)
 
     lines += _worst_cases(suite, records, comparison, fold)
     if comparison is not None:
         lines += _baseline_lines(suite, comparison, fold)
     entries = [f"- **{_cell(e.term)}**: {_cell(e.text)}" for e in legend(suite)]
     lines += ["<details><summary>Legend</summary>", "", *entries, "", "</details>", ""]
+    return lines
+
+
+def _prompt_metric_lines(
+    suite: SuiteSummary, metrics: Sequence[MetricInfo], fold: int
+) -> list[str]:
+    """Per prompt, each further prompt metric's mean per config (text accuracy: the prompts
+    that declare text); the reference-based ones are in the verdict table only."""
+    lines: list[str] = []
+    for info in metrics:
+        if info.reference_based:
+            continue
+        headers, rows = prompt_metric_rows(suite, info)
+        if rows:
+            table = _table(headers, rows, "<" + ">" * (len(headers) - 1))
+            lines += _fold(f"Per prompt: {info.label}", table, len(rows), fold=fold)
     return lines
 
 
@@ -288,7 +322,7 @@ def render_markdown(
             "",
         ]
     for suite in summary.suites:
-        lines += _suite_lines(suite, records, comparison, fold)
+        lines += _suite_lines(suite, records, comparison, fold, summary.metrics)
     lines += _ci_lines(summary)
     lines += _provenance_lines(summary)
     if report_path:
