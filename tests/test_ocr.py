@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw, ImageFont
 from pytest_zimage_quality import ScorerError
 from pytest_zimage_quality import ocr as ocr_mod
 from pytest_zimage_quality._fake.render import find_cjk_font
-from pytest_zimage_quality.ocr import OCRScorer, reading_order
+from pytest_zimage_quality.ocr import DETECTOR_SIDE, OCRScorer, _shrink, reading_order
 
 pytest.importorskip("rapidocr", reason="the ocr extra is not installed")
 
@@ -136,3 +136,11 @@ def test_score_checks_lengths_and_image_shapes(scorer: OCRScorer) -> None:
         scorer.score([np.zeros((3, 8, 8), np.uint8)] * 2, ["A"])
     with pytest.raises(ScorerError, match="8-bit RGB"):
         scorer.read(np.zeros((8, 8), np.float32))
+
+
+def test_large_images_are_shrunk_to_the_detectors_side_before_reading() -> None:
+    wide = np.zeros((1024, 2048, 3), dtype=np.uint8)
+    assert _shrink(wide, DETECTOR_SIDE).shape == (DETECTOR_SIDE, 1472, 3)
+    small = np.zeros((512, 700, 3), dtype=np.uint8)
+    assert _shrink(small, DETECTOR_SIDE) is small  # smaller: the detector scales it up itself
+    assert _shrink(wide, None) is wide
