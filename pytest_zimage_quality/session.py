@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import os
 import platform
 import sys
@@ -724,10 +725,36 @@ class ZImageSession:
         from .report.html import write_html_report  # noqa: PLC0415 - jinja2 only at the end
 
         assert self.summary is not None
+        history, notes = self._history()
         try:
-            write_html_report(self.report_dir, self.summary, list(self.records.values()))
+            write_html_report(
+                self.report_dir,
+                self.summary,
+                list(self.records.values()),
+                history=history,
+                history_notes=notes,
+            )
         except OSError as exc:
             warnings.warn(ZImageWarning(f"could not write report.html: {exc}"), stacklevel=1)
+
+    def _history(self) -> tuple[dict[tuple[str, str], list[Any]], list[str]]:
+        """``--zimage-history DIR``: store this run's summary.json there, then each config's
+        Δ and verdict across the stored runs (a broken stored file is a note, never a stop)."""
+        directory = self.settings.history
+        if directory is None or self.summary is None:
+            return {}, []
+        from .baseline import load_history  # noqa: PLC0415 - end of run only
+        from .cache import write_atomic  # noqa: PLC0415
+
+        data = self.summary.to_dict()
+        try:
+            write_atomic(
+                Path(directory) / f"{self.run_id}.json",
+                json.dumps(data, indent=1, sort_keys=True).encode("utf-8"),
+            )
+            return load_history(directory, current=data)
+        except (OSError, BaselineError) as exc:
+            return {}, [f"history: {exc}"]
 
     def _write_markdown(self) -> None:
         """The PR summary: to ``--zimage-markdown``, and appended to GitHub Actions' job

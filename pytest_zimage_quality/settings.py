@@ -478,6 +478,15 @@ OPTIONS: Mapping[str, Option] = {
             kind="path",
         ),
         Option(
+            "history",
+            str,
+            "a directory of stored runs' summary.json files: report.html charts each config's "
+            "Δ and verdict across them, and the run stores its own summary.json there.",
+            "DIR",
+            default_text="none",
+            kind="path",
+        ),
+        Option(
             "baseline_any_lane",
             parse_bool,
             "compare with a baseline from another lane (GPU, ComfyUI, torch, CUDA) anyway; by "
@@ -627,6 +636,7 @@ class Settings:
     queue_depth: int = _field_default("queue_depth")
     baseline: Path | None = None  # a path option has no built-in value
     baseline_any_lane: bool = _field_default("baseline_any_lane")
+    history: Path | None = None  # a path option has no built-in value
     recheck: int = _field_default("recheck")
     vram_interval: float = _field_default("vram_interval")
     infra_exit_status: bool = _field_default("infra_exit_status")

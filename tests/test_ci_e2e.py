@@ -9,15 +9,19 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
+from markdown_it import MarkdownIt
 
 from pytest_zimage_quality.outcomes import INFRA_EXIT_STATUS
 from pytest_zimage_quality.testing import FakeComfyUI
 from tests.helpers import REPO, write_small_suite
 from tests.helpers.doubles import CONFTEST
+
+from .test_report_browser import chromium, dump_dom  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.slow
 
@@ -208,3 +212,61 @@ def test_a_refresh_on_a_deterministic_server_measures_a_noise_floor_of_0(
     floor = summary(project)["noise_floor"]
     assert floor["n_pairs"] == 2
     assert floor["clip_floor"] == 0.0
+
+
+def test_a_new_failure_against_the_baseline_with_history_and_markdown_in_chromium(
+    project: pytest.Pytester,
+    zimage_fake_comfyui_factory: Fake,
+    chromium: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    history = project.path / "history"
+    history.mkdir()
+    good = zimage_fake_comfyui_factory()
+    base = run(project, good, f"--zimage-history={history}")
+    base.assert_outcomes(passed=27)
+    stored = project.path / "baseline"
+    (project.path / "report").rename(stored)
+    # the candidate changed: NVFP4 now draws noise
+    bad = zimage_fake_comfyui_factory(
+        broken_models=["z_image_turbo_nvfp4.safetensors"], broken_style="noise"
+    )
+    md = project.path / "summary.md"
+    now = run(
+        project,
+        bad,
+        f"--zimage-baseline={stored}",
+        f"--zimage-history={history}",
+        f"--zimage-markdown={md}",
+        f"--zimage-cache-dir={project.path / 'cache2'}",
+    )
+    assert now.ret == pytest.ExitCode.TESTS_FAILED
+    data = summary(project)
+    nv = next(c for c in data["baseline"]["configs"] if c["config"] == "nvfp4")
+    assert nv["status"] == "new"
+    assert nv["verdict_then"] == "pass"
+    assert len(list(history.glob("*.json"))) == 2
+    html = (project.path / "report" / "report.html").read_text(encoding="utf-8")
+    assert 'id="ci"' in html
+    assert "Since the baseline" in html
+    assert "History: Δ and verdict across stored runs" in html
+    # the NVFP4 chart: two runs, the second coloured as a failure
+    page = project.path / "report" / "report.html"
+    dom = dump_dom(chromium, page, tmp_path)
+    figures = [t for t in dom.tags if t[0] == "figure"]
+    assert figures
+    circles = [
+        t for t in dom.tags if t[0] == "circle" and (t[1].get("class") or "").startswith("verdict-")
+    ]
+    assert len(circles) == 4  # two candidate configs x two stored runs
+    assert [c[1]["class"] for c in circles].count("verdict-fail") == 1  # NVFP4 now
+    # the Markdown renders in a real browser with the failure labelled new
+    text = md.read_text(encoding="utf-8")
+    body = MarkdownIt("commonmark").enable("table").render(text)
+    md_page = tmp_path / "summary.html"
+    md_page.write_text(f"<!DOCTYPE html><html><head><title>md</title></head><body>{body}</body>")
+    md_dom = dump_dom(chromium, md_page, tmp_path)
+    assert md_dom.title == "md"
+    assert "new" in md_dom.all_text
+    assert "NVFP4" in md_dom.all_text
+    assert [t for t in md_dom.tags if t[0] == "table"]

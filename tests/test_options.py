@@ -262,6 +262,7 @@ SAMPLES: dict[str, tuple[str | None, str]] = {
     "queue_depth": ("3", "4"),
     "baseline": ("cli-base", "ini-base"),
     "baseline_any_lane": (None, "true"),
+    "history": ("cli-hist", "ini-hist"),
     "recheck": ("4", "3"),
     "vram_interval": ("0.5", "0"),
     "infra_exit_status": (None, "true"),

@@ -17,6 +17,7 @@ Entry point: :func:`write_html_report`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from ..metrics import MetricInfo
 from ..thumbnails import Thumbnail, make_thumbnails
 from .charts import Column, clip_chart, speed_chart
+from .ci_html import render_ci_section
 from .grid import ImageLinks, image_sections
 from .metric_views import metric_charts, metric_rows
 from .views import (
@@ -52,6 +54,7 @@ if TYPE_CHECKING:
     import jinja2
 
     from ..artifacts import ReportDir
+    from ..baseline import HistoryPoint
     from ..records import CaseRecord
     from ..summary import (
         ConfigSummary,
@@ -352,11 +355,19 @@ def render(view: ReportView) -> str:
 
 
 def write_html_report(
-    report_dir: ReportDir, summary: RunSummary, records: Sequence[CaseRecord]
+    report_dir: ReportDir,
+    summary: RunSummary,
+    records: Sequence[CaseRecord],
+    *,
+    history: Mapping[tuple[str, str], Sequence[HistoryPoint]] | None = None,
+    history_notes: Sequence[str] = (),
 ) -> Path:
-    """Write ``report.html`` (and missing thumbnails) into ``report_dir``; returns its path."""
+    """Write ``report.html`` (and missing thumbnails) into ``report_dir``; returns its path.
+    ``history``: each config's Δ and verdict across stored runs (``baseline.load_history``)."""
     thumbs = make_thumbnails(records, report_dir.thumbs_dir)
-    html = render(build_view(summary, records, report_dir, thumbs))
+    view = build_view(summary, records, report_dir, thumbs)
+    ci = render_ci_section(_environment(), summary, history=history, history_notes=history_notes)
+    html = render(dataclasses.replace(view, ci_section=ci))
     path = report_dir.html_path
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -278,3 +278,5 @@ class ReportView:
     suites: tuple[SuiteView, ...]
     n_cases: int
     counts: str
+    #: the CI section (report/ci_html.py), already rendered; "" when there is none
+    ci_section: str = ""
