@@ -9,41 +9,45 @@ only wait; the order images are produced in belongs to the runners.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import queue
-import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .cache import ImageCache, cache_key
+from .cache import ImageCache
 from .comfyui import GeneratedImage
+from .dispatch import plan_order
 from .errors import ScorerError, ZImageError
+from .generation import Generation, GenerationSettings
 from .images import decode_png, is_blank
-from .lane_index import LaneIndex
 from .metrics import PromptInfo, ScorerSpec
-from .provenance import Lane
+from .pool import ServerStats
 from .recheck import Regenerated, choose_recheck
 from .scheduler import HostRunner, ImageRequest
 from .scoring_worker import Scores, ScoringWorker
+from .servers import (
+    LaunchedServers,
+    LaunchSettings,
+    PoolServer,
+    config_graphs,
+    connect_servers,
+    preflight,
+)
 from .thumbnails import make_thumbnail, thumbnail_path
-from .workflow import graph_hash, model_files
 
 if TYPE_CHECKING:
     from .artifacts import ReportDir
     from .comfyui import ComfyUIClient, Progress, ServerInfo
+    from .hardware import HardwareClass
     from .suite import Case, Suite
 
 __all__ = ["CaseOutcome", "Engine", "EngineSettings"]
 
 log = logging.getLogger(__name__)
-
-#: Every output file of this plugin on a server lives under this subfolder of output/.
-SERVER_SUBFOLDER = "zimage-quality"
 
 
 class _Host(Protocol):
@@ -51,7 +55,7 @@ class _Host(Protocol):
     def url(self) -> str: ...
 
 
-class EngineSettings(Protocol):
+class EngineSettings(LaunchSettings, GenerationSettings, Protocol):
     """The part of the run's settings the engine reads (the pytest layer's ``Settings`` has it).
 
     The engine is pipeline, not pytest layer: it takes this view rather than importing the
@@ -64,13 +68,6 @@ class EngineSettings(Protocol):
     def headers(self) -> Sequence[tuple[str, str]]: ...
     @property
     def simulated(self) -> bool: ...
-    @property
-    def refresh(self) -> bool: ...
-    @property
-    def timeout(self) -> float: ...
-    @property
-    def queue_depth(self) -> int: ...
-    def cache_revision(self, suite: Suite) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -98,12 +95,8 @@ class _Slot:
         self.error: ZImageError | None = None
 
 
-def _safe(text: str) -> str:
-    return re.sub(r"[^\w.+-]+", "_", text, flags=re.UNICODE).strip("._") or "suite"
-
-
 class Engine:
-    """Owns the clients, the fake server of a simulated run, the runners and the scorer thread."""
+    """Owns the pool's servers (and those it launched), the runners and the scorer thread."""
 
     def __init__(
         self,
@@ -112,38 +105,45 @@ class Engine:
         report_dir: ReportDir,
         cache: ImageCache | None,
         client_factory: Callable[[str], ComfyUIClient] | None = None,
+        estimates: Mapping[str, tuple[float, float]] | None = None,
     ) -> None:
         self.settings = settings
         self.report_dir = report_dir
         self.cache = cache
         self._client_factory = client_factory
+        #: (image seconds, load seconds) per hardware class, from the last run's pool stats
+        self.estimates = dict(estimates or {})
         self._lock = threading.Lock()
         self._slots: dict[tuple[str, str], _Slot] = {}
         self._jobs: dict[tuple[str, str], ImageRequest] = {}
         self._suites: dict[str, Suite] = {}
-        self._host_of_config: dict[tuple[str, str], int] = {}
-        self._model_ids: dict[tuple[int, str, str], object] = {}
         self._progress: dict[str, str] = {}
-        self._lanes: dict[int, Lane] = {}
-        #: case key -> (its cache key without the lane, the lane): see lane_index.py
-        self._lane_free: dict[tuple[str, str], tuple[str, Lane]] = {}
-        #: url -> the raw ``/system_stats`` body at connect (the ComfyUI commit, if reported)
-        self.system_stats: dict[str, dict[str, Any]] = {}
-        #: the determinism check (``--zimage-refresh`` / ``--zimage-recheck N``): reference
-        #: case ids to regenerate, the cache entries they replace, the regenerated pairs
-        self._recheck_ids: set[str] = set()
-        self._recheck_cached: dict[tuple[str, str], Any] = {}
-        self.regenerated: list[Regenerated] = []
-        #: notes on cached images from another lane that this run made again
-        self.regenerated_other_lane: list[str] = []
         self.notes: queue.Queue[str] = queue.Queue()
         self.fake: Any = None
-        self.clients: list[ComfyUIClient] = []
-        self.server_infos: list[ServerInfo] = []
-        self.runners: list[HostRunner] = []
+        #: url -> the raw ``/system_stats`` body at connect (the ComfyUI commit, if reported)
+        self.system_stats: dict[str, dict[str, Any]] = {}
+        #: the determinism recheck (``--zimage-refresh`` / ``--zimage-recheck N``): the
+        #: regenerated pairs (recheck.py scores them)
+        self.regenerated: list[Regenerated] = []
+        self.launched = LaunchedServers()
+        self.servers: list[PoolServer] = []
+        self.hardware_classes: list[HardwareClass] = []
+        self.generation: Generation | None = None
         self.scoring: ScoringWorker | None = None
         self.started = False
         self.closed = False
+
+    @property
+    def clients(self) -> list[ComfyUIClient]:
+        return [server.client for server in self.servers]
+
+    @property
+    def runners(self) -> list[HostRunner]:
+        return [] if self.generation is None else list(self.generation.runners)
+
+    @property
+    def server_infos(self) -> list[ServerInfo]:
+        return [server.info for server in self.servers]
 
     # -- start --------------------------------------------------------------------------
     def start(
@@ -153,29 +153,31 @@ class Engine:
         *,
         before_generating: Callable[[], None] | None = None,
     ) -> None:
-        """Connect, check every suite's model files, plan ``planned`` and start generating.
+        """Connect (launching local or Ray servers first), check every config on every
+        server, check determinism where a class has several servers, plan ``planned`` over
+        the pool and start generating.
 
-        ``before_generating`` runs after the hosts and their model files check out and before
-        anything is submitted (the session checks the scorers' weights there).
+        ``before_generating`` runs after the servers and their model files check out and
+        before anything is submitted (the session checks the scorers' weights there).
         """
         for suite in suites:
             self._suites.setdefault(suite.name, suite)
-        urls = [host.url for host in self.settings.hosts]
+        all_suites = list(self._suites.values())
         if self.settings.simulated:
-            urls = [self._start_fake(list(self._suites.values()))]
-        for url in urls:
-            client = self._make_client(url)
-            self.clients.append(client)
-            info = client.connect()
-            self.server_infos.append(info)
-            self.system_stats[info.url] = client.system_stats()
+            urls = [self._start_fake(all_suites)]
+        else:
+            urls = [host.url for host in self.settings.hosts]
+            urls += self.launched.start(self.settings, self.report_dir.root / "servers")
+        if not urls:
+            raise ZImageError(
+                "no ComfyUI server to generate on",
+                hint="give --zimage-host, --zimage-comfyui or --zimage-ray",
+            )
+        self.servers, self.hardware_classes = connect_servers(urls, all_suites, self._make_client)
+        self.system_stats = {s.url: dict(s.system_stats) for s in self.servers}
+        for client in self.clients:
             client.add_progress_listener(self._on_progress)
-        self._assign_hosts(planned)
-        self._recheck_ids = choose_recheck(
-            {case.id if case.is_reference else case.reference_id for case in planned},
-            int(getattr(self.settings, "recheck", 0)),
-        )
-        self._preflight()
+        preflight(self.servers, all_suites)
         if before_generating is not None:
             before_generating()
         if self.cache is not None:
@@ -191,21 +193,23 @@ class Engine:
         )
         self.scoring.start()
         threading.Thread(target=_preload_reporting, name="zimage-preload", daemon=True).start()
-        self.runners = [
-            HostRunner(
-                client,
-                depth=self.settings.queue_depth,
-                timeout=self.settings.timeout,
-                deliver=self._deliver,
-                fail=self._runner_failed,
-                lookup_cache=self._lookup_cache,
-            )
-            for client in self.clients
-        ]
+        self.generation = Generation(
+            self.settings,
+            all_suites,
+            self.servers,
+            self.hardware_classes,
+            cache=self.cache,
+            estimates=self.estimates,
+            deliver=self._deliver,
+            fail=self._runner_failed,
+        )
+        self.generation.requests.on_note = self.notes.put
+        self.generation.recheck_ids = choose_recheck(
+            {case.id if case.is_reference else case.reference_id for case in planned},
+            int(getattr(self.settings, "recheck", 0)),
+        )
         self.started = True
-        self._enqueue(planned)
-        for runner in self.runners:
-            runner.start()
+        self.generation.start(self._new_requests(planned))
 
     def _make_client(self, url: str) -> ComfyUIClient:
         if self._client_factory is not None:
@@ -217,114 +221,10 @@ class Engine:
     def _start_fake(self, suites: Sequence[Suite]) -> str:
         from ._fake.fake import FakeComfyUI  # noqa: PLC0415 - Pillow/numpy/aiohttp only here
 
-        graphs = [
-            suite.graph_for(suite.make_case(suite.prompts[0].key, config.key, suite.seeds[0]))
-            for suite in suites
-            for config in suite.configs
-        ]
+        graphs = list(config_graphs(suites).values())
         self.fake = FakeComfyUI(models=FakeComfyUI.models_for_graphs(graphs))
         self.fake.start()
         return str(self.fake.url)
-
-    def _assign_hosts(self, planned: Sequence[Case]) -> None:
-        """Pin each config to one host (fewest model loads), balancing cases across hosts."""
-        counts: dict[tuple[str, str], int] = {}
-        for suite in self._suites.values():
-            for config in suite.configs:
-                counts[(suite.name, config.key)] = 0
-        for case in planned:
-            counts[(case.suite, case.config.key)] += 1
-        load = [0] * len(self.clients)
-        for key, count in sorted(counts.items(), key=lambda kv: -kv[1]):
-            host = min(range(len(load)), key=lambda i: load[i])
-            self._host_of_config[key] = host
-            load[host] += count
-
-    def _preflight(self) -> None:
-        """Before any generation: every config's model files (and other choices) exist."""
-        for index, client in enumerate(self.clients):
-            graphs = {}
-            for suite in self._suites.values():
-                for config in suite.configs:
-                    if self._host_of_config.get((suite.name, config.key), 0) != index:
-                        continue
-                    case = suite.make_case(suite.prompts[0].key, config.key, suite.seeds[0])
-                    label = (
-                        config.label if len(self._suites) == 1 else f"{suite.name}/{config.label}"
-                    )
-                    graphs[f"config {label}"] = suite.graph_for(case)
-            if graphs:
-                client.check_graphs(graphs)
-
-    # -- planning -----------------------------------------------------------------------
-    def _job(self, case: Case) -> ImageRequest:
-        suite = self._suites[case.suite]
-        base = suite.graph_for(case)
-        ghash = graph_hash(base, ignore=[suite.prefix_input])
-        prefix = f"{SERVER_SUBFOLDER}/{_safe(suite.name)}/{case.id}-{ghash[:10]}"
-        graph = suite.graph_for(case, prefix=prefix)
-        host = self._host_of_config.get((suite.name, case.config.key), 0)
-        info = self.server_infos[host]
-        models = {
-            f"{folder}/{name}": self._model_identity(host, folder, name)
-            for folder, name in model_files(graph)
-        }
-        # The lane (GPU, ComfyUI version/commit, torch, CUDA) is in the key: an image cached
-        # on another lane is never paired with this run's images; it is generated again.
-        lane = self._lane(host, info)
-        key = cache_key(
-            graph_hash=ghash,
-            models=models,
-            server=lane.fields,
-            revision=self.settings.cache_revision(suite),
-        )
-        self._lane_free[case.key] = (
-            cache_key(
-                graph_hash=ghash,
-                models=models,
-                server={},
-                revision=self.settings.cache_revision(suite),
-            ),
-            lane,
-        )
-        return ImageRequest(case=case, suite=suite, graph=graph, graph_hash=ghash, cache_key=key)
-
-    def _lane(self, host: int, info: ServerInfo) -> Lane:
-        if host not in self._lanes:
-            record = {**dataclasses.asdict(info), "gpu_name": info.gpu_name}
-            stats = self.system_stats.get(info.url)
-            self._lanes[host] = (
-                Lane.from_system_stats(stats) if stats else Lane.from_server_record(record)
-            )
-        return self._lanes[host]
-
-    def _other_lane_note(self, job: ImageRequest) -> None:
-        """Say that a cached image from another lane is being made again on this one."""
-        if self.cache is None or job.key not in self._lane_free:
-            return
-        free_key, lane = self._lane_free[job.key]
-        other = LaneIndex(self.cache.root).other_lane(free_key, lane)
-        if other is not None:
-            note = (
-                f"{job.case.id}: the cached image was made on another lane ({other.label}); "
-                f"regenerated on this run's lane ({lane.label})"
-            )
-            self.regenerated_other_lane.append(note)
-            self.notes.put(note)
-
-    def _model_identity(self, host: int, folder: str, name: str) -> object:
-        memo = (host, folder, name)
-        if memo not in self._model_ids:
-            self._model_ids[memo] = self.clients[host].model_identity(folder, name)
-        return self._model_ids[memo]
-
-    def model_identities(self) -> dict[str, dict[str, object]]:
-        """Per server url, ``{"folder/file": identity}`` of the model files the run asked
-        about (summary.json's provenance)."""
-        out: dict[str, dict[str, object]] = {}
-        for (host, folder, name), identity in dict(self._model_ids).items():
-            out.setdefault(self.clients[host].host, {})[f"{folder}/{name}"] = identity
-        return out
 
     def provide_scorers(self, build: Callable[[], Sequence[ScorerSpec]]) -> None:
         """Build the metrics on this (the main) thread while the server generates, then hand
@@ -354,8 +254,10 @@ class Engine:
         """Ask for ``cases`` ahead of time (xdist workers look one test ahead)."""
         self._enqueue([case for case in cases if case.suite in self._suites])
 
-    def _enqueue(self, cases: Iterable[Case]) -> None:
-        """Plan cases (with the references they need) and hand them to their runners in order."""
+    def _new_requests(self, cases: Iterable[Case]) -> list[ImageRequest]:
+        """Requests for the cases (with the references they need) not asked for yet, in plan
+        order; each gets the slot its test waits on."""
+        assert self.generation is not None
         wanted: dict[tuple[str, str], Case] = {}
         for case in cases:
             if not case.is_reference:
@@ -367,62 +269,24 @@ class Engine:
         with self._lock:
             for key, case in wanted.items():
                 if key not in self._jobs:
-                    self._jobs[key] = self._job(case)
+                    self._jobs[key] = self.generation.requests.request(case)
                     self._slots[key] = _Slot()
                     new.append(self._jobs[key])
-        new.sort(key=self._plan_order)
-        per_host: dict[int, list[ImageRequest]] = {}
-        for job in new:
-            host = self._host_of_config.get((job.case.suite, job.case.config.key), 0)
-            per_host.setdefault(host, []).append(job)
-        for host, jobs in per_host.items():
-            self.runners[host].enqueue(jobs)
+        return sorted(new, key=plan_order(list(self._suites.values())))
 
-    def _plan_order(self, job: ImageRequest) -> tuple[int, int, int, int, int]:
-        """Suite, then reference config first, then configs in suite order; prompts; seeds."""
-        suite = self._suites[job.case.suite]
-        suites = list(self._suites)
-        configs = [suite.reference, *[c.key for c in suite.candidate_configs]]
-        prompts = [p.key for p in suite.prompts]
-        seeds = list(suite.seeds)
-        return (
-            suites.index(suite.name),
-            configs.index(job.case.config.key),
-            prompts.index(job.case.prompt.key),
-            seeds.index(job.case.seed) if job.case.seed in seeds else len(seeds),
-            job.case.seed,
-        )
+    def _enqueue(self, cases: Iterable[Case]) -> None:
+        """Late cases: cache hits delivered, the rest added to the running pool."""
+        assert self.generation is not None
+        self.generation.add(self._new_requests(cases))
 
-    # -- callbacks from runner and scoring threads ---------------------------------------
-    def _lookup_cache(self, job: ImageRequest) -> GeneratedImage | None:
-        if self.cache is None:
-            return None
-        if self.settings.refresh or job.case.id in self._recheck_ids:
-            # the determinism check: regenerate, and keep what the cache held to compare
-            cached = self.cache.get(job.cache_key)
-            if cached is not None:
-                self._recheck_cached[job.key] = cached
-            return None
-        hit = self.cache.get(job.cache_key)
-        if hit is None:
-            self._other_lane_note(job)
-            return None
-        meta = hit.meta
-        return GeneratedImage(
-            png=hit.png,
-            sha256=hit.sha256,
-            prompt_id=str(meta.get("prompt_id", "")),
-            host=str(meta.get("host", "")),
-            wall_seconds=_float(meta.get("wall_seconds")),
-            server_seconds=_float(meta.get("server_seconds")),
-            cached="plugin",
-        )
-
+    # -- callbacks from runner and scoring threads
     def _deliver(self, job: ImageRequest, generated: GeneratedImage) -> None:
+        assert self.generation is not None
+        key = self.generation.requests.cache_key_for(job, generated.host)
         try:
-            if self.cache is not None and generated.cached != "plugin":
+            if self.cache is not None and generated.cached != "plugin" and key is not None:
                 self.cache.put(
-                    job.cache_key,
+                    key,
                     generated.png,
                     {
                         "case_id": job.case.id,
@@ -435,8 +299,7 @@ class Engine:
                         "created": time.time(),
                     },
                 )
-                if job.key in self._lane_free:
-                    LaneIndex(self.cache.root).record(*self._lane_free[job.key])
+                self.generation.requests.stored(job, generated.host)
             case = job.case
             path = self.report_dir.store_image(
                 case.prompt.key, case.config.key, case.seed, generated.sha256, generated.png
@@ -472,7 +335,8 @@ class Engine:
         if not job.case.is_reference:
             ref_slot = self._slots.get((job.case.suite, job.case.reference_id))
             reference = ref_slot.outcome if ref_slot is not None else None
-        cached = self._recheck_cached.pop(job.key, None)
+        assert self.generation is not None
+        cached = self.generation.requests.recheck_cached.pop(job.key, None)
         if cached is not None:
             self.regenerated.append(
                 Regenerated(
@@ -541,13 +405,8 @@ class Engine:
             return
         self.closed = True
         stopped = ZImageError("the run stopped before this case was generated")
-        for runner in self.runners:
-            try:
-                unsent = runner.stop(cancel=cancel)
-            except Exception as exc:
-                log.warning("zimage: stopping the runner of %s: %s", runner.host, exc)
-                continue
-            for job in unsent:
+        if self.generation is not None:
+            for job in self.generation.stop(cancel=cancel):
                 self._on_failed(job, stopped)
         if self.scoring is not None:
             self.scoring.stop()
@@ -560,11 +419,27 @@ class Engine:
                 client.close()
             except Exception as exc:  # closing must never hide the error that got us here
                 log.debug("closing %s: %s", client, exc)
+        self.launched.stop()
         if self.fake is not None:
             try:
                 self.fake.stop()
             except Exception as exc:
                 log.warning("zimage: stopping the simulated server: %s", exc)
+
+    # -- what reports read --------------------------------------------------------------
+    @property
+    def regenerated_other_lane(self) -> list[str]:
+        """Notes on cached images from another lane that this run made again."""
+        return [] if self.generation is None else self.generation.requests.regenerated_other_lane
+
+    def model_identities(self) -> dict[str, dict[str, object]]:
+        """Per server url, ``{"folder/file": identity}`` of the run's model files
+        (summary.json's provenance)."""
+        return {server.url: dict(server.model_ids) for server in self.servers}
+
+    def pool_stats(self) -> list[ServerStats]:
+        """What each server did (done, loads, busy seconds, stolen in/out, alive)."""
+        return [] if self.generation is None else self.generation.pool_stats()
 
 
 def _preload_reporting() -> None:
@@ -579,7 +454,3 @@ def _preload_reporting() -> None:
 
 def _decode(data: bytes, name: str) -> Any:
     return decode_png(data, label=name)
-
-
-def _float(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None

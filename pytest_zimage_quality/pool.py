@@ -182,15 +182,19 @@ class Pool:
                 self._place(members, live)
             return moved
 
-    def add(self, tasks: Iterable[Task]) -> None:
+    def add(self, tasks: Iterable[Task], *, hardware_class: str | None = None) -> None:
         """Cases that arrive after the plan (those already known are ignored): each pair to
-        its class, or the class that would finish it first, then as ``_place`` says."""
+        its class, or the class that would finish it first, then as ``_place`` says.
+        ``hardware_class``: the class new pairs must use (where their other cases were made,
+        e.g. served from the image cache), if it has a live server."""
         with self._lock:
             fresh = list({t.key: t for t in tasks if t.key not in self._tasks}.values())
             for members in pairs_of(fresh).values():
                 live = [s for s in self._states.values() if s.stats.alive]
                 if not live:
                     raise RuntimeError("no live server left in the pool")
+                if any(s.server.hardware_class == hardware_class for s in live):
+                    self._pair_class.setdefault(_pair(members[0]), str(hardware_class))
                 for task in members:
                     self._accept(task)
                 self._place(members, live)
@@ -209,6 +213,15 @@ class Pool:
         """The server that finished ``key`` (or holds it now)."""
         with self._lock:
             return self._done.get(key) or self._where.get(key)
+
+    def pair_class(self, pair: Hashable) -> str | None:
+        """The hardware class a pair's cases are made in, once the pool has placed it."""
+        with self._lock:
+            return self._pair_class.get(pair)
+
+    def is_alive(self, server: str) -> bool:
+        with self._lock:
+            return self._states[server].stats.alive
 
     @property
     def lower_bound(self) -> float:

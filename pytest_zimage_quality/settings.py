@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,6 +139,9 @@ parse_queue_depth = Bounds(int, 1, 1024, "whole number of queued prompts")
 parse_vram_interval = Bounds(float, 0.0, 3600.0, "number of seconds")
 parse_recheck = Bounds(int, 0, 1_000_000, "whole number of reference cases")
 
+parse_cpu_servers = Bounds(int, 0, 256, "whole number of servers")
+parse_ray_servers = Bounds(int, 1, 4096, "whole number of servers")
+parse_pin_pairs = Choice(("auto", "always", "never"))
 parse_weights = Choice(("pretrained", "random"))
 parse_lpips_net = Choice(("alex", "vgg"))
 parse_inconclusive = Choice(("pass", "fail"))
@@ -176,6 +180,32 @@ def parse_metric_name(text: str) -> str:
             "clipscore, text_accuracy or a registered scorer's name)"
         )
     return value
+
+
+def parse_comfyui(text: str) -> str:
+    """A ComfyUI installation (checked when the servers start) or ``fake``."""
+    value = text.strip()
+    if not value:
+        raise argparse.ArgumentTypeError("expected the path of ComfyUI's main.py, or 'fake'")
+    return value
+
+
+def parse_gpus(text: str) -> tuple[str, ...]:
+    """``all`` (every visible GPU: an empty tuple) or comma-separated indices or UUIDs."""
+    if text.strip().lower() == "all":
+        return ()
+    ids = parse_keys(text)
+    for gpu in ids:
+        if not re.fullmatch(r"\d+|(GPU|MIG)-[0-9A-Za-z/-]+", gpu):
+            raise argparse.ArgumentTypeError(f"{gpu!r} is not a GPU index or UUID")
+    return ids
+
+
+def parse_arguments(text: str) -> tuple[str, ...]:
+    try:
+        return tuple(shlex.split(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
 
 
 def parse_device(text: str) -> str:
@@ -547,6 +577,76 @@ OPTIONS: Mapping[str, Option] = {
             "yes|no",
             default=True,
         ),
+        Option(
+            "hosts_file",
+            str,
+            "file listing more ComfyUI hosts for the pool, one per line ('#' comments).",
+            "FILE",
+            default_text="none",
+            kind="path",
+        ),
+        Option(
+            "comfyui",
+            parse_comfyui,
+            "start one ComfyUI server per local GPU from this installation (its main.py or "
+            "folder) and add them to the pool; 'fake' starts the built-in fake server instead.",
+            "PATH|fake",
+            default_text="none",
+        ),
+        Option(
+            "gpus",
+            parse_gpus,
+            "the GPUs to start servers on (comma-separated indices or UUIDs), or 'all'.",
+            "IDS|all",
+            default_text="all visible GPUs",
+            env="ZIMAGE_GPUS",
+        ),
+        Option(
+            "cpu_servers",
+            parse_cpu_servers,
+            "servers to start without a GPU when none is found (ComfyUI --cpu).",
+            "N",
+            default=0,
+        ),
+        Option(
+            "comfyui_args",
+            parse_arguments,
+            "extra arguments for each started ComfyUI server (shell syntax).",
+            "ARGS",
+            default=(),
+            default_text="none",
+        ),
+        Option(
+            "launch_timeout",
+            parse_timeout,
+            "longest wait for a started server to answer.",
+            "SECONDS",
+            default=300.0,
+        ),
+        Option(
+            "ray",
+            str,
+            "start one ComfyUI server per GPU of a Ray cluster: 'auto' (this machine's "
+            "cluster), 'local' (a one-machine cluster) or its address; needs --zimage-comfyui "
+            "and the [ray] extra.",
+            "auto|local|ADDRESS",
+            default_text="none",
+        ),
+        Option(
+            "ray_servers",
+            parse_ray_servers,
+            "how many servers to start on the Ray cluster.",
+            "N",
+            default_text="one per cluster GPU",
+        ),
+        Option(
+            "pin_pairs",
+            parse_pin_pairs,
+            "keep each (prompt, seed) on one server: 'auto' where the determinism check finds "
+            "servers of one hardware class drawing different images, 'always' or 'never'.",
+            "auto|always|never",
+            default="auto",
+        ),
     )
 }
 
@@ -643,6 +743,15 @@ class Settings:
     gate_metric: str | None = _field_default("gate_metric")
     markdown: Path | None = None  # a path option has no built-in value
     step_summary: bool = _field_default("step_summary")
+    hosts_file: Path | None = None  # a path option has no built-in value
+    comfyui: str | None = _field_default("comfyui")
+    gpus: tuple[str, ...] | None = _field_default("gpus")
+    cpu_servers: int = _field_default("cpu_servers")
+    comfyui_args: tuple[str, ...] = _field_default("comfyui_args")
+    launch_timeout: float = _field_default("launch_timeout")
+    ray: str | None = _field_default("ray")
+    ray_servers: int | None = _field_default("ray_servers")
+    pin_pairs: str = _field_default("pin_pairs")
     rootpath: Path = field(default_factory=Path.cwd)
 
     @property

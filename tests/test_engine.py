@@ -37,6 +37,15 @@ class DryRunSettings:
     refresh: bool = False
     timeout: float = 60.0
     queue_depth: int = 2
+    pin_pairs: str = "auto"
+    hosts_file: Path | None = None
+    comfyui: str | None = None
+    gpus: tuple[str, ...] | None = None
+    cpu_servers: int = 0
+    comfyui_args: tuple[str, ...] = ()
+    launch_timeout: float = 60.0
+    ray: str | None = None
+    ray_servers: int | None = None
 
     def cache_revision(self, suite: Suite) -> str:
         return suite.revision

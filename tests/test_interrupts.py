@@ -109,11 +109,12 @@ def test_configs_spread_over_two_hosts(tmp_path: Path, zimage_fake_comfyui_facto
     proc = start_run(tmp_path, one, f"--zimage-host={two.url}")
     output, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, output
-    assert one.generations + two.generations == 27
+    # 27 cases, plus the determinism check's copy of one reference on the other server
+    assert one.generations + two.generations == 28
     assert one.generations
     assert two.generations
-    # each config runs on one host: a host loads each of its configs' models once
-    assert one.model_loads + two.model_loads == 3
+    # a server loads a config's models once for each run of its cases it is given
+    assert one.model_loads + two.model_loads <= 6, (one.model_loads, two.model_loads)
     summary = json.loads((tmp_path / "report" / "summary.json").read_text(encoding="utf-8"))
     assert {s["url"] for s in summary["environment"]["servers"]} == {one.url, two.url}
 

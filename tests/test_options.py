@@ -269,6 +269,15 @@ SAMPLES: dict[str, tuple[str | None, str]] = {
     "gate_metric": ("text_accuracy", "brightness"),
     "markdown": ("cli.md", "ini.md"),
     "step_summary": ("yes", "no"),
+    "hosts_file": ("cli-hosts.txt", "ini-hosts.txt"),
+    "comfyui": ("/opt/ComfyUI/main.py", "fake"),
+    "gpus": ("0,1", "all"),
+    "cpu_servers": ("2", "3"),
+    "comfyui_args": ("--lowvram", "--disable-metadata --cpu"),
+    "launch_timeout": ("60", "90.5"),
+    "ray": ("auto", "ray://head:10001"),
+    "ray_servers": ("4", "8"),
+    "pin_pairs": ("always", "never"),
 }
 
 

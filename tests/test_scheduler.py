@@ -1,4 +1,6 @@
-"""The queue-ahead runner against a scripted client: order, depth, cache hits, failures, cancel."""
+"""The queue-ahead runner and the pool's dispatcher against scripted servers: order, depth,
+model-load reporting, failures, cancel, and a server that dies mid-run (nothing lost, nothing
+run twice)."""
 
 from __future__ import annotations
 
@@ -11,11 +13,15 @@ from typing import Any
 import pytest
 
 from pytest_zimage_quality.comfyui import FinishedPrompt, GeneratedImage, ImageRef
+from pytest_zimage_quality.dispatch import Dispatcher, task_of
 from pytest_zimage_quality.errors import (
+    ComfyUIUnreachableError,
     GenerationFailedError,
     GenerationInterruptedError,
     ZImageError,
 )
+from pytest_zimage_quality.planner import Server
+from pytest_zimage_quality.pool import Pool
 from pytest_zimage_quality.scheduler import HostRunner, ImageRequest
 from pytest_zimage_quality.suite import load_suite
 from tests.helpers import write_small_suite
@@ -24,8 +30,11 @@ from tests.helpers import write_small_suite
 class ScriptedServer:
     """A one-worker server: runs submitted prompts in order, each taking ``seconds``."""
 
-    def __init__(self, seconds: float = 0.01, fail: set[str] | None = None) -> None:
-        self.base_url = "http://scripted"
+    def __init__(
+        self, seconds: float = 0.01, fail: set[str] | None = None, url: str = "http://scripted"
+    ) -> None:
+        self.base_url = url
+        self.down = False  # refuses connections from now on
         self.seconds = seconds
         self.fail = fail or set()
         self.cond = threading.Condition()
@@ -66,6 +75,8 @@ class ScriptedServer:
         output_node: str | None = None,
     ) -> str:
         assert prompt_id is not None
+        if self.down:
+            raise ComfyUIUnreachableError("connection refused", host=self.base_url)
         with self.cond:
             self.submitted.append(graph["case"])
             self.graphs[prompt_id] = graph
@@ -79,6 +90,8 @@ class ScriptedServer:
             if not self.cond.wait_for(lambda: prompt_id in self.done, timeout=timeout or 30):
                 raise AssertionError("scripted wait timed out")
             state = self.done[prompt_id]
+        if self.down:
+            raise ComfyUIUnreachableError("connection refused", host=self.base_url)
         if state == "error":
             raise GenerationFailedError("boom", node_id="3", node_type="KSampler")
         if state == "cancelled":
@@ -110,25 +123,66 @@ def jobs(tmp_path: Path) -> list[ImageRequest]:
     suite = load_suite(write_small_suite(tmp_path))
     return [
         ImageRequest(
-            case=case, suite=suite, graph={"case": case.id}, graph_hash=case.id, cache_key=case.id
+            case=case,
+            suite=suite,
+            graph={"case": case.id},
+            graph_hash=case.id,
+            cache_key=case.id,
+            group=case.config.key,
         )
         for case in suite.cases()
     ]
 
 
+class ListSource:
+    """A work source that hands out its jobs in order to whichever runner asks."""
+
+    def __init__(self, jobs: list[ImageRequest]) -> None:
+        self.jobs = list(jobs)
+        self.cond = threading.Condition()
+        self.completed_loads: list[tuple[str, bool]] = []
+        self.abandoned: list[str] = []
+        self.died: list[str] = []
+        self.stopping = False
+
+    def next_for(self, host: str) -> ImageRequest | None:
+        with self.cond:
+            self.cond.wait_for(lambda: self.jobs or self.stopping)
+            return self.jobs.pop(0) if self.jobs else None
+
+    def completed(self, host: str, job: ImageRequest, seconds: float, loaded: bool) -> bool:
+        self.completed_loads.append((job.case.id, loaded))
+        return True
+
+    def abandon(self, host: str, job: ImageRequest) -> None:
+        self.abandoned.append(job.case.id)
+
+    def server_died(self, host: str, error: ZImageError) -> None:
+        self.died.append(host)
+
+    def stop(self) -> None:
+        with self.cond:
+            self.stopping = True
+            self.cond.notify_all()
+
+
 class Collector:
-    def __init__(self) -> None:
+    def __init__(self, expected: int = 0) -> None:
+        self.lock = threading.Lock()
         self.delivered: dict[str, GeneratedImage] = {}
         self.failed: dict[str, ZImageError] = {}
         self.done = threading.Event()
-        self.expected = 0
+        self.expected = expected
 
     def deliver(self, job: ImageRequest, generated: GeneratedImage) -> None:
-        self.delivered[job.case.id] = generated
+        with self.lock:
+            assert job.case.id not in self.delivered, f"{job.case.id} delivered twice"
+            self.delivered[job.case.id] = generated
         self._check()
 
     def fail(self, job: ImageRequest, error: ZImageError) -> None:
-        self.failed[job.case.id] = error
+        with self.lock:
+            self.failed[job.case.id] = error
         self._check()
 
     def _check(self) -> None:
@@ -137,28 +191,18 @@ class Collector:
 
 
 def run(
-    server: ScriptedServer,
-    jobs: list[ImageRequest],
-    *,
-    depth: int = 2,
-    cached: frozenset[str] = frozenset(),
-) -> tuple[HostRunner, Collector]:
-    sink = Collector()
-    sink.expected = len(jobs)
-
-    def lookup(job: ImageRequest) -> GeneratedImage | None:
-        if job.case.id in cached:
-            return GeneratedImage(b"cached", "0", "", "", None, None, "plugin")
-        return None
-
+    server: ScriptedServer, jobs: list[ImageRequest], *, depth: int = 2
+) -> tuple[HostRunner, Collector, ListSource]:
+    sink = Collector(len(jobs))
+    source = ListSource(jobs)
     runner = HostRunner(
-        server, depth=depth, timeout=30, deliver=sink.deliver, fail=sink.fail, lookup_cache=lookup
+        server, depth=depth, timeout=30, source=source, deliver=sink.deliver, fail=sink.fail
     )
-    runner.enqueue(jobs)
     runner.start()
     assert sink.done.wait(30)
+    source.stop()
     runner.stop(cancel=False)
-    return runner, sink
+    return runner, sink, source
 
 
 @pytest.mark.parametrize("depth", [1, 2, 4])
@@ -166,7 +210,7 @@ def test_submits_in_plan_order_and_never_more_than_depth(
     jobs: list[ImageRequest], depth: int
 ) -> None:
     server = ScriptedServer()
-    runner, sink = run(server, jobs, depth=depth)
+    runner, sink, _ = run(server, jobs, depth=depth)
     assert server.submitted == [job.case.id for job in jobs]
     assert server.max_on_server <= depth
     assert runner.submitted == len(jobs)
@@ -184,60 +228,101 @@ def test_with_depth_two_the_server_never_waits_between_images(jobs: list[ImageRe
     server.stop = True
 
 
-def test_cache_hits_are_delivered_without_submission(jobs: list[ImageRequest]) -> None:
+def test_a_model_load_is_reported_when_the_config_changes(jobs: list[ImageRequest]) -> None:
     server = ScriptedServer()
-    cached = frozenset(job.case.id for job in jobs if job.case.is_reference)
-    runner, sink = run(server, jobs, cached=cached)
-    assert runner.cache_hits == 9
-    assert set(server.submitted) == {job.case.id for job in jobs} - cached
-    assert sink.delivered["cat-bf16-s1"].cached == "plugin"
+    order = [jobs[0], jobs[1], jobs[9], jobs[10], jobs[2]]  # bf16, bf16, fp8, fp8, bf16
+    _, _, source = run(server, order)
+    assert [loaded for _, loaded in source.completed_loads] == [True, False, True, False, True]
     server.stop = True
 
 
 def test_a_failed_generation_fails_only_its_case(jobs: list[ImageRequest]) -> None:
     server = ScriptedServer(fail={"ink-fp8-s2"})
-    _, sink = run(server, jobs)
+    _, sink, source = run(server, jobs)
     assert list(sink.failed) == ["ink-fp8-s2"]
     assert isinstance(sink.failed["ink-fp8-s2"], GenerationFailedError)
+    assert source.abandoned == ["ink-fp8-s2"]
     assert len(sink.delivered) == len(jobs) - 1
-    server.stop = True
-
-
-def test_enqueue_skips_known_jobs(jobs: list[ImageRequest]) -> None:
-    server = ScriptedServer()
-    runner = HostRunner(
-        server,
-        depth=2,
-        timeout=5,
-        deliver=lambda j, g: None,
-        fail=lambda j, e: None,
-        lookup_cache=lambda j: None,
-    )
-    assert len(runner.enqueue(jobs[:3])) == 3
-    assert runner.enqueue(jobs[:5]) == jobs[3:5]
-    assert runner.knows(jobs[0].key)
     server.stop = True
 
 
 def test_stop_with_cancel_removes_our_pending_prompts(jobs: list[ImageRequest]) -> None:
     server = ScriptedServer(seconds=0.2)
-    sink = Collector()
-    sink.expected = 10**6
+    sink = Collector(10**6)
+    source = ListSource(jobs)
     runner = HostRunner(
-        server,
-        depth=2,
-        timeout=30,
-        deliver=sink.deliver,
-        fail=sink.fail,
-        lookup_cache=lambda j: None,
+        server, depth=2, timeout=30, source=source, deliver=sink.deliver, fail=sink.fail
     )
-    runner.enqueue(jobs)
     runner.start()
     deadline = time.monotonic() + 10
     while len(server.submitted) < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
-    unsent = runner.stop(cancel=True)
+    source.stop()
+    on_server = runner.stop(cancel=True)
     assert len(server.submitted) <= 3
-    assert len(unsent) >= len(jobs) - 3
+    assert 1 <= len(on_server) <= 2
     assert not server.queue
+    server.stop = True
+
+
+def _pool_run(
+    servers: list[ScriptedServer], jobs: list[ImageRequest], *, kill: ScriptedServer | None = None
+) -> tuple[Dispatcher, Collector, list[HostRunner]]:
+    sink = Collector(len(jobs))
+    pool = Pool([Server(s.base_url, 0.01, 0.0, "hw") for s in servers], [task_of(j) for j in jobs])
+    dispatcher = Dispatcher(pool, jobs, fail=sink.fail)
+    runners = [
+        HostRunner(s, depth=2, timeout=30, source=dispatcher, deliver=sink.deliver, fail=sink.fail)
+        for s in servers
+    ]
+    for runner in runners:
+        runner.start()
+    if kill is not None:
+        deadline = time.monotonic() + 10
+        while len(kill.submitted) < 3 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        kill.down = True
+    assert sink.done.wait(30)
+    dispatcher.stop()
+    for runner in runners:
+        runner.stop(cancel=False)
+    return dispatcher, sink, runners
+
+
+def test_the_pool_gives_every_server_work_and_each_case_once(jobs: list[ImageRequest]) -> None:
+    servers = [ScriptedServer(url=f"http://s{i}") for i in range(4)]
+    dispatcher, sink, _ = _pool_run(servers, jobs)
+    assert sorted(sink.delivered) == sorted(j.case.id for j in jobs)
+    assert not sink.failed
+    assert all(s.submitted for s in servers)
+    submitted = [case for s in servers for case in s.submitted]
+    assert len(submitted) == len(set(submitted)) == len(jobs)
+    assert sum(s.done for s in dispatcher.stats()) == len(jobs)
+    for server in servers:
+        server.stop = True
+
+
+def test_a_dead_servers_cases_move_to_the_others_none_lost(jobs: list[ImageRequest]) -> None:
+    servers = [ScriptedServer(seconds=0.02, url=f"http://s{i}") for i in range(2)]
+    dispatcher, sink, runners = _pool_run(servers, jobs, kill=servers[0])
+    assert sorted(sink.delivered) == sorted(j.case.id for j in jobs)
+    assert not sink.failed
+    assert runners[0].dead
+    assert dispatcher.moved
+    stats = {s.name: s for s in dispatcher.stats()}
+    assert not stats["http://s0"].alive
+    assert stats["http://s0"].done + stats["http://s1"].done == len(jobs)
+    for server in servers:
+        server.stop = True
+
+
+def test_when_every_server_dies_the_cases_fail_with_one_clear_error(
+    jobs: list[ImageRequest],
+) -> None:
+    server = ScriptedServer(seconds=0.02)
+    _, sink, _ = _pool_run([server], jobs, kill=server)
+    assert sink.failed
+    assert len(sink.delivered) + len(sink.failed) == len(jobs)
+    error = next(iter(sink.failed.values()))
+    assert "every server of the pool is unreachable" in str(error)
     server.stop = True

@@ -1,0 +1,199 @@
+"""The generating half of a run: image requests over the pool of servers, one runner each.
+
+Given connected servers and their hardware classes, :class:`Generation` serves what it can
+from the image cache (cache hits never become pool tasks), runs the determinism check where
+a class has several servers, plans the rest over the pool (:class:`~.pool.Pool`, with pairs
+pinned to one server where the check or ``--zimage-pin-pairs`` asks), and starts one
+:class:`~.scheduler.HostRunner` per server. Late cases join the running pool. What each server
+did is read back for the summary and as the next run's time estimates.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .comfyui import GeneratedImage
+from .dispatch import Dispatcher, task_of
+from .errors import ZImageError
+from .image_requests import RequestPlanner
+from .planner import Server
+from .pool import Pool, ServerStats
+from .scheduler import HostRunner, ImageRequest
+from .servers import PoolServer, check_determinism
+
+if TYPE_CHECKING:
+    from .cache import ImageCache
+    from .hardware import HardwareClass
+    from .suite import Suite
+
+__all__ = ["DEFAULT_ESTIMATE", "Generation", "GenerationSettings"]
+
+log = logging.getLogger(__name__)
+
+#: (image seconds, load seconds) a server is assumed to take before it has made an image:
+#: the pool learns the real ones from the first completions and re-plans.
+DEFAULT_ESTIMATE = (1.0, 3.0)
+
+
+class GenerationSettings(Protocol):
+    @property
+    def refresh(self) -> bool: ...
+    @property
+    def timeout(self) -> float: ...
+    @property
+    def queue_depth(self) -> int: ...
+    @property
+    def pin_pairs(self) -> str: ...
+    def cache_revision(self, suite: Suite) -> str: ...
+
+
+class Generation:
+    """Requests in, images out through ``deliver``; failures through ``fail``."""
+
+    def __init__(
+        self,
+        settings: GenerationSettings,
+        suites: Sequence[Suite],
+        servers: Sequence[PoolServer],
+        classes: Sequence[HardwareClass],
+        *,
+        cache: ImageCache | None,
+        estimates: Mapping[str, tuple[float, float]],
+        deliver: Callable[[ImageRequest, GeneratedImage], None],
+        fail: Callable[[ImageRequest, ZImageError], None],
+    ) -> None:
+        self.settings = settings
+        self.servers = list(servers)
+        self.classes = list(classes)
+        self.estimates = dict(estimates)
+        self._deliver = deliver
+        self._fail = fail
+        self.recheck_ids: set[str] = set()
+        self.requests = RequestPlanner(
+            suites,
+            servers,
+            classes,
+            cache=cache,
+            revision=settings.cache_revision,
+            regenerate=lambda r: settings.refresh or r.case.id in self.recheck_ids,
+        )
+        self.determinism: dict[str, Any] | None = None
+        self.dispatch: Dispatcher | None = None
+        self.runners: list[HostRunner] = []
+
+    def start(self, requests: Sequence[ImageRequest]) -> None:
+        """Plan ``requests`` (in plan order) over the pool and start every runner."""
+        hits, misses = self.requests.split_cached(requests)
+        misses = self._check_determinism(misses)
+        free = [r for r in misses if self.requests.pinned_class(r) is None]
+        pool = Pool(
+            [self._pool_server(server) for server in self.servers],
+            [task_of(r) for r in free],
+            pin_pairs=self._pinned_classes(),
+        )
+        self.dispatch = Dispatcher(pool, free, fail=self._fail)
+        self.requests.placed = self.dispatch.pair_class
+        self._add_bound([r for r in misses if self.requests.pinned_class(r) is not None])
+        self.runners = [
+            HostRunner(
+                server.client,
+                depth=self.settings.queue_depth,
+                timeout=self.settings.timeout,
+                source=self.dispatch,
+                deliver=self._deliver,
+                fail=self._fail,
+            )
+            for server in self.servers
+        ]
+        for runner in self.runners:
+            runner.start()
+        for request, hit in hits:
+            self._deliver(request, hit)
+
+    def add(self, requests: Sequence[ImageRequest]) -> None:
+        """Late cases: cache hits delivered, the rest added to the running pool."""
+        assert self.dispatch is not None, "start() first"
+        hits, misses = self.requests.split_cached(requests)
+        self.dispatch.add([r for r in misses if self.requests.pinned_class(r) is None])
+        self._add_bound([r for r in misses if self.requests.pinned_class(r) is not None])
+        for request, hit in hits:
+            self._deliver(request, hit)
+
+    def stop(self, *, cancel: bool) -> list[ImageRequest]:
+        """Stop every runner; with ``cancel`` remove our prompts from the servers. Returns the
+        requests that were on a server (their tests learn the run stopped)."""
+        if self.dispatch is not None:
+            self.dispatch.stop()
+        stopped = []
+        for runner in self.runners:
+            try:
+                stopped += runner.stop(cancel=cancel)
+            except Exception as exc:  # one server's trouble must not keep the others running
+                _log_stop_failure(runner.host, exc)
+        return stopped
+
+    # -- what reports read --------------------------------------------------------------
+    def pool_stats(self) -> list[ServerStats]:
+        """What each server did (done, loads, busy seconds, stolen in/out, alive)."""
+        return [] if self.dispatch is None else self.dispatch.stats()
+
+    def class_estimates(self) -> dict[str, tuple[float, float]]:
+        """(image seconds, load seconds) per hardware class as learnt in this run: the next
+        run's ``estimates``."""
+        by_class: dict[str, list[ServerStats]] = {}
+        for stats in self.pool_stats():
+            if stats.done:
+                by_class.setdefault(stats.hardware_class, []).append(stats)
+        return {
+            klass: (
+                sum(s.image_seconds for s in members) / len(members),
+                sum(s.load_seconds for s in members) / len(members),
+            )
+            for klass, members in by_class.items()
+        }
+
+    # -- internals ----------------------------------------------------------------------
+    def _pool_server(self, server: PoolServer) -> Server:
+        image, load = self.estimates.get(server.hardware_class, DEFAULT_ESTIMATE)
+        return Server(server.url, image, load, server.hardware_class)
+
+    def _pinned_classes(self) -> list[str]:
+        """``always``: every class; ``never``: none; ``auto``: those the check did not clear."""
+        mode = self.settings.pin_pairs
+        if mode == "always":
+            return [c.id for c in self.classes]
+        if mode == "never" or self.determinism is None:
+            return []
+        return list(self.determinism["pinned_classes"])
+
+    def _check_determinism(self, misses: list[ImageRequest]) -> list[ImageRequest]:
+        """Where a class has several servers, one reference case on each; its first image
+        is the case's own. Returns the cases still to generate."""
+        references = [r for r in misses if r.case.is_reference]
+        if self.settings.pin_pairs != "auto" or not references:
+            return misses
+        if not any(len(c.servers) > 1 for c in self.classes):
+            return misses
+        request = references[0]
+        self.determinism, images = check_determinism(
+            self.servers, self.classes, request, timeout=self.settings.timeout
+        )
+        if not images:
+            return misses
+        self._deliver(request, next(iter(images.values())))
+        return [r for r in misses if r is not request]
+
+    def _add_bound(self, requests: Sequence[ImageRequest]) -> None:
+        """Cases whose pair already has images of one class (from the cache) stay in it."""
+        assert self.dispatch is not None
+        by_class: dict[str, list[ImageRequest]] = {}
+        for request in requests:
+            by_class.setdefault(str(self.requests.pinned_class(request)), []).append(request)
+        for hardware_class, members in by_class.items():
+            self.dispatch.add(members, hardware_class=hardware_class)
+
+
+def _log_stop_failure(host: str, exc: Exception) -> None:
+    log.warning("zimage: stopping the runner of %s: %s", host, exc)
