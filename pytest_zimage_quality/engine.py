@@ -409,7 +409,7 @@ class Engine:
             for job in self.generation.stop(cancel=cancel):
                 self._on_failed(job, stopped)
         if self.scoring is not None:
-            self.scoring.stop()
+            self.scoring.stop(drop_pending=cancel)
         for slot in self._slots.values():
             if not slot.event.is_set():
                 slot.error = stopped

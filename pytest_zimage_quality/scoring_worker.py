@@ -165,14 +165,26 @@ class ScoringWorker:
     def reference_failed(self, key: tuple[str, str], error: ZImageError) -> None:
         self._inbox.put(("ref-failed", key, error))
 
-    def stop(self) -> None:
+    def stop(self, *, drop_pending: bool = False) -> None:
+        """Finish what is queued, or with ``drop_pending`` (Ctrl-C, SIGTERM, ``-x``) fail it
+        at once: an interrupted run must end within seconds, not behind a scoring backlog."""
         if not self._provided.is_set():
             self.provide_error(ScorerError("the run stopped before the scorers were ready"))
+        grace = 60.0
+        if drop_pending:
+            grace = 5.0
+            stopped = ZImageError("the run stopped before this case was scored")
+            for entry in _take_all(self._inbox):
+                if isinstance(entry, _Item):
+                    self._on_failed(entry.job, stopped)
+            for ready in _take_all(self._lane):
+                if isinstance(ready, _Ready):
+                    self._on_failed(ready.item.job, stopped)
         self._inbox.put(_STOP)
-        self._thread.join(timeout=60)
+        self._thread.join(timeout=grace)
         self._lane.put(_STOP)
-        self._lane_thread.join(timeout=60)
-        self._pool.shutdown(wait=True)
+        self._lane_thread.join(timeout=grace)
+        self._pool.shutdown(wait=not drop_pending, cancel_futures=drop_pending)
 
     # -- the scoring thread -------------------------------------------------------------
     def _run(self) -> None:
@@ -462,6 +474,16 @@ class ScoringWorker:
                 height=int(height),
             ),
         )
+
+
+def _take_all(inbox: queue.Queue[Any]) -> list[Any]:
+    """Empty ``inbox`` without blocking (what the scoring threads have not picked up yet)."""
+    taken: list[Any] = []
+    while True:
+        try:
+            taken.append(inbox.get_nowait())
+        except queue.Empty:
+            return taken
 
 
 def _on_cpu(tensor: Any) -> Any:

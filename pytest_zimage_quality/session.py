@@ -15,6 +15,7 @@ import os
 import platform
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,7 @@ from .report.markdown import (
     write_markdown,
 )
 from .report.terminal import report_header, write_terminal_summary
+from .stop_signals import stop_on_signals
 from .suite import Case, Suite, load_suite
 from .summary.model import Environment, ServerSummary
 
@@ -812,6 +814,19 @@ class ZImageSession:
                 yellow=verdict == "error",
                 bold=True,
             )
+
+    # -- SIGTERM / SIGHUP ------------------------------------------------------------------
+    _restore_signals: Callable[[], None] | None = None
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """A run that talks to a server stops on SIGTERM/SIGHUP as on Ctrl-C (stop_signals)."""
+        if self.has_host:
+            self._restore_signals = stop_on_signals()
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if self._restore_signals is not None:
+            self._restore_signals()
+            self._restore_signals = None
 
     def probe_hosts(self) -> list[str]:
         """One line per host for the report header: its ComfyUI version, GPU and VRAM.

@@ -126,3 +126,35 @@ def test_verbose_shows_generation_progress(tmp_path: Path, zimage_fake_comfyui_f
     assert proc.returncode == 0, output
     assert "zimage: cat-bf16-s" in output
     assert "KSampler" in output
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_stop_like_ctrl_c(
+    tmp_path: Path, zimage_fake_comfyui_factory, signum: signal.Signals
+) -> None:
+    # Slow images and a deep queue: a backlog on the server the stop must cancel, fast.
+    fake = zimage_fake_comfyui_factory(image_latency=0.5)
+    proc = start_run(tmp_path, fake, "--zimage-queue-depth=8")
+    results = tmp_path / "report" / "results.jsonl"
+    wait_for_lines(results, 2, proc)
+    proc.send_signal(signum)
+    signalled = time.time()
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
+    # The plugin's part of the stop (cancel, drop the scoring backlog, write the artifacts)
+    # is bounded at 10 s; pytest's own teardown after it (gc, interpreter exit) is not ours.
+    summary_path = tmp_path / "report" / "summary.json"
+    took = summary_path.stat().st_mtime - signalled
+    assert took < 10, f"summary.json was written {took:.1f} s after the signal\n{output}"
+    assert "INTERNALERROR" not in output
+    fake.wait_idle(timeout=10)
+    queue = httpx.get(f"{fake.url}/queue", timeout=10).json()
+    assert queue == {"queue_running": [], "queue_pending": []}
+    assert fake.generations < 27
+    records = [json.loads(line) for line in results.read_text(encoding="utf-8").splitlines()]
+    assert len(records) >= 2
+    assert len({r["case_id"] for r in records}) == len(records)
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    # never read as passed (the INCOMPLETE marking itself is the gate's, issue 11)
+    assert not (summary["exit"]["gate_applied"] and summary["exit"]["gate_passed"])
+    assert (tmp_path / "report" / "report.html").is_file()
