@@ -20,6 +20,7 @@ import pytest
 
 from .settings import (
     OPTIONS,
+    REMOVED_OPTIONS,
     SIMULATED_HOST,
     GateParameters,
     HostSpec,
@@ -67,10 +68,25 @@ def register_options(parser: pytest.Parser) -> None:
         parser.addini(
             opt.ini, opt.full_help, type=ini_type, default=[] if opt.kind == "list" else ""
         )
+    # Removed options stay registered (hidden) so that a leftover use is one clear usage
+    # error naming the replacement, not argparse's "unrecognized arguments".
+    for name, message in REMOVED_OPTIONS.items():
+        group.addoption(
+            "--zimage-" + name.replace("_", "-"),
+            dest="zimage_removed_" + name,
+            default=None,
+            help=argparse.SUPPRESS,
+        )
+        parser.addini("zimage_" + name, f"removed. {message}.", default="")
 
 
 def resolve_settings(config: pytest.Config) -> Settings:
     """Every option after precedence, read once in ``pytest_configure``."""
+    for name, message in REMOVED_OPTIONS.items():
+        if config.getoption("zimage_removed_" + name) is not None or config.getini(
+            "zimage_" + name
+        ):
+            raise pytest.UsageError(message)
     values = {name: _read(config, opt) for name, opt in OPTIONS.items()}
     hosts: tuple[HostSpec, ...] = values["hosts"]
     if len(hosts) > 1 and any(h.simulated for h in hosts):

@@ -50,8 +50,12 @@ from .suite import Case, Suite, load_suite
 from .summary.model import Environment, ServerSummary
 
 if TYPE_CHECKING:
+    from .checks import CaseBand
     from .engine import CaseOutcome, Engine
+    from .planning import SuitePlan
     from .settings import GateParameters, Settings
+    from .stages import StageHold
+    from .stats import VariancePrior
     from .summary import RunSummary
 
 __all__ = ["NO_HOST_REASON", "SESSION_KEY", "ZImageSession"]
@@ -107,6 +111,19 @@ class ZImageSession:
         self.error_kinds: dict[tuple[str, str], str] = {}
         self.verdicts: RunVerdicts | None = None
         self._vram_samplers: list[Any] = []
+        # The gate's plan, made at collection (docs/gate.md): power, stages, per-case band.
+        self._plans: dict[str, SuitePlan] | None = None
+        self._hold: StageHold | None = None
+        self._stage_skipped: set[tuple[str, str]] = set()
+        self._all_planned: set[tuple[str, str]] = set()
+        self._prior: dict[str | None, VariancePrior] | None = None
+        if settings.prior is not None:
+            from .planning import load_prior  # noqa: PLC0415 - scipy only when a prior is given
+
+            try:
+                self._prior = load_prior(settings.prior)
+            except ZImageError as exc:
+                raise pytest.UsageError(str(exc)) from None
 
     @property
     def report_dir(self) -> ReportDir:
@@ -207,10 +224,9 @@ class ZImageSession:
         metafunc.parametrize("zimage_case", params, indirect=True)
 
     # -- planning and the engine ----------------------------------------------------------
-    @pytest.hookimpl(trylast=True)
-    def pytest_collection_finish(self, session: pytest.Session) -> None:
+    def _selected(self, items: list[pytest.Item]) -> list[tuple[Suite, Case]]:
         planned: list[tuple[Suite, Case]] = []
-        for item in session.items:
+        for item in items:
             if isinstance(item, ZImageItem):
                 self.any_zimage_items = True
                 planned.append((item.suite, item.case))
@@ -218,8 +234,59 @@ class ZImageSession:
                 case = getattr(getattr(item, "callspec", None), "params", {}).get("zimage_case")
                 if isinstance(case, Case) and self.settings.suite_path is not None:
                     planned.append((self.load(self.settings.suite_path), case))
+        return planned
+
+    def _plan_run(self, items: list[pytest.Item]) -> dict[str, SuitePlan]:
+        """Each suite's plan (power from the prior, stages, per-case band), made once before
+        anything is generated; below the target power it warns (the run goes on)."""
+        if self._plans is None:
+            from .planning import plan_suites  # noqa: PLC0415 - scipy only for zimage runs
+            from .stages import StageHold  # noqa: PLC0415
+
+            selected = self._selected(items)
+            self._plans = plan_suites(selected, self.settings, prior_file=self._prior)
+            self._all_planned = {case.key for _, case in selected}
+            if not self.is_worker:  # xdist workers cannot hold: they see a share of the cases
+                self._hold = StageHold(self._plans, [case for _, case in selected])
+            if (self.has_host or self.settings.plan) and not self.is_worker:
+                for plan in self._plans.values():
+                    for warning in plan.warnings():
+                        warnings.warn(ZImageWarning(warning), stacklevel=1)
+        return self._plans
+
+    def pytest_report_collectionfinish(
+        self, config: pytest.Config, items: list[pytest.Item]
+    ) -> list[str]:
+        """The plan, printed after "collected N items" and before any generation."""
+        if not (self.has_host or self.settings.plan) or not self._selected(items):
+            return []
+        return [line for plan in self._plan_run(items).values() for line in plan.lines()]
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        planned = self._selected(session.items)
+        if planned and (self.has_host or self.settings.plan):  # no host: every case skips
+            self._plan_run(session.items)
         # Under xdist a worker runs a share of the items it cannot know in advance: plan on demand.
         self._planned = [] if self.is_worker else planned
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> bool | None:
+        """--zimage-plan: the plan is printed; nothing is generated or run."""
+        if not self.settings.plan:
+            return None
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(
+                f"zimage plan: --zimage-plan: {len(session.items)} tests collected, none run, "
+                "nothing generated"
+            )
+        return True
+
+    def band_for(self, suite: Suite) -> CaseBand | None:
+        """The per-case band of ``suite``'s candidates (None before collection planned it)."""
+        plan = (self._plans or {}).get(suite.name)
+        return plan.band if plan is not None else None
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
@@ -240,7 +307,10 @@ class ZImageSession:
             try:
                 engine.start(
                     list(self._suites.values()),
-                    [case for _, case in self._planned],
+                    # a staged suite starts with stage 1; later stages are released by setup_case
+                    self._hold.first()
+                    if self._hold is not None
+                    else [case for _, case in self._planned],
                     before_generating=self._check_scorer_weights,
                 )
                 engine.provide_scorers(self.metric_specs)  # built while the server generates
@@ -358,6 +428,12 @@ class ZImageSession:
     def setup_case(self, item: ZImageItem) -> None:
         if not self.has_host:
             pytest.skip(NO_HOST_REASON)
+        release: list[Case] = []
+        if self._hold is not None:
+            reason, release = self._hold.check(item.case, self.records)
+            if reason is not None:
+                self._stage_skipped.add(item.case.key)
+                pytest.skip(reason)
         try:
             engine = self.engine()
         except ZImageError as exc:
@@ -371,6 +447,8 @@ class ZImageSession:
             )
             item.user_properties.extend(error_properties(error))
             pytest.fail(str(error), pytrace=False)
+        if release:
+            engine.request(release)  # the next stage of an undecided config
         nxt = self._nextitem
         if isinstance(nxt, ZImageItem) and self.is_worker:
             engine.request([nxt.case])  # look one test ahead so the server never idles
@@ -433,7 +511,11 @@ class ZImageSession:
                 item.user_properties.extend(error_properties(exc))
                 raise
         record = self.record_for(base, outcome)
-        result = check_record(record, blank=outcome.scores.blank)
+        result = check_record(
+            record,
+            blank=outcome.scores.blank,
+            band=None if case.is_reference else self.band_for(suite),
+        )
         record = record.with_(check="pass" if result.passed else "fail", message=result.message)
         item.user_properties.extend(record.to_properties())
         item.user_properties.append((VERDICT_PROPERTY, "passed" if result.passed else "failed"))
@@ -452,7 +534,7 @@ class ZImageSession:
             seed=case.seed,
             reference=case.reference,
             role="reference" if case.is_reference else "candidate",
-            tolerance=None if case.is_reference else gate.tolerance,
+            tolerance=None if case.is_reference else self._band_width(suite, gate),
             # Random weights put CLIPScore on no meaningful absolute scale: no floor then.
             clip_floor=gate.clip_floor
             if case.is_reference and not self.settings.random_weights
@@ -463,6 +545,10 @@ class ZImageSession:
             simulated=self.settings.simulated,
             random_weights=self.settings.random_weights,
         )
+
+    def _band_width(self, suite: Suite, gate: GateParameters) -> float:
+        band = self.band_for(suite)
+        return band.width if band is not None else gate.tolerance
 
     def record_for(self, base: CaseRecord, outcome: CaseOutcome) -> CaseRecord:
         gen, scores, ref = outcome.generated, outcome.scores, outcome.reference
@@ -570,6 +656,7 @@ class ZImageSession:
         )
 
         metrics = [MetricInfo.from_dict(m) for m in self.environment.get("metrics", [])]
+        stopped = self.stopped_early(session, exitstatus)
         self.summary = build_summary(
             list(self.records.values()),
             suites=self.loaded_suites(),
@@ -577,6 +664,8 @@ class ZImageSession:
             environment=self.environment_summary(),
             run_id=self.run_id,
             metrics=metrics,
+            plans=self._plans,
+            stopped_early=stopped,
         )
         self.ran_gate = True
         self.gate_metric_error = gate_metric_problem(self.settings, metrics) if metrics else None
@@ -590,15 +679,50 @@ class ZImageSession:
         self.report_dir.write_summary(self.summary.to_dict())
         self._write_html()
         self._write_markdown()
-        exit_ = self.summary.exit
-        if (
-            exit_.gate_applied
-            and not exit_.gate_passed
-            and session.exitstatus == pytest.ExitCode.OK
-        ):
-            self.gate_failed = True
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        self._junit_properties()
+        if session.exitstatus == pytest.ExitCode.OK:
+            if stopped:  # an incomplete run never exits 0, advisory or not
+                session.exitstatus = pytest.ExitCode.INTERRUPTED
+            elif self.summary.exit.fails_run:
+                self.gate_failed = True
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
         self._infra_exit_status(session)
+
+    def stopped_early(self, session: pytest.Session, exitstatus: int) -> str:
+        """Why the run stopped before its last case ("" when it did not): Ctrl-C or SIGTERM
+        (``KeyboardInterrupt``, exit status 2), -x / --maxfail (``session.shouldfail``), or a
+        plugin's ``session.shouldstop``. A stop after the last planned case is no early stop."""
+        why = ""
+        if exitstatus == pytest.ExitCode.INTERRUPTED:
+            why = str(session.shouldstop or "interrupted")
+        elif session.shouldfail or session.shouldstop:
+            why = str(session.shouldfail or session.shouldstop)
+        if not why:
+            return ""
+        left = self._all_planned - set(self.records) - self._stage_skipped
+        return why if left or not self._all_planned else ""
+
+    def _junit_properties(self) -> None:
+        """The gate's verdict in the JUnit XML's testsuite properties (ADVISORY included)."""
+        assert self.summary is not None
+        xml = next(
+            (
+                plugin
+                for plugin in self.config.pluginmanager.get_plugins()
+                if callable(getattr(plugin, "add_global_property", None))
+            ),
+            None,
+        )
+        if xml is None:
+            return
+        from .report.vocabulary import gate_headline, verdict_label  # noqa: PLC0415
+
+        exit_ = self.summary.exit
+        mode = "ADVISORY" if exit_.advisory else "applied" if exit_.gate_applied else "not applied"
+        xml.add_global_property("zimage_gate", gate_headline(exit_)[0])
+        xml.add_global_property("zimage_gate_mode", mode)
+        for name, decision in exit_.decisions.items():
+            xml.add_global_property(f"zimage_decision_{name}", verdict_label(decision))
 
     def _with_ci_blocks(self, session: pytest.Session, summary: RunSummary) -> RunSummary:
         """summary.json's CI blocks: ``verdicts`` (with the exit status the run will end
@@ -628,11 +752,9 @@ class ZImageSession:
 
         verdicts = summarize_verdicts(self.records.values(), summary, error_kinds=self.error_kinds)
         status = int(session.exitstatus)
-        if (
-            status == pytest.ExitCode.OK
-            and summary.exit.gate_applied
-            and not summary.exit.gate_passed
-        ):
+        if status == pytest.ExitCode.OK and summary.exit.stopped_early:
+            status = int(pytest.ExitCode.INTERRUPTED)
+        elif status == pytest.ExitCode.OK and summary.exit.fails_run:
             status = int(pytest.ExitCode.TESTS_FAILED)
         self.verdicts = dataclasses.replace(
             verdicts,
@@ -783,7 +905,7 @@ class ZImageSession:
             )
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.is_worker:
+        if self.is_worker or self.settings.plan:
             return
         write_terminal_summary(
             terminalreporter,
@@ -866,11 +988,11 @@ class ZImageSession:
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         if not self.has_host:
             return []  # unrelated runs stay quiet (and create no report directory)
-        return report_header(
-            self.settings,
-            host_lines=[] if self.settings.simulated else self.probe_hosts(),
-            report_root=self.report_dir.root,
-        )
+        if self.settings.plan:  # a plan needs no server
+            hosts = [f"{host} (not contacted: --zimage-plan)" for host in self.settings.hosts]
+        else:
+            hosts = [] if self.settings.simulated else self.probe_hosts()
+        return report_header(self.settings, host_lines=hosts, report_root=self.report_dir.root)
 
 
 def _scorer_identity(scorer: Any) -> dict[str, Any]:

@@ -30,6 +30,7 @@ __all__ = [
     "GATE_PARAMETERS",
     "MAX_SEED",
     "OPTIONS",
+    "REMOVED_OPTIONS",
     "SIMULATED_HOST",
     "Bounds",
     "Choice",
@@ -39,12 +40,13 @@ __all__ = [
     "Settings",
     "default",
     "parse_alpha",
+    "parse_band",
+    "parse_band_sd",
     "parse_bool",
     "parse_clip_floor",
     "parse_device",
     "parse_header",
     "parse_host",
-    "parse_inconclusive",
     "parse_keys",
     "parse_lpips_close",
     "parse_lpips_net",
@@ -144,7 +146,8 @@ parse_ray_servers = Bounds(int, 1, 4096, "whole number of servers")
 parse_pin_pairs = Choice(("auto", "always", "never"))
 parse_weights = Choice(("pretrained", "random"))
 parse_lpips_net = Choice(("alex", "vgg"))
-parse_inconclusive = Choice(("pass", "fail"))
+parse_band = Choice(("scaled", "fixed"))
+parse_band_sd = Bounds(float, 0.0, 1.0, "CLIPScore standard deviation")
 parse_precision = Choice(("fp32", "tf32", "bf16"))
 
 
@@ -387,16 +390,49 @@ OPTIONS: Mapping[str, Option] = {
             default=0.20,
         ),
         Option(
-            "inconclusive",
-            parse_inconclusive,
-            "exit status of a gate that passed without the power to detect the margin.",
-            "pass|fail",
-            default="fail",
-        ),
-        Option(
             "per_prompt_gate",
             parse_bool,
             "also fail the run when a prompt's corrected per-prompt test flags a drop.",
+            default=False,
+            kind="switch",
+        ),
+        Option(
+            "advisory",
+            parse_bool,
+            "compute and show the gate, labelled ADVISORY in every output, but never let its "
+            "verdict set the exit status (the per-case tests still do).",
+            default=False,
+            kind="switch",
+        ),
+        Option(
+            "band",
+            parse_band,
+            "per-case band: 'scaled' widens the tolerance with the number of candidate cases so "
+            "a healthy run fails no case with probability >= 0.95; 'fixed' is the tolerance alone.",
+            "scaled|fixed",
+            default="scaled",
+        ),
+        Option(
+            "band_sd",
+            parse_band_sd,
+            "image-level SD of the paired CLIPScore difference the scaled band tolerates.",
+            "SD",
+            default=0.02,
+        ),
+        Option(
+            "prior",
+            str,
+            "a previous run's summary.json: its observed spreads plan this run's power "
+            "(instead of the suite file's [suite.prior] or the study's defaults).",
+            "FILE",
+            default_text="the suite file's [suite.prior], else the study's defaults",
+            kind="path",
+        ),
+        Option(
+            "plan",
+            parse_bool,
+            "print each suite's power plan and per-case band, then exit without generating "
+            "anything (no server needed).",
             default=False,
             kind="switch",
         ),
@@ -650,6 +686,15 @@ OPTIONS: Mapping[str, Option] = {
     )
 }
 
+#: Options that no longer exist, and what replaces them: a leftover use is one usage error.
+REMOVED_OPTIONS: Mapping[str, str] = {
+    "inconclusive": (
+        "--zimage-inconclusive (ini zimage_inconclusive) was removed: a run can no longer exit "
+        "0 while a config's bound did not clear. Use --zimage-advisory (ini zimage_advisory) to "
+        "show the gate without letting it set the exit status (docs/gate.md)"
+    ),
+}
+
 #: The per-suite gate parameters: settable by option and in the suite file's [suite] table.
 GATE_PARAMETERS = tuple(
     opt.name for opt in OPTIONS.values() if opt.in_suite and opt.bounds is not None
@@ -718,8 +763,12 @@ class Settings:
     alpha: float | None = _field_default("alpha")
     clip_floor: float | None = _field_default("clip_floor")
     lpips_close: float = _field_default("lpips_close")
-    inconclusive: str = _field_default("inconclusive")
     per_prompt_gate: bool = _field_default("per_prompt_gate")
+    advisory: bool = _field_default("advisory")
+    band: str = _field_default("band")
+    band_sd: float = _field_default("band_sd")
+    prior: Path | None = None  # a path option has no built-in value
+    plan: bool = _field_default("plan")
     xfail_strict: bool = _field_default("xfail_strict")
     device: str = _field_default("device")
     weights: str = _field_default("weights")

@@ -63,9 +63,13 @@ _SUITE_KEYS = {
     "revision": "free text folded into the image cache key",
     "text_from_quotes": "true: a prompt's quoted text is the text its image should show",
     "gate_metric": "the metric the per-config gate runs on (default 'clipscore'; docs/scorers.md)",
+    "prior": "{ sd_between = 0.005, sd_within = 0.013 }: the paired CLIPScore spreads that plan power",
 }
 _CONFIG_KEYS = {"label", "description", "overrides"}
-_PROMPT_KEYS = {"key", "text", "tags", "expected_text"}
+_PROMPT_KEYS = {"key", "text", "tags", "expected_text", "stage"}
+_PRIOR_KEYS = {"sd_between", "sd_within"}
+#: The most stages a suite may declare (each is an interim look of the sequential design).
+MAX_STAGES = 10
 _XFAIL_KEYS = {"prompt", "config", "reason", "strict"}
 _TOP_KEYS = {"suite", "configs", "prompts", "expected_fail"}
 
@@ -74,12 +78,14 @@ _TOP_KEYS = {"suite", "configs", "prompts", "expected_fail"}
 class Prompt:
     """One prompt: a short ``key`` used in test ids, the full ``text``, optional ``tags``, and
     the text its image should show (``expected_text``: declared, or quoted when the suite sets
-    ``text_from_quotes``; None when the prompt asks for no text)."""
+    ``text_from_quotes``; None when the prompt asks for no text), and the ``stage`` (1, 2, ...)
+    of the sequential design it belongs to (docs/gate.md)."""
 
     key: str
     text: str
     tags: tuple[str, ...] = ()
     expected_text: str | None = None
+    stage: int = 1
 
 
 @dataclass(frozen=True)
@@ -163,6 +169,8 @@ class Suite:
     sha256: str = ""
     #: the metric the per-config gate runs on (a reference-free one, e.g. "text_accuracy")
     gate_metric: str = "clipscore"
+    #: (sd_between, sd_within) of the paired CLIPScore difference from [suite.prior], if given
+    prior: tuple[float, float] | None = None
 
     # -- lookups -------------------------------------------------------------------------
     def config(self, key: str) -> ConfigSpec:
@@ -176,6 +184,11 @@ class Suite:
             if prompt.key == key:
                 return prompt
         raise KeyError(key)
+
+    @property
+    def stages(self) -> tuple[int, ...]:
+        """The stages its prompts declare, in order ((1,) for a suite without stages)."""
+        return tuple(sorted({p.stage for p in self.prompts}))
 
     @property
     def reference_config(self) -> ConfigSpec:
@@ -211,7 +224,8 @@ class Suite:
         prompts: Iterable[str] | None = None,
         seeds: Sequence[int] | None = None,
     ) -> list[Case]:
-        """Cases in collection order: reference config first, then each config's block.
+        """Cases in collection order: stage by stage, and within a stage the reference config
+        first, then each config's block (a suite without stages is one stage).
 
         ``configs`` and ``prompts`` filter (unknown keys raise KeyError with the key);
         ``seeds`` replaces the suite's seeds.
@@ -222,10 +236,11 @@ class Suite:
         ordered = [self.reference_config, *self.candidate_configs]
         return [
             self.make_case(prompt.key, config.key, seed)
+            for stage in self.stages
             for config in ordered
             if config.key in wanted_configs
             for prompt in self.prompts
-            if prompt.key in wanted_prompts
+            if prompt.key in wanted_prompts and prompt.stage == stage
             for seed in use_seeds
         ]
 
@@ -435,6 +450,7 @@ class _Parser:
                 else None
             )
 
+        prior = self.prior(suite_t["prior"]) if "prior" in suite_t else None
         name = self.string(suite_t.get("name", self.path.stem), "suite.name")
         digest = hashlib.sha256(self.raw)
         digest.update(canonical_json(workflow.graph).encode("utf-8"))
@@ -457,6 +473,7 @@ class _Parser:
             revision=self.string(suite_t.get("revision", ""), "suite.revision", allow_empty=True),
             sha256=digest.hexdigest(),
             gate_metric=self.gate_metric(suite_t),
+            prior=prior,
         )
 
     def gate_metric(self, suite_t: Mapping[str, Any]) -> str:
@@ -468,6 +485,31 @@ class _Parser:
                 "name a metric of the run: clipscore, text_accuracy, or a registered scorer's",
             )
         return name
+
+    def prior(self, value: object) -> tuple[float, float]:
+        """[suite.prior]: the SDs of the paired difference that plan the power (docs/gate.md)."""
+        hint = "write [suite.prior] with sd_between = 0.005 and sd_within = 0.013"
+        table = self.table(value, "suite.prior")
+        self.no_unknown(table, _PRIOR_KEYS, "suite.prior")
+        between = self.number(
+            self.require(table, "sd_between", "suite.prior", hint),
+            "suite.prior.sd_between",
+            low=0.0,
+            high=1.0,
+        )
+        within = self.number(
+            self.require(table, "sd_within", "suite.prior", hint),
+            "suite.prior.sd_within",
+            low=0.0,
+            high=1.0,
+        )
+        if between == 0 and within == 0:
+            raise self.error(
+                "suite.prior",
+                "a prior with no spread at all would promise power 1 from any data",
+                "give sd_between or sd_within a value above 0 (the study's: 0.005 and 0.013)",
+            )
+        return between, within
 
     def output_node(self, suite_t: Mapping[str, Any], workflow: Workflow) -> str:
         outputs = workflow.output_nodes()
@@ -585,7 +627,28 @@ class _Parser:
                 raise self.error(
                     f"{where}.expected_text", str(exc), "write the text the image should show"
                 ) from None
-            prompts.append(Prompt(key=key, text=text, tags=tuple(tags), expected_text=expected))
+            stage = body.get("stage", 1)
+            if (
+                isinstance(stage, bool)
+                or not isinstance(stage, int)
+                or not 1 <= stage <= MAX_STAGES
+            ):
+                raise self.error(
+                    f"{where}.stage",
+                    f"expected a whole number from 1 to {MAX_STAGES}, got {_kind(stage)}",
+                    "write stage = 2 (prompts without a stage are stage 1)",
+                )
+            prompts.append(
+                Prompt(key=key, text=text, tags=tuple(tags), expected_text=expected, stage=stage)
+            )
+        stages = sorted({p.stage for p in prompts})
+        if stages != list(range(1, len(stages) + 1)):
+            missing = min(set(range(1, stages[-1] + 1)) - set(stages))
+            raise self.error(
+                "prompts",
+                f"stage {missing} has no prompt (the prompts declare stages {stages})",
+                "number the stages 1, 2, 3, ... without gaps",
+            )
         return prompts
 
     def seeds(self, value: object) -> tuple[int, ...]:

@@ -512,7 +512,8 @@ def test_charts_are_inline_svg_with_a_point_per_prompt_and_config(tmp_path: Path
     speed = path.read_text(encoding="utf-8").split('data-chart="lpips-speedup"')[1]
     speed = speed.split("</figure>")[0]
     assert speed.count("<circle") == 3  # candidates only
-    assert re.search(r"NVFP4\+FP8e \((pass|inconclusive)\)", speed)  # labelled with its verdict
+    # labelled with its decision
+    assert re.search(r"NVFP4\+FP8e \((non-inferior|inconclusive|insufficient data)\)", speed)
 
 
 def test_no_network_references(tmp_path: Path) -> None:
@@ -536,12 +537,13 @@ def test_missing_data_renders_dashes(tmp_path: Path) -> None:
     summary = make_summary(records)
     nvfp4 = next(c for c in summary.suites[0].configs if c.key == "nvfp4")
     assert nvfp4.verdict == "no data"
+    assert nvfp4.decision == "incomplete"
     assert nvfp4.clipscore is None
     assert nvfp4.gate is None
     path = write_html_report(report, summary, records)
     dom = parse(path.read_text(encoding="utf-8"))
     assert DASH in dom.all_text
-    assert "NO DATA" in dom.all_text
+    assert "INCOMPLETE" in dom.all_text
     assert len(dom.find("figure", "cell")) == 2 * 4 * 3
     assert len(dom.find("img")) == 2 * 3 * 3
 
@@ -571,12 +573,12 @@ def test_records_whose_images_are_gone_still_render(tmp_path: Path) -> None:
 def test_no_records(tmp_path: Path) -> None:
     report = ReportDir(tmp_path / "report", "run")
     path = write_html_report(report, make_summary([]), [])
-    assert "NO GATE VERDICT" not in path.read_text(encoding="utf-8")  # make_summary forces a gate
+    assert "GATE NO VERDICT" not in path.read_text(encoding="utf-8")  # make_summary forces a gate
     summary = build_summary(
         [], suites=(), settings=SETTINGS, environment=ENVIRONMENT, run_id="r", created="now"
     )
     path = write_html_report(report, summary, [])
-    assert "NO GATE VERDICT" in path.read_text(encoding="utf-8")
+    assert "GATE NO VERDICT" in path.read_text(encoding="utf-8")
 
 
 def test_unicode_and_special_characters_in_image_paths_are_url_encoded(tmp_path: Path) -> None:
@@ -641,7 +643,7 @@ def test_gate_not_applied_with_random_weights(tmp_path: Path) -> None:
     summary = make_summary(records, gate_passed=False)
     summary = replace(summary, exit=replace(summary.exit, gate_ran=True, gate_applied=False))
     dom = parse(write_html_report(report, summary, records).read_text(encoding="utf-8"))
-    assert "GATE NOT APPLIED (random weights; it would fail)" in dom.all_text
+    assert "GATE NOT APPLIED (random weights) — would have FAILED" in dom.all_text
     assert "GATE FAILED" not in dom.all_text
 
 
@@ -651,5 +653,5 @@ def test_no_gate_verdict_when_no_candidate_was_scored(tmp_path: Path) -> None:
     summary = make_summary(records)
     summary = replace(summary, exit=replace(summary.exit, gate_ran=False, gate_applied=False))
     dom = parse(write_html_report(report, summary, records).read_text(encoding="utf-8"))
-    assert "NO GATE VERDICT" in dom.all_text
+    assert "GATE NO VERDICT" in dom.all_text
     assert "GATE PASSED" not in dom.all_text

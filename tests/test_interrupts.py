@@ -72,6 +72,13 @@ def test_ctrl_c_cancels_our_queued_prompts(tmp_path: Path, zimage_fake_comfyui_f
     queue = httpx.get(f"{fake.url}/queue", timeout=10).json()
     assert queue == {"queue_running": [], "queue_pending": []}
     assert fake.generations < 27
+    # an interrupted run is INCOMPLETE in every output, never PASSED
+    assert "zimage gate: INCOMPLETE — the run stopped early" in output
+    assert "PASSED" not in output.split("zimage quality gate")[-1]
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["exit"]["gate_passed"] is False
+    assert summary["exit"]["stopped_early"]
+    assert "PASSED" not in (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
     lines = (tmp_path / "report" / "results.jsonl").read_text(encoding="utf-8").splitlines()
     assert all(json.loads(line)["case_id"] for line in lines)
 
@@ -93,7 +100,8 @@ def test_sigkill_keeps_every_finished_case(tmp_path: Path, zimage_fake_comfyui_f
     # A rerun reuses what the killed run generated, and starts a fresh results file.
     generated_before = fake.generations
     second = zimage_fake_comfyui_factory()
-    rerun = start_run(tmp_path, second)
+    # three prompts are INSUFFICIENT DATA for the gate: advisory, this test is about the cases
+    rerun = start_run(tmp_path, second, "--zimage-advisory")
     output, _ = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, output
     assert (
@@ -106,7 +114,7 @@ def test_sigkill_keeps_every_finished_case(tmp_path: Path, zimage_fake_comfyui_f
 
 def test_configs_spread_over_two_hosts(tmp_path: Path, zimage_fake_comfyui_factory) -> None:
     one, two = zimage_fake_comfyui_factory(), zimage_fake_comfyui_factory()
-    proc = start_run(tmp_path, one, f"--zimage-host={two.url}")
+    proc = start_run(tmp_path, one, f"--zimage-host={two.url}", "--zimage-advisory")
     output, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, output
     # 27 cases, plus the determinism check's copy of one reference on the other server

@@ -22,7 +22,7 @@ from pytest_zimage_quality.report.markdown import (
 )
 from pytest_zimage_quality.summary import RANDOM_BANNER, SIMULATED_BANNER, RunSummary
 from pytest_zimage_quality.testing import FakeComfyUI
-from tests.helpers import REPO, write_small_suite
+from tests.helpers import REPO, more_prompts, write_small_suite
 from tests.helpers.doubles import CONFTEST
 
 from .test_html_report import HOSTILE, DomCounter, make_records, make_summary, parse
@@ -128,7 +128,7 @@ def test_the_baseline_section_labels_new_failures(tmp_path: Path) -> None:
     baseline_data = summary.to_dict()
     for config in baseline_data["suites"][0]["configs"]:
         if config["key"] == "nvfp4":
-            config["verdict"] = "pass"
+            config["decision"], config["verdict"] = "non-inferior", "pass"
     (tmp_path / "base").mkdir()
     (tmp_path / "base" / "summary.json").write_text(json.dumps(baseline_data))
     rows = [{"suite": r.suite, "case_id": r.case_id, "outcome": "passed"} for r in records]
@@ -136,7 +136,7 @@ def test_the_baseline_section_labels_new_failures(tmp_path: Path) -> None:
     now = summary.to_dict()
     for config in now["suites"][0]["configs"]:
         if config["key"] == "nvfp4":
-            config["verdict"] = "fail"
+            config["decision"], config["verdict"] = "inferior", "fail"
     failing = records[10]
     current = [{"suite": failing.suite, "case_id": failing.case_id, "outcome": "failed"}]
     comparison = compare(load_baseline(tmp_path / "base"), now, current)
@@ -147,7 +147,7 @@ def test_the_baseline_section_labels_new_failures(tmp_path: Path) -> None:
             replace(
                 summary.suites[0],
                 configs=tuple(
-                    replace(c, verdict="fail") if c is nvfp4 else c
+                    replace(c, verdict="fail", decision="inferior") if c is nvfp4 else c
                     for c in summary.suites[0].configs
                 ),
             ),
@@ -155,7 +155,7 @@ def test_the_baseline_section_labels_new_failures(tmp_path: Path) -> None:
     )
     text = render_markdown(failed_summary, records=records, comparison=comparison)
     assert "Failures against the baseline: **2 new**, 0 inherited, 0 without a baseline." in text
-    assert "| NVFP4 | pass → fail |" in text
+    assert "| NVFP4 | non-inferior → inferior |" in text
     assert f"| {failing.case_id} | passed | new |" in text
     assert "Since baseline `20250101-120000-abcdef`" in text
 
@@ -204,7 +204,7 @@ def test_every_table_has_its_separator_row(tmp_path: Path, fold: int) -> None:
 def test_a_run_writes_the_markdown_and_appends_the_step_summary(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, zimage_fake_comfyui: FakeComfyUI
 ) -> None:
-    write_small_suite(pytester.path)
+    write_small_suite(pytester.path, extra=more_prompts(3))  # six prompts: a verdict needs five
     pytester.makeconftest(CONFTEST)
     monkeypatch.setenv("PYTHONPATH", str(REPO))  # the inner conftest imports tests.doubles
     step = pytester.path / "step_summary.md"
@@ -219,16 +219,16 @@ def test_a_run_writes_the_markdown_and_appends_the_step_summary(
         f"--zimage-cache-dir={pytester.path / 'cache'}",
     )
     result = pytester.runpytest_subprocess(*args, f"--zimage-markdown={target}")
-    result.assert_outcomes(passed=27)
+    result.assert_outcomes(passed=54)
     text = target.read_text(encoding="utf-8")
     assert text.startswith("## ✅ zimage gate: PASSED")
-    assert "| FP8 | 9 |" in text
+    assert "| FP8 | 18 |" in text
     assert step.read_text(encoding="utf-8") == "## an earlier step\n\n" + text
     # turned off: the step summary is left alone, the named file is still written
     target.unlink()
     result = pytester.runpytest_subprocess(
         *args, f"--zimage-markdown={target}", "--zimage-step-summary=no"
     )
-    result.assert_outcomes(passed=27)
+    result.assert_outcomes(passed=54)
     assert target.is_file()
     assert step.read_text(encoding="utf-8") == "## an earlier step\n\n" + text

@@ -244,8 +244,12 @@ SAMPLES: dict[str, tuple[str | None, str]] = {
     "alpha": ("0.01", "0.025"),
     "clip_floor": ("0.1", "0.3"),
     "lpips_close": ("0.5", "0.6"),
-    "inconclusive": ("fail", "pass"),
     "per_prompt_gate": (None, "true"),
+    "advisory": (None, "true"),
+    "band": ("scaled", "fixed"),
+    "band_sd": ("0.03", "0.015"),
+    "prior": ("cli-summary.json", "ini-summary.json"),
+    "plan": (None, "yes"),
     "xfail_strict": (None, "true"),
     "device": ("cpu", "cuda:1"),
     "weights": ("pretrained", "random"),
@@ -376,3 +380,23 @@ def test_scorer_defaults_are_the_tables() -> None:
     }
     assert got == {name: getattr(settings, name) for name in got}
     assert OPTIONS["precision"].choices == _defaults.PRECISIONS
+
+
+@pytest.mark.parametrize(
+    "given", [["--zimage-inconclusive=pass"], ["--zimage-inconclusive", "fail"]]
+)
+def test_removed_inconclusive_option_names_its_replacement(
+    pytester: pytest.Pytester, given: list[str]
+) -> None:
+    with pytest.raises(pytest.UsageError, match="--zimage-advisory"):
+        resolve_settings(pytester.parseconfig(*given))
+
+
+def test_removed_inconclusive_ini_key_names_its_replacement(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nzimage_inconclusive = pass\n")
+    with pytest.raises(pytest.UsageError, match="zimage_advisory"):
+        resolve_settings(pytester.parseconfig())
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*was removed*--zimage-advisory*"])
+    assert "--zimage-inconclusive" not in pytester.runpytest("--help").stdout.str()

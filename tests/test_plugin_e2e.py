@@ -19,7 +19,7 @@ import jsonschema
 import pytest
 
 from pytest_zimage_quality.testing import FakeComfyUI
-from tests.helpers import REPO, write_small_suite
+from tests.helpers import REPO, more_prompts, write_small_suite
 from tests.helpers.doubles import CONFTEST
 
 #: Each test is a whole plugin run in a subprocess (seconds each): deselect with -m "not slow".
@@ -62,28 +62,43 @@ def summary(project: pytest.Pytester) -> dict[str, Any]:
     return data
 
 
-def verdicts(project: pytest.Pytester) -> dict[str, str]:
-    return {c["label"]: c["verdict"] for c in summary(project)["suites"][0]["configs"]}
+def decisions(project: pytest.Pytester) -> dict[str, str]:
+    return {c["label"]: c["decision"] for c in summary(project)["suites"][0]["configs"]}
+
+
+def six_prompts(project: pytest.Pytester, **kwargs: Any) -> None:
+    """The small suite with six prompts: the fewest a gate verdict needs at alpha 0.05 is five
+    (with three it is INSUFFICIENT DATA, which fails the run)."""
+    write_small_suite(project.path, extra=more_prompts(3) + kwargs.pop("extra", ""), **kwargs)
 
 
 def test_clean_run_passes_and_writes_artifacts(
     project: pytest.Pytester, zimage_fake_comfyui: FakeComfyUI
 ) -> None:
+    six_prompts(project)
     result = run(project, zimage_fake_comfyui)
-    result.assert_outcomes(passed=27)
+    result.assert_outcomes(passed=54)
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines(
         [
             f"zimage: host {zimage_fake_comfyui.url}: ComfyUI 0.18.1, cpu, VRAM * GiB (* free)",
+            "collected 54 items",
+            "zimage plan: suite small: 6 prompts × 3 seeds per candidate; planned power at δ = 0.01: 0.75, *",
+            "zimage plan: per-case scaled band 0.0*over 36 candidate cases",
+            "zimage plan: WARNING suite small: power 0.75 < 0.8 at margin 0.01; 7 prompts or 4 seeds would reach 80%",
             "*zimage quality gate*",
             "config*LPIPS vs BF16*CLIPScore*verdict*",
-            "BF16 * 9 *ref*reference*",
+            "BF16 * 18 *ref*reference*",
             "zimage gate: PASSED",
         ]
     )
-    assert verdicts(project) == {"BF16": "reference", "FP8": "pass", "NVFP4": "pass"}
+    assert decisions(project) == {
+        "BF16": "reference",
+        "FP8": "non-inferior",
+        "NVFP4": "non-inferior",
+    }
     lines = (project.path / "report" / "results.jsonl").read_text(encoding="utf-8").splitlines()
-    assert len(lines) == 27
+    assert len(lines) == 54
     record = json.loads(lines[-1])
     for key in (
         "suite",
@@ -113,46 +128,227 @@ def test_clean_run_passes_and_writes_artifacts(
         "gate_ran": True,
         "gate_applied": True,
         "gate_passed": True,
+        "advisory": False,
+        "stopped_early": "",
+        "decisions": {"FP8": "non-inferior", "NVFP4": "non-inferior"},
         "failed_configs": [],
         "inconclusive_configs": [],
+        "incomplete_configs": [],
         "flagged": [],
         "reason": "",
     }
+    band = data["suites"][0]["plan"]["band"]
+    assert band["mode"] == "scaled"
+    assert band["n_cases"] == 36
+    assert json.loads(lines[-1])["tolerance"] == band["width"]
     assert data["environment"]["servers"][0]["comfyui_version"] == "0.18.1"
     assert data["environment"]["scorers"]["clip"]["class"] == "EdgeCLIP"
     assert data["suites"][0]["parameters"]["tolerance"] == {"value": 0.04, "source": "default"}
     assert zimage_fake_comfyui.model_loads == 3
-    assert zimage_fake_comfyui.generations == 27
+    assert zimage_fake_comfyui.generations == 54
 
 
 def test_broken_config_fails_its_cases_with_numbers_and_paths(
     project: pytest.Pytester, zimage_fake_comfyui_factory: Fake
 ) -> None:
+    six_prompts(project)
     fake = zimage_fake_comfyui_factory(broken_models=[BROKEN], broken_style="noise")
-    result = run(project, fake)
-    result.assert_outcomes(passed=18, failed=9)
+    result = run(project, fake, "--zimage-band=fixed")
+    result.assert_outcomes(passed=36, failed=18)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
         [
-            "*cat-nvfp4-s1: CLIPScore * vs reference bf16 *: delta -0.* is below -tolerance 0.0400 (LPIPS vs reference 0.*)",
+            "*cat-nvfp4-s1: CLIPScore * vs reference bf16 *: delta -0.* is below -band 0.0400 (fixed band 0.0400; LPIPS vs reference 0.*)",
             "*  image: *report/images/cat/nvfp4/s1-*.png",
             "*  reference: *report/images/cat/bf16/s1-*.png",
-            "zimage gate: FAILED — non-inferiority not shown for NVFP4",
+            "zimage gate: FAILED — non-inferiority not shown for NVFP4 (INFERIOR)",
         ]
     )
     assert "Traceback" not in result.stdout.str()
     assert "def runtest" not in result.stdout.str()
-    assert verdicts(project)["NVFP4"] == "fail"
+    assert decisions(project)["NVFP4"] == "inferior"
 
 
 def test_a_failing_gate_fails_the_run_even_when_every_case_passes(
     project: pytest.Pytester, zimage_fake_comfyui_factory: Fake
 ) -> None:
+    six_prompts(project)
     fake = zimage_fake_comfyui_factory(broken_models=[BROKEN], broken_style="noise")
-    result = run(project, fake, "--zimage-tolerance=1.0")
+    result = run(project, fake, "--zimage-tolerance=1.0", "--zimage-band=fixed")
+    result.assert_outcomes(passed=54)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        ["zimage gate: FAILED — non-inferiority not shown for NVFP4 (INFERIOR)"]
+    )
+
+
+def test_three_prompts_are_insufficient_data_and_fail_the_run(
+    project: pytest.Pytester, zimage_fake_comfyui: FakeComfyUI
+) -> None:
+    result = run(project, zimage_fake_comfyui)
     result.assert_outcomes(passed=27)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(["zimage gate: FAILED — non-inferiority not shown for NVFP4"])
+    result.stdout.fnmatch_lines(
+        [
+            "zimage plan: WARNING suite small: 3 prompts cannot give a verdict at alpha = 0.05*",
+            "zimage gate: FAILED — non-inferiority not shown for FP8 (INSUFFICIENT DATA), "
+            "NVFP4 (INSUFFICIENT DATA)",
+        ]
+    )
+    assert decisions(project)["FP8"] == "insufficient data"
+
+
+def test_advisory_mode_exits_0_with_a_failing_gate_and_says_so_everywhere(
+    project: pytest.Pytester, zimage_fake_comfyui_factory: Fake
+) -> None:
+    six_prompts(project)
+    fake = zimage_fake_comfyui_factory(broken_models=[BROKEN], broken_style="noise")
+    result = run(
+        project,
+        fake,
+        "--zimage-advisory",
+        "--zimage-tolerance=1.0",
+        "--zimage-band=fixed",
+        "--junitxml=junit.xml",
+        f"--zimage-markdown={project.path / 'summary.md'}",
+    )
+    result.assert_outcomes(passed=54)
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(
+        [
+            "zimage: ADVISORY — the gate is shown but does not set the exit status*",
+            "ADVISORY — the gate is shown but does not set the exit status*",
+            "zimage gate: ADVISORY — would have FAILED (non-inferiority not shown for NVFP4 "
+            "(INFERIOR)); the gate does not set the exit status*",
+        ]
+    )
+    data = summary(project)
+    assert data["exit"]["advisory"] is True
+    assert data["exit"]["gate_applied"] is False
+    assert data["exit"]["gate_passed"] is False
+    assert any("ADVISORY" in banner for banner in data["banners"])
+    html = (project.path / "report" / "report.html").read_text(encoding="utf-8")
+    assert "GATE ADVISORY — would have FAILED" in html
+    assert "ADVISORY" in (project.path / "summary.md").read_text(encoding="utf-8")
+    tree = ET.parse(project.path / "junit.xml")
+    props = {p.get("name"): p.get("value") for p in tree.getroot().iter("property")}
+    assert props["zimage_gate_mode"] == "ADVISORY"
+    assert (props["zimage_gate"] or "").startswith("zimage gate: ADVISORY")
+    assert props["zimage_decision_NVFP4"] == "INFERIOR"
+
+
+def test_a_run_stopped_by_x_is_incomplete_and_never_passed_anywhere(
+    project: pytest.Pytester, zimage_fake_comfyui: FakeComfyUI
+) -> None:
+    six_prompts(project)
+    # every FP8 case passes, then the first NVFP4 case fails and -x stops the run
+    zimage_fake_comfyui.faults.fail_runs(
+        model_file="z_image_turbo_nvfp4.safetensors", message="boom", times=1
+    )
+    result = run(
+        project, zimage_fake_comfyui, "-x", f"--zimage-markdown={project.path / 'summary.md'}"
+    )
+    result.assert_outcomes(passed=36, failed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    out = result.stdout.str()
+    result.stdout.fnmatch_lines(
+        ["zimage gate: INCOMPLETE — the run stopped early (stopping after 1 failures)*"]
+    )
+    assert "zimage gate: PASSED" not in out
+    assert "NON-INFERIOR" not in "\n".join(line for line in out.splitlines() if "±" in line)
+    data = summary(project)
+    assert data["exit"]["gate_passed"] is False
+    assert data["exit"]["stopped_early"] == "stopping after 1 failures"
+    assert decisions(project) == {"BF16": "reference", "FP8": "incomplete", "NVFP4": "incomplete"}
+    html = (project.path / "report" / "report.html").read_text(encoding="utf-8")
+    assert "GATE INCOMPLETE" in html
+    assert "PASSED" not in html
+    markdown = (project.path / "summary.md").read_text(encoding="utf-8")
+    assert "PASSED" not in markdown
+    assert "INCOMPLETE" in markdown
+
+
+def test_plan_only_prints_the_plan_and_generates_nothing(
+    project: pytest.Pytester, zimage_fake_comfyui: FakeComfyUI
+) -> None:
+    result = run(project, zimage_fake_comfyui, "--zimage-plan")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(
+        [
+            "*(not contacted: --zimage-plan)*",
+            "zimage plan: suite small: 3 prompts × 3 seeds per candidate; planned power at δ = 0.01: 0.00, minimum detectable drop — *",
+            "zimage plan: WARNING suite small: 3 prompts cannot give a verdict*add prompts; power 0.00 < 0.8*",
+            "zimage plan: --zimage-plan: 27 tests collected, none run, nothing generated",
+        ]
+    )
+    assert zimage_fake_comfyui.generations == 0
+    assert zimage_fake_comfyui.requests == []
+    assert not (project.path / "report" / "summary.json").exists()
+
+
+def test_plan_needs_no_server_and_reads_a_prior(project: pytest.Pytester) -> None:
+    prior = project.path / "previous.json"
+    prior.write_text(
+        json.dumps(
+            {
+                "run_id": "old",
+                "suites": [
+                    {
+                        "name": "small",
+                        "configs": [
+                            {
+                                "gate": {
+                                    "sd_diff": 0.02,
+                                    "sd_within": 0.01,
+                                    "seeds_per_prompt": [3, 3],
+                                }
+                            }
+                        ],
+                    }
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
+    write_small_suite(project.path, extra=more_prompts(9))
+    result = project.runpytest_subprocess(
+        "-p", "no:randomly", "--zimage-host=127.0.0.1:9", "--zimage-plan", f"--zimage-prior={prior}"
+    )
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(
+        [
+            "zimage plan: suite small: 12 prompts × 3 seeds per candidate; planned power at δ = 0.01: 0.*(prior *previous.json (run old): sd_between 0.019*, sd_within 0.01*",
+            "zimage plan: WARNING suite small: no number of seeds is enough*; add prompts",
+        ]
+    )
+
+
+def test_a_staged_suite_stops_a_decided_config_and_saves_generations(
+    project: pytest.Pytester, zimage_fake_comfyui: FakeComfyUI
+) -> None:
+    # stage 1: 9 prompts (its look can decide at a nominal level of 0.024 > 2^-9); stage 2: 3
+    six_prompts(project, extra=more_prompts(3, start=3) + more_prompts(3, start=6, stage=2))
+    result = run(
+        project, zimage_fake_comfyui, "--zimage-configs=bf16,fp8", "--zimage-seeds=1", "-rs"
+    )
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    result.assert_outcomes(passed=18, skipped=6)
+    result.stdout.fnmatch_lines(
+        [
+            "zimage plan: suite small: 12 prompts × 1 seeds per candidate in 2 stages (looks at 9, 12 prompts)*",
+            "FP8 * NON-INFERIOR @ stage 1/2*",
+            "note: sequential stages saved 6 generations*",
+            "zimage gate: PASSED",
+            "SKIPPED [[]3[]] *: every candidate config of small was decided by stage 1 of 2*",
+            "SKIPPED [[]3[]] *: FP8 decided NON-INFERIOR at stage 1 of 2: its stage-2 cases are not generated*",
+        ]
+    )
+    assert zimage_fake_comfyui.generations == 18
+    fp8 = next(c for c in summary(project)["suites"][0]["configs"] if c["key"] == "fp8")
+    assert fp8["decision"] == "non-inferior"
+    assert fp8["stages"]["decided_stage"] == 1
+    assert fp8["stages"]["generations_saved"] == 3
+    assert summary(project)["suites"][0]["generations_saved"] == 6
 
 
 def test_expected_fail_pair_reports_xfail_and_leaves_the_gate(
@@ -244,7 +440,7 @@ def test_partial_selection_generates_only_what_it_needs(
     nv = next(c for c in summary(project)["suites"][0]["configs"] if c["label"] == "NVFP4")
     assert nv["n_scored"] == 3
     assert nv["gate"]["n_prompts"] == 1
-    assert nv["verdict"] == "insufficient data"
+    assert nv["decision"] == "insufficient data"
 
 
 def test_shuffled_tests_still_load_each_config_once(
@@ -281,7 +477,7 @@ def test_rerun_reuses_cached_images(
     blob.write_bytes(blob.read_bytes()[:100])
     repaired = zimage_fake_comfyui_factory()
     result = run(project, repaired, "-W", "default::pytest_zimage_quality.ZImageWarning")
-    result.assert_outcomes(passed=27, warnings=1)
+    result.assert_outcomes(passed=27, warnings=2)  # and the power plan's warning
     result.stdout.fnmatch_lines(
         ["*ZImageWarning: image cache entry * discarded: * does not match its sha256*"]
     )
@@ -322,13 +518,15 @@ def test_xdist_gives_the_same_gate(
 
     def strip(s: dict[str, Any]) -> list[tuple[str, str, float | None]]:
         return [
-            (c["label"], c["verdict"], round(c["gate"]["mean_diff"], 6) if c["gate"] else None)
+            (c["label"], c["decision"], round(c["gate"]["mean_diff"], 6) if c["gate"] else None)
             for c in s["suites"][0]["configs"]
         ]
 
     assert strip(parallel_summary) == strip(serial_summary)
     assert parallel_summary["environment"]["servers"][0]["url"] == fake.url
-    parallel.stdout.fnmatch_lines(["zimage gate: FAILED — non-inferiority not shown for NVFP4"])
+    parallel.stdout.fnmatch_lines(
+        ["zimage gate: FAILED — non-inferiority not shown for FP8 (INSUFFICIENT DATA), NVFP4*"]
+    )
     lines = (project.path / "report" / "results.jsonl").read_text().splitlines()
     assert len(lines) == 27
     assert len({json.loads(line)["run_id"] for line in lines}) == 1

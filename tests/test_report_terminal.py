@@ -94,7 +94,9 @@ class Terminal:
         self.lines.append(f"{line}{'  <' + colour + '>' if colour else ''}")
 
 
-def render(verbosity: int, tmp_path: Path, *, drop: float = 0.0, **settings: Any) -> str:
+def render(
+    verbosity: int, tmp_path: Path, *, drop: float = 0.0, stopped_early: str = "", **settings: Any
+) -> str:
     """The summary as the terminal shows it; ``drop`` lowers every NVFP4 score."""
     records = [
         r.with_(clipscore=(r.clipscore or 0.0) - drop, delta=(r.delta or 0.0) - drop)
@@ -108,6 +110,7 @@ def render(verbosity: int, tmp_path: Path, *, drop: float = 0.0, **settings: Any
         settings=Settings(hosts=(HostSpec("http://gb10:8188"),), **settings),
         environment=ENVIRONMENT,
         run_id="golden",
+        stopped_early=stopped_early,
     )
     terminal = Terminal()
     write_terminal_summary(
@@ -164,3 +167,41 @@ def test_a_failing_config_is_red_and_fails_the_gate(tmp_path: Path) -> None:
     text = render(0, tmp_path, drop=0.02)
     assert "zimage gate: FAILED" in text
     assert any(line.startswith("NVFP4 ") and "<red>" in line for line in text.splitlines())
+
+
+def test_the_vocabulary_prints_every_decision_as_stats_names_it() -> None:
+    from pytest_zimage_quality import stats
+    from pytest_zimage_quality.report.vocabulary import verdict_label
+
+    for decision, label in stats.DECISION_LABELS.items():
+        assert verdict_label(decision) == label
+
+
+def test_the_legend_defines_power_as_planned_and_never_grading(tmp_path: Path) -> None:
+    text = render(0, tmp_path)
+    assert "chance to PASS" not in text
+    assert "INCONCLUSIVE, not 'no regression'" not in text
+    assert "--zimage-inconclusive" not in text
+    assert "power (planned): chance of NON-INFERIOR when the config has no true drop" in text
+    assert "pseudo-median" in text
+    assert "observed MDD" in text
+
+
+def test_a_run_stopped_early_never_says_passed(tmp_path: Path) -> None:
+    text = render(0, tmp_path, stopped_early="stopping after 1 failures")
+    assert "PASSED" not in text
+    rows = [
+        line
+        for line in text.splitlines()
+        if line.startswith(("FP8scaled ", "NVFP4")) and "±" in line
+    ]
+    assert len(rows) == 3
+    assert all("INCOMPLETE" in row and "NON-INFERIOR" not in row for row in rows)
+    assert "zimage gate: INCOMPLETE — the run stopped early (stopping after 1 failures)" in text
+
+
+def test_advisory_says_so_and_what_the_gate_would_have_done(tmp_path: Path) -> None:
+    text = render(0, tmp_path, drop=0.02, advisory=True)
+    assert text.count("ADVISORY") >= 2  # the banner and the closing line
+    assert "zimage gate: ADVISORY — would have FAILED (non-inferiority not shown for NVFP4" in text
+    assert "the gate does not set the exit status" in text

@@ -9,7 +9,7 @@ import pytest
 
 from pytest_zimage_quality import SuiteError, load_suite
 from pytest_zimage_quality.workflow import MAX_NESTING, InputRef
-from tests.helpers import EXAMPLE_SUITE, write_small_suite
+from tests.helpers import EXAMPLE_SUITE, more_prompts, write_small_suite
 
 STUDY_PROMPTS = {
     "photo_woman": "photorealistic portrait of a young woman in a coffee shop",
@@ -23,7 +23,7 @@ STUDY_PROMPTS = {
 
 def test_example_suite_is_the_study() -> None:
     suite = load_suite(EXAMPLE_SUITE)
-    assert {p.key: p.text for p in suite.prompts} == STUDY_PROMPTS
+    assert {p.key: p.text for p in suite.prompts if p.stage == 1} == STUDY_PROMPTS
     assert [c.label for c in suite.configs] == ["BF16", "FP8scaled", "NVFP4", "NVFP4+FP8e"]
     assert suite.reference_config.label == "BF16"
     assert suite.seeds == (42, 7777, 12345)
@@ -34,13 +34,31 @@ def test_example_suite_is_the_study() -> None:
     }
     assert files["BF16"]["30.clip_name"] == "qwen_3_4b.safetensors"
     cases = suite.cases()
-    assert len(cases) == 72
-    assert len({c.id for c in cases}) == 72
+    assert len(cases) == 216
+    assert len({c.id for c in cases}) == 216
     assert cases[0].id == "photo_woman-bf16-s42"
     assert "photo_woman-nvfp4-s42" in {c.id for c in cases}
-    # Each config's cases are together, the reference first.
-    blocks = [c.config.key for c in cases]
-    assert blocks == sorted(blocks, key=["bf16", "fp8scaled", "nvfp4", "nvfp4_fp8e"].index)
+    # Stage by stage; within a stage each config's cases are together, the reference first.
+    for stage in (1, 2, 3):
+        blocks = [c.config.key for c in cases if c.prompt.stage == stage]
+        assert len(blocks) == 72
+        assert blocks == sorted(blocks, key=["bf16", "fp8scaled", "nvfp4", "nvfp4_fp8e"].index)
+
+
+def test_example_suite_stages_reach_80_percent_power_along_the_studys_angles() -> None:
+    from pytest_zimage_quality import stats
+
+    suite = load_suite(EXAMPLE_SUITE)
+    assert suite.stages == (1, 2, 3)
+    by_stage = {s: [p for p in suite.prompts if p.stage == s] for s in suite.stages}
+    assert [len(prompts) for prompts in by_stage.values()] == [6, 6, 6]
+    angles = [
+        {tag for p in prompts for tag in p.tags} - {"easy", "fp4-stress"}
+        for prompts in by_stage.values()
+    ]
+    assert angles[0] == angles[1] == angles[2]  # one prompt per stress angle in every stage
+    plan = stats.plan_power(stats.DEFAULT_PRIOR, 18, 3, margin=0.01, alpha=0.05)
+    assert plan.power >= 0.8
 
 
 def test_graph_for_a_case_sets_text_seed_and_overrides() -> None:
@@ -275,3 +293,42 @@ def test_deeply_nested_input_value_is_refused(tmp_path: Path) -> None:
     graph["3"]["inputs"]["extra"] = value[0]  # type: ignore[index]
     (tmp_path / "workflow_api.json").write_text(json.dumps(graph), encoding="utf-8")
     assert load_suite(path).workflow.value(InputRef("3", "extra")) == value[0]  # type: ignore[index]
+
+
+def test_stages_order_the_cases_stage_by_stage(tmp_path: Path) -> None:
+    suite = load_suite(write_small_suite(tmp_path, extra=more_prompts(2, stage=2)))
+    assert suite.stages == (1, 2)
+    assert [p.stage for p in suite.prompts] == [1, 1, 1, 2, 2]
+    cases = suite.cases(seeds=[1])
+    # stage 1 for every config (reference first), then stage 2 for every config
+    assert [c.id for c in cases[:9]][:3] == ["cat-bf16-s1", "ink-bf16-s1", "sign-bf16-s1"]
+    assert [c.prompt.stage for c in cases] == [1] * 9 + [2] * 6
+    assert [c.id for c in cases[9:11]] == ["dog-bf16-s1", "clock-bf16-s1"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (more_prompts(1, stage=0), "expected a whole number from 1 to 10, got int 0"),
+        (more_prompts(1, stage=3), "stage 2 has no prompt"),
+        ("[[prompts]]\nkey = 'x'\ntext = 'y'\nstage = '2'\n", "got string '2'"),
+    ],
+)
+def test_bad_stages_are_one_clear_error(tmp_path: Path, extra: str, words: str) -> None:
+    with pytest.raises(SuiteError, match=words):
+        load_suite(write_small_suite(tmp_path, extra=extra))
+
+
+def test_suite_prior_is_read_and_checked(tmp_path: Path) -> None:
+    path = write_small_suite(
+        tmp_path, suite_extra="prior = { sd_between = 0.004, sd_within = 0.02 }"
+    )
+    assert load_suite(path).prior == (0.004, 0.02)
+    assert load_suite(write_small_suite(tmp_path)).prior is None
+    for bad, words in (
+        ("prior = { sd_between = 0.0, sd_within = 0.0 }", "no spread at all"),
+        ("prior = { sd_between = 0.01 }", "missing required key 'sd_within'"),
+        ("prior = { sd_between = 0.01, sd_within = 0.01, sd = 1 }", "unknown key 'sd'"),
+    ):
+        with pytest.raises(SuiteError, match=words):
+            load_suite(write_small_suite(tmp_path, suite_extra=bad))

@@ -31,11 +31,11 @@ PALETTE = (
     "#bab0ac",
 )
 VERDICT_COLOURS = {
-    "pass": "#2e7d32",
-    "fail": "#c62828",
+    "non-inferior": "#2e7d32",
+    "inferior": "#c62828",
     "inconclusive": "#ef8f00",
     "insufficient data": "#757575",
-    "no data": "#757575",
+    "incomplete": "#757575",
     "reference": "#37474f",
 }
 _GREY = "#757575"
@@ -259,7 +259,7 @@ def speed_chart(configs: Sequence[ConfigSummary], close: float | None) -> Chart 
             left_out.append(config.label)
             continue
         std = _finite(config.lpips.std if config.lpips else None) or 0.0
-        entries.append((config.label, lpips, std, speedup, config.verdict))
+        entries.append((config.label, lpips, std, speedup, config.decision))
     if not entries:
         return None
     x_high = max(max(e[1] + e[2] for e in entries) * 1.15, (close or 0) * 1.25, 0.1)

@@ -48,7 +48,7 @@ from .views import (
     fmt_value,
     redact,
 )
-from .vocabulary import legend, verdict_label
+from .vocabulary import gate_headline, legend, verdict_label, verdict_text
 
 if TYPE_CHECKING:
     import jinja2
@@ -92,25 +92,18 @@ def _count(records: Iterable[CaseRecord]) -> dict[str, int]:
 
 
 def _gate_view(exit_: ExitDecision) -> GateView:
-    if not exit_.gate_ran:
-        headline = "NO GATE VERDICT: no candidate case was scored against its reference"
-        css = "unknown"
-    elif not exit_.gate_applied:
-        would = "pass" if exit_.gate_passed else "fail"
-        headline = f"GATE NOT APPLIED (random weights; it would {would}): the exit status reflects the per-case tests"
-        css = "unknown"
-    elif exit_.gate_passed:
-        headline, css = "GATE PASSED", "pass"
-    else:
-        headline, css = "GATE FAILED", "fail"
+    headline, tone = gate_headline(exit_)
+    headline = "GATE " + headline.removeprefix("zimage gate: ")
     return GateView(
-        passed=exit_.gate_passed,
+        passed=exit_.gate_passed and not exit_.stopped_early,
         headline=headline,
-        reason=exit_.reason,
-        css=css,
+        reason="" if not exit_.reason or exit_.reason in headline else exit_.reason,
+        css=tone,
         failed=exit_.failed_configs,
         inconclusive=exit_.inconclusive_configs,
         flagged=exit_.flagged,
+        incomplete=exit_.incomplete_configs,
+        advisory=exit_.advisory,
     )
 
 
@@ -155,14 +148,14 @@ def _config_row(config: ConfigSummary, alpha: float) -> ConfigRow:
         if speed.n:
             speed_detail = " ".join([f"n={speed.n}", *([speed.source] if speed.source else [])])
     needs = ""
-    if gate and config.verdict in ("inconclusive", "insufficient data"):
+    if gate and config.decision in ("inconclusive", "insufficient data"):
         wants = []
         if gate.prompts_needed is not None:
             wants.append(f"{gate.prompts_needed} prompts")
         if gate.seeds_needed is not None:
             wants.append(f"{gate.seeds_needed} seeds/prompt")
         if wants:
-            needs = "needs ≈ " + " or ".join(wants)
+            needs = "planned 80% power at ≈ " + " or ".join(wants)
     level = gate.alpha if gate else alpha
     return ConfigRow(
         key=config.key,
@@ -178,15 +171,18 @@ def _config_row(config: ConfigSummary, alpha: float) -> ConfigRow:
         p_value=fmt_p(gate.p_value) if gate else DASH,
         power=fmt(gate.power, 2) if gate else DASH,
         min_detectable_drop=fmt(gate.min_detectable_drop) if gate else DASH,
-        verdict=verdict_label(config.verdict),
-        verdict_css=config.verdict.replace(" ", "-"),
-        two_axis="" if config.two_axis in (None, config.verdict) else str(config.two_axis),
+        verdict=verdict_text(config).split(": ")[0],
+        verdict_css=config.decision.replace(" ", "-"),
+        two_axis=""
+        if config.two_axis is None
+        or config.two_axis.lower() == verdict_label(config.decision).lower()
+        else str(config.two_axis),
         needs=needs,
         speed=speed_text,
         speed_detail=speed_detail,
         confidence=f"{100 * (1 - level):g}%",
         speedup=f"{speed.speedup:.2f}×" if speed.speedup is not None else DASH,
-        notes=gate.notes if gate else (),
+        notes=(*config.notes, *(gate.notes if gate else ())),
         expected_fail_prompts=config.expected_fail_prompts,
         flagged_prompts=config.flagged_prompts,
     )

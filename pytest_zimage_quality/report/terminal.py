@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from ..summary.model import RANDOM_BANNER
+from ..summary.model import ADVISORY_BANNER, RANDOM_BANNER
 from .metric_views import metric_rows, prompt_metric_rows, shown_metrics
-from .vocabulary import WARNING_VERDICTS, column, gate_headline, legend, verdict_label
+from .vocabulary import column, gate_headline, legend, verdict_label, verdict_text, verdict_tone
 
 if TYPE_CHECKING:
     from ..records import CaseRecord
@@ -81,6 +81,8 @@ def report_header(settings: Settings, *, host_lines: Sequence[str], report_root:
         f"device {settings.device}, {settings.precision}, weights {weights}"
     )
     lines.append(f"zimage: report dir {report_root}")
+    if settings.advisory:
+        lines.append(f"zimage: {ADVISORY_BANNER}")
     if settings.header_names:
         lines.append(f"zimage: extra headers {', '.join(settings.header_names)} (values hidden)")
     return lines
@@ -134,11 +136,11 @@ def _speed(speed: Speed) -> str:
 
 
 def _color(verdict: str) -> dict[str, bool]:
-    if verdict == "pass":
-        return {"green": True}
-    if verdict == "fail":
-        return {"red": True, "bold": True}
-    return {"yellow": True} if verdict in WARNING_VERDICTS else {}
+    return {
+        "pass": {"green": True},
+        "fail": {"red": True, "bold": True},
+        "warn": {"yellow": True},
+    }.get(verdict_tone(verdict), {})
 
 
 def headline_rows(suite: SuiteSummary) -> tuple[list[str], list[list[str]], list[str]]:
@@ -149,9 +151,7 @@ def headline_rows(suite: SuiteSummary) -> tuple[list[str], list[list[str]], list
     rows, verdicts = [], []
     for config in suite.configs:
         gate = config.gate
-        word = verdict_label(config.verdict)
-        if config.two_axis and not config.is_reference and config.two_axis.lower() != word.lower():
-            word = f"{word}: {config.two_axis}"
+        word = verdict_text(config)
         rows.append(
             [
                 config.label,
@@ -167,7 +167,7 @@ def headline_rows(suite: SuiteSummary) -> tuple[list[str], list[list[str]], list
                 _speed(config.speed),
             ]
         )
-        verdicts.append(config.verdict)
+        verdicts.append(config.decision)
     return headers, rows, verdicts
 
 
@@ -199,13 +199,16 @@ def _write_quiet(tr: TerminalWriter, suite: SuiteSummary) -> None:
         if config.is_reference:
             continue
         gate = config.gate
+        used = str(gate.n_prompts if gate else 0)
+        if config.missing_prompts:
+            used += f"/{config.planned_prompts}"
         tr.write_line(
-            f"zimage {suite.name}: {config.label} {verdict_label(config.verdict)}"
+            f"zimage {suite.name}: {config.label} {verdict_label(config.decision)}"
             f" Δ={_num(gate.mean_diff if gate else None, sign=True)}"
             f" lower={_num(gate.lower_bound if gate else None, sign=True)}"
-            f" (δ={suite.margin:g}) n={gate.n_prompts if gate else 0} prompts"
+            f" (δ={suite.margin:g}) n={used} prompts"
             f" LPIPS={_pm(config.lpips, 3)} speed={_speed(config.speed)}",
-            **_color(config.verdict),
+            **_color(config.decision),
         )
 
 
@@ -217,6 +220,12 @@ def _write_summary(
     html_path: Path,
 ) -> None:
     tr.write_sep("=", "zimage quality gate")
+    if summary.exit.stopped_early:
+        tr.write_line(
+            f"INCOMPLETE — the run stopped early ({summary.exit.stopped_early})",
+            red=True,
+            bold=True,
+        )
     for line in summary.banners:
         tr.write_line(line, red=True, bold=True)
     for suite in summary.suites:
@@ -228,10 +237,11 @@ def _write_summary(
             continue
         n_prompts = max((c.n_prompts for c in suite.configs), default=0)
         n_seeds = max((c.n_seeds for c in suite.configs), default=0)
+        band = suite.plan.band.describe() if suite.plan else f"tolerance {suite.tolerance:g}"
         tr.write_line(
             f"suite {suite.name}: reference {suite.reference.label}, {n_prompts} prompts × "
-            f"{n_seeds} seeds; per-case tolerance {suite.tolerance:g}, margin δ = {suite.margin:g}, "
-            f"α = {suite.alpha:g} (one-sided)"
+            f"{n_seeds} seeds; margin δ = {suite.margin:g}, α = {suite.alpha:g} (one-sided); "
+            f"per-case {band}"
             + ("" if suite.gate_metric == "clipscore" else f"; gate metric: {suite.gate_metric}")
         )
         tr.write_line("")
@@ -316,13 +326,15 @@ def _write_seed_rows(
 
 
 def power_rows(suite: SuiteSummary) -> tuple[list[str], list[list[str]]]:
-    """Per candidate config: what this run could detect, and the size that would detect δ."""
+    """Per candidate config: the power planned from the prior, what would reach the target,
+    and the observed minimum detectable drop (information only)."""
     headers = [
         "config",
         "prompts × seeds",
-        "power at δ",
-        "smallest detectable drop",
-        f"to detect δ = {suite.margin:g}",
+        "power at δ (planned)",
+        "min drop (planned)",
+        f"to reach 80% at δ = {suite.margin:g}",
+        "observed MDD (information)",
     ]
     rows = []
     for config in suite.configs:
@@ -332,17 +344,21 @@ def power_rows(suite: SuiteSummary) -> tuple[list[str], list[list[str]]]:
         low, high = gate.seeds_per_prompt
         seeds = str(low) if low == high else f"{low}–{high}"
         needed = []
-        if gate.prompts_needed:
-            needed.append(f"{gate.prompts_needed} prompts")
-        if gate.seeds_needed:
-            needed.append(f"{gate.seeds_needed} seeds per prompt")
+        if not gate.adequately_powered:
+            if gate.prompts_needed:
+                needed.append(f"{gate.prompts_needed} prompts")
+            if gate.seeds_needed:
+                needed.append(f"{gate.seeds_needed} seeds per prompt")
+            elif gate.plan.power_seeds_unlimited < gate.plan.target:
+                needed.append("no number of seeds is enough")
         rows.append(
             [
                 config.label,
                 f"{gate.n_prompts} × {seeds}",
                 _num(gate.power, 2),
                 _num(gate.min_detectable_drop, 4),
-                " or ".join(needed) or "—",
+                " or ".join(needed) or "reached",
+                _num(gate.observed_mdd, 4),
             ]
         )
     return headers, rows
@@ -352,16 +368,27 @@ def _write_power(tr: TerminalWriter, suite: SuiteSummary) -> None:
     headers, rows = power_rows(suite)
     if not rows:
         return
+    prior = suite.plan.prior if suite.plan else None
+    source = (
+        f" (prior {prior.source}: sd_between {prior.sd_between:.4g}, sd_within "
+        f"{prior.sd_within:.4g})"
+        if prior
+        else ""
+    )
     tr.write_line("")
-    tr.write_line("Power (80% target; a pass below it is INCONCLUSIVE):")
-    for line in format_table(headers, rows, "<>>><"):
+    tr.write_line(f"Power, planned before the run{source}; it never grades the verdict:")
+    for line in format_table(headers, rows, "<>>><>"):
         tr.write_line(line)
 
 
 def _write_notes(tr: TerminalWriter, suite: SuiteSummary) -> None:
-    notes = []
+    notes = list(suite.notes)
+    if suite.generations_saved:
+        notes.append(f"sequential stages saved {suite.generations_saved} generations")
     for config in suite.configs:
-        for note in config.gate.notes if config.gate else ():
+        gate_notes = config.gate.notes if config.gate else ()
+        # "plan: ..." notes repeat the power table above
+        for note in (*config.notes, *(n for n in gate_notes if not n.startswith("plan: "))):
             notes.append(f"{config.label}: {note}")
         if config.expected_fail_prompts:
             notes.append(

@@ -136,6 +136,8 @@ class GateView:
     failed: tuple[str, ...]
     inconclusive: tuple[str, ...]
     flagged: tuple[str, ...]
+    incomplete: tuple[str, ...] = ()
+    advisory: bool = False
 
 
 @dataclass(frozen=True)

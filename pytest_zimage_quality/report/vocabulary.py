@@ -10,32 +10,69 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..summary import ExitDecision, SuiteSummary
+    from ..summary import ConfigSummary, ExitDecision, SuiteSummary
 
 __all__ = [
     "COLUMNS",
+    "NOT_ENFORCED",
     "LegendEntry",
     "column",
     "gate_headline",
     "legend",
     "verdict_label",
+    "verdict_text",
+    "verdict_tone",
 ]
 
-#: How a config's verdict is printed (anything not listed is printed as it is).
+#: How a config's decision is printed (``stats.DECISION_LABELS``, repeated here because this
+#: module loads with the plugin and stats loads scipy; tests/test_report_terminal.py checks
+#: they agree), plus the schema-1 verdict words of older summaries.
 VERDICT_LABELS = {
-    "pass": "PASS",
-    "fail": "FAIL",
+    "non-inferior": "NON-INFERIOR",
+    "inferior": "INFERIOR",
     "inconclusive": "INCONCLUSIVE",
-    "insufficient data": "NO DATA",
-    "no data": "NO DATA",
+    "insufficient data": "INSUFFICIENT DATA",
+    "incomplete": "INCOMPLETE",
     "reference": "reference",
+    "pass": "NON-INFERIOR",
+    "fail": "INFERIOR",
+    "no data": "INCOMPLETE",
 }
-#: Verdicts that ask for attention without being a failure.
-WARNING_VERDICTS = frozenset({"inconclusive", "insufficient data", "no data"})
+#: Decisions that ask for attention (not shown non-inferior, not shown inferior either).
+WARNING_VERDICTS = frozenset({"inconclusive", "insufficient data", "incomplete", "no data"})
+PASSING_VERDICTS = frozenset({"non-inferior", "pass"})
+FAILING_VERDICTS = frozenset({"inferior", "fail"})
+#: What every output says of a gate that is shown but does not set the exit status.
+NOT_ENFORCED = "the gate does not set the exit status; the per-case tests still do"
 
 
 def verdict_label(verdict: str) -> str:
-    return VERDICT_LABELS.get(verdict, verdict)
+    return VERDICT_LABELS.get(verdict, verdict.upper())
+
+
+def verdict_tone(verdict: str) -> str:
+    """ "pass", "fail", "warn" or "" (the reference): the colour a decision is shown in."""
+    if verdict in PASSING_VERDICTS:
+        return "pass"
+    if verdict in FAILING_VERDICTS:
+        return "fail"
+    return "warn" if verdict in WARNING_VERDICTS else ""
+
+
+def verdict_text(config: ConfigSummary) -> str:
+    """A config's verdict as printed: its label, "n/N prompts" when the gate lost prompts, the
+    stage that decided it, and the two-axis reading."""
+    word = verdict_label(config.decision)
+    if config.is_reference:
+        return word
+    if config.missing_prompts:
+        word += f" ({config.prompts_used}/{config.planned_prompts} prompts)"
+    staged = config.stages
+    if staged is not None and staged.decided_stage:
+        word += f" @ stage {staged.decided_stage}/{staged.n_stages}"
+    if config.two_axis and config.two_axis.lower() != verdict_label(config.decision).lower():
+        word = f"{word}: {config.two_axis}"
+    return word
 
 
 #: The headline table's columns, by key ("{ref}" is the reference config's label).
@@ -47,8 +84,8 @@ COLUMNS = {
     "delta": "Δ mean",
     "lower_bound": "lower bound",
     "p_value": "p (H0: Δ ≤ −δ)",
-    "power": "power",
-    "min_drop": "min drop",
+    "power": "power (planned)",
+    "min_drop": "min drop (planned)",
     "verdict": "verdict",
     "speed": "speed (median, ×)",
 }
@@ -74,6 +111,7 @@ def legend(suite: SuiteSummary) -> tuple[LegendEntry, ...]:
     """What every printed figure means, with this suite's parameters filled in."""
     ref = suite.reference.label
     level = f"{(1 - suite.alpha) * 100:g}%"
+    delta = f"−δ = −{suite.margin:g}"
     return (
         LegendEntry(
             "CLIPScore",
@@ -90,26 +128,45 @@ def legend(suite: SuiteSummary) -> tuple[LegendEntry, ...]:
             ),
         ),
         LegendEntry(
-            "lower bound",
+            "lower bound / upper bound",
             (
-                f"one-sided {level} lower confidence bound of Δ (paired t-test, df = prompts − 1); "
-                f"PASS needs it > −δ = {-suite.margin:g}.",
+                f"one-sided {level} monotone confidence bounds of Δ (the t test's monotone "
+                "closure: a better score never worsens the verdict);",
+                f"NON-INFERIOR needs lower > {delta}, INFERIOR upper < {delta}, else "
+                "INCONCLUSIVE; INSUFFICIENT DATA below the prompts a verdict needs (5 at "
+                "α = 0.05).",
+            ),
+        ),
+        LegendEntry(
+            "INCOMPLETE",
+            (
+                "no usable pair, a staged config left undecided, or a run that stopped early "
+                "(-x, Ctrl-C, SIGTERM): never a pass.",
             ),
         ),
         LegendEntry(
             "p",
             (
-                "one-sided p-value of H0 Δ ≤ −δ. A Wilcoxon signed-rank test and a prompt-cluster "
-                "bootstrap bound are in summary.json;",
-                "a disagreement between them is printed as a note.",
+                "one-sided p of H0 Δ ≤ −δ for that test (floor 2^-n for n prompts).",
+                "Companions (never the verdict): Wilcoxon signed-rank asks about the pseudo-median "
+                "(the typical prompt), the prompt bootstrap bound about the mean without the "
+                "normal model; a disagreement is a note.",
             ),
         ),
         LegendEntry(
-            "power",
+            "power (planned)",
             (
-                "chance to PASS a config with no true drop; min drop: smallest margin this run "
-                "clears with 80% power.",
-                "A pass without 80% power is INCONCLUSIVE, not 'no regression'.",
+                "chance of NON-INFERIOR when the config has no true drop, from the variance prior "
+                "(summary.json gate.plan.prior), not from this run's data; it never grades the "
+                "verdict.",
+            ),
+        ),
+        LegendEntry(
+            "min drop (planned)",
+            (
+                "the margin cleared with 80% probability at no true drop, from the same prior; "
+                "observed MDD (gate.observed_mdd): the same from this run's observed spread — "
+                "information only.",
             ),
         ),
         LegendEntry(
@@ -119,8 +176,8 @@ def legend(suite: SuiteSummary) -> tuple[LegendEntry, ...]:
         LegendEntry(
             "Two axes",
             (
-                f"LPIPS < {suite.lpips_close:g} = close to {ref}, else different; CLIPScore gate "
-                "PASS = not worse.",
+                f"LPIPS < {suite.lpips_close:g} = close to {ref}, else different; NON-INFERIOR "
+                "on CLIPScore = not worse.",
             ),
         ),
         LegendEntry(
@@ -134,18 +191,29 @@ def legend(suite: SuiteSummary) -> tuple[LegendEntry, ...]:
 
 
 def gate_headline(exit_: ExitDecision) -> tuple[str, str]:
-    """The run's closing verdict and its tone ("pass", "fail" or "unknown")."""
+    """The run's closing verdict and its tone ("pass", "fail" or "unknown").
+
+    Never PASSED for a run that stopped early or a config without a verdict; a gate shown
+    but not enforced (ADVISORY, random weights) says so and what it would have done.
+    """
+    if exit_.stopped_early:
+        return (
+            f"zimage gate: INCOMPLETE — the run stopped early ({exit_.stopped_early}); no "
+            "config has a final verdict",
+            "fail",
+        )
     if not exit_.gate_ran:
         return (
-            "zimage gate: NO VERDICT — no candidate case was scored against its reference "
+            "zimage gate: NO VERDICT — no candidate config was judged "
             "(see the errors above, or select candidate configs)",
             "unknown",
         )
+    would = "PASSED" if exit_.gate_passed else f"FAILED ({exit_.reason})"
+    if exit_.advisory:
+        return f"zimage gate: ADVISORY — would have {would}; {NOT_ENFORCED}", "unknown"
     if not exit_.gate_applied:
-        would = "PASSED" if exit_.gate_passed else "FAILED"
         return (
-            f"zimage gate: NOT APPLIED (random weights; with these numbers it would have {would}) "
-            "— the exit status reflects the per-case tests only",
+            f"zimage gate: NOT APPLIED (random weights) — would have {would}; {NOT_ENFORCED}",
             "unknown",
         )
     if exit_.gate_passed:

@@ -26,10 +26,8 @@ from ._verdicts import (
     INSUFFICIENT,
     LEGACY_VERDICT,
     NON_INFERIOR,
-    PASS,
     Decision,
     Verdict,
-    decide,
 )
 
 __all__ = ["GateResult", "noninferiority_gate"]
@@ -47,9 +45,7 @@ class GateResult:
     of the mean of d_p; ``p_value`` is that test's p of H0 mean <= -margin. ``t_lower_bound`` /
     ``t_upper_bound`` / ``t_p_value`` are the classical paired t figures, for reference.
     ``verdict`` and ``passed`` carry the decision under the schema-1 names ("pass" = NON-INFERIOR,
-    "fail" = INFERIOR); transitional: below ``min_prompts`` (from 2 prompts) they still give the
-    classical t bound's reading, which is exact but not monotone, until the summary reads
-    ``decision``.
+    "fail" = INFERIOR).
 
     Power is planned (``plan``, from ``prior``, never from this run's data): ``power``,
     ``min_detectable_drop``, ``prompts_needed``, ``seeds_needed``, ``adequately_powered`` and
@@ -214,7 +210,6 @@ def noninferiority_gate(
     sd = float(np.std(d, ddof=1)) if n >= 2 and not zero_variance else (0.0 if n >= 2 else None)
     fewest = max(2, min_prompts(a))
     lower = upper = p_value = t_stat = t_low = t_up = t_p = None
-    legacy: Verdict | None = None
     q: float | None = None
     if n < fewest or (zero_variance and n < 3):
         decision: Decision = INSUFFICIENT
@@ -229,12 +224,10 @@ def noninferiority_gate(
             )
         notes.insert(0, f"insufficient data: {why}; add prompts")
         if n >= 2 and not zero_variance:
-            # Transitional (schema 1): ``verdict`` keeps the t bound's reading here until the
-            # summary reads ``decision``; the decision itself stays INSUFFICIENT DATA.
+            # The classical t figures, for reference only: they never make a verdict.
             t_low, t_up = classical_t_bounds(d, a)
             res = sps.ttest_1samp(d, popmean=-mg, alternative="greater")
             t_stat, t_p = float(res.statistic), float(res.pvalue)
-            legacy = LEGACY_VERDICT[decide(t_low, t_up, mg)]
     else:
         q = critical_value(n, a)
         lower, upper = monotone_bounds(d, a)
@@ -305,8 +298,8 @@ def noninferiority_gate(
         seeds_needed=plan.seeds_needed,
         adequately_powered=plan.adequately_powered,
         decision=decision,
-        verdict=legacy or LEGACY_VERDICT[decision],
-        passed=(legacy or LEGACY_VERDICT[decision]) == PASS,
+        verdict=LEGACY_VERDICT[decision],
+        passed=decision == NON_INFERIOR,
         zero_variance=zero_variance,
         notes=tuple(notes),
     )

@@ -9,6 +9,7 @@ pytest, so a summary can be built (and tested) from records alone. Statistics co
 from __future__ import annotations
 
 import dataclasses
+import math
 import statistics
 import time
 from collections import defaultdict
@@ -17,17 +18,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from .. import stats
-from ..metrics import REFERENCE_FREE, MetricInfo
+from ..metrics import MetricInfo
+from ..planning import SuitePlan, plan_suites
 from ..records import CaseRecord
+from ..stages import CLIPSCORE
+from .gate import (
+    candidate_gate,
+    exit_decision,
+    further_look_notes,
+    gate_metric_choices,
+    generations_saved,
+)
 from .metrics import cell_metrics, infer_metrics, metric_columns
 from .model import (
-    NO_DATA,
+    ADVISORY_BANNER,
     RANDOM_BANNER,
     REFERENCE,
     SIMULATED_BANNER,
     ConfigSummary,
     Environment,
-    ExitDecision,
     Parameter,
     PromptCell,
     PromptSummary,
@@ -43,14 +52,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "build_summary",
-    "config_gate",
     "describe_settings",
-    "exit_decision",
+    "gate_metric_choices",
+    "gate_metric_of",
     "gate_metric_problem",
 ]
-
-#: The default gate metric (the suite's ``gate_metric`` names another).
-CLIPSCORE = MetricInfo("clipscore", "CLIPScore", REFERENCE_FREE, True)
 PER_PROMPT_CORRECTION = "Holm–Bonferroni across the prompts of each config (family-wise error ≤ α)"
 GATE_PARAMETERS = ("tolerance", "margin", "alpha", "clip_floor")
 TimingSource = Literal["server", "wall"]
@@ -60,8 +66,13 @@ def _describe(values: Sequence[float]) -> stats.Description | None:
     return stats.describe(values) if values else None
 
 
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
 def _scored(records: Iterable[CaseRecord]) -> list[CaseRecord]:
-    return [r for r in records if r.clipscore is not None]
+    """Records with a finite CLIPScore (a NaN fails its case and is left out of every figure)."""
+    return [r for r in records if _finite(r.clipscore)]
 
 
 def _timed(records: Sequence[CaseRecord]) -> tuple[list[float], TimingSource | None]:
@@ -93,48 +104,6 @@ def _speed(records: Sequence[CaseRecord], reference: Sequence[CaseRecord], is_re
     )
 
 
-def _paired(
-    candidates: Sequence[CaseRecord], excluded: set[str], metric: MetricInfo
-) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
-    """Per prompt, the paired (reference, candidate) values of ``metric`` in seed order; a
-    lower-is-better metric is negated, so the gate's "drop" is always the bad direction."""
-    sign = 1.0 if metric.higher_is_better else -1.0
-    ref: dict[str, list[float]] = defaultdict(list)
-    cand: dict[str, list[float]] = defaultdict(list)
-    for record in sorted(candidates, key=lambda r: r.seed):
-        if record.prompt in excluded:
-            continue
-        value, reference = record.metric(metric.name), record.reference_metric(metric.name)
-        if metric.name == CLIPSCORE.name and (value is None or reference is None):
-            value, reference = record.clipscore, record.reference_clipscore  # older records
-        if value is None or reference is None:
-            continue
-        ref[record.prompt].append(sign * reference)
-        cand[record.prompt].append(sign * value)
-    return dict(ref), dict(cand)
-
-
-def config_gate(
-    candidates: Sequence[CaseRecord],
-    gate: GateParameters,
-    *,
-    prompt_order: Sequence[str],
-    metric: MetricInfo = CLIPSCORE,
-) -> tuple[stats.GateResult | None, tuple[stats.PromptComparison, ...], list[str]]:
-    """The gate result, per-prompt comparisons and expected-fail prompts of one candidate
-    config, on ``metric`` (CLIPScore unless the suite names another)."""
-    excluded = sorted({r.prompt for r in candidates if r.expected_fail})
-    ref, cand = _paired(candidates, set(excluded), metric)
-    order = {key: i for i, key in enumerate(prompt_order)}
-    ref = dict(sorted(ref.items(), key=lambda kv: order.get(kv[0], len(order))))
-    cand = {key: cand[key] for key in ref}
-    if not ref:
-        return None, (), excluded
-    result = stats.noninferiority_gate(ref, cand, margin=gate.margin, alpha=gate.alpha)
-    comparisons = stats.per_prompt_comparisons(ref, cand, alpha=gate.alpha, margin=gate.margin)
-    return result, tuple(comparisons), excluded
-
-
 def gate_metric_of(
     suite: Suite | None, metrics: Sequence[MetricInfo], settings: Settings | None = None
 ) -> MetricInfo | None:
@@ -150,12 +119,6 @@ def gate_metric_of(
     if name == CLIPSCORE.name:
         return next((m for m in metrics if m.name == name), CLIPSCORE)
     return next((m for m in metrics if m.name == name), None)
-
-
-def gate_metric_choices(metrics: Sequence[MetricInfo]) -> str:
-    """The run's metrics a gate can run on (those of an image against its prompt)."""
-    names = [m.name for m in metrics if not m.reference_based]
-    return ", ".join(names) if names else "clipscore, text_accuracy, a registered one"
 
 
 def gate_metric_problem(settings: Settings, metrics: Sequence[MetricInfo]) -> str | None:
@@ -193,18 +156,33 @@ def _config_summary(
     prompt_order: Sequence[str],
     metrics: Sequence[MetricInfo] = (),
     gate_metric: MetricInfo | None = CLIPSCORE,
+    plan: SuitePlan | None = None,
+    stopped_early: str = "",
 ) -> tuple[ConfigSummary, dict[str, stats.PromptComparison]]:
     scored = _scored(rows)
-    lpips = None if is_ref else _describe([r.lpips for r in scored if r.lpips is not None])
-    result, comparisons, excluded = (
-        (None, (), [])
-        if is_ref or gate_metric is None or gate_metric.reference_based
-        else config_gate(rows, gate, prompt_order=prompt_order, metric=gate_metric)
+    lpips = (
+        None
+        if is_ref
+        else _describe([r.lpips for r in scored if r.lpips is not None and _finite(r.lpips)])
     )
+    judged = (
+        None
+        if is_ref
+        else candidate_gate(
+            rows,
+            gate,
+            prompt_order=prompt_order,
+            plan=plan,
+            stopped_early=stopped_early,
+            metric=gate_metric,
+        )
+    )
+    result = judged.result if judged else None
+    decision = judged.decision if judged else REFERENCE
     two_axis = None
     if result is not None and lpips is not None:
-        two_axis = stats.two_axis_verdict(lpips.mean, result.verdict, close_threshold=lpips_close)
-    verdict = REFERENCE if is_ref else result.verdict if result is not None else NO_DATA
+        two_axis = stats.two_axis_verdict(lpips.mean, decision, close_threshold=lpips_close)
+    comparisons = judged.comparisons if judged else ()
     summary = ConfigSummary(
         key=key,
         label=label,
@@ -217,14 +195,17 @@ def _config_summary(
         lpips=lpips,
         speed=_speed(rows, reference_rows, is_ref),
         gate=result,
-        verdict=verdict,
+        decision=decision,
+        verdict=judged.verdict if judged else REFERENCE,
         two_axis=two_axis,
-        expected_fail_prompts=tuple(excluded),
-        flagged_prompts=tuple(c.prompt for c in comparisons if c.flagged)
-        if result is not None
-        else (),
+        expected_fail_prompts=judged.excluded if judged else (),
+        flagged_prompts=tuple(c.prompt for c in comparisons if c.flagged),
         outcomes=_count_outcomes(rows),
         metrics=metric_columns(scored, metrics, is_ref=is_ref),
+        missing_prompts=judged.missing if judged else (),
+        planned_prompts=judged.planned if judged else 0,
+        stages=judged.staged if judged else None,
+        notes=judged.notes if judged else (),
     )
     return summary, {c.prompt: c for c in comparisons}
 
@@ -232,8 +213,8 @@ def _config_summary(
 def _cell(
     rows: Sequence[CaseRecord], is_ref: bool, comparison: stats.PromptComparison | None
 ) -> PromptCell:
-    deltas = [r.delta for r in rows if r.delta is not None]
-    lp = [r.lpips for r in rows if r.lpips is not None]
+    deltas = [r.delta for r in rows if r.delta is not None and math.isfinite(r.delta)]
+    lp = [r.lpips for r in rows if r.lpips is not None and math.isfinite(r.lpips)]
     return PromptCell(
         n=len(rows),
         clipscore_mean=statistics.fmean(r.clipscore for r in rows if r.clipscore is not None),
@@ -255,6 +236,9 @@ def _suite_summary(
     settings: Settings,
     gate: GateParameters,
     metrics: Sequence[MetricInfo] = (),
+    *,
+    plan: SuitePlan | None = None,
+    stopped_early: str = "",
 ) -> SuiteSummary:
     by_config: dict[str, list[CaseRecord]] = defaultdict(list)
     for record in records:
@@ -266,7 +250,11 @@ def _suite_summary(
     config_order = [key for key in config_order if key in by_config] + sorted(
         set(by_config) - set(config_order)
     )
-    prompt_order = [p.key for p in suite.prompts] if suite else sorted({r.prompt for r in records})
+    prompt_order = (
+        [p.key for p in sorted(suite.prompts, key=lambda p: p.stage)]
+        if suite
+        else sorted({r.prompt for r in records})
+    )
     labels = {r.config: r.config_label for r in records}
 
     gate_metric = gate_metric_of(suite, metrics, settings)
@@ -284,6 +272,8 @@ def _suite_summary(
             prompt_order=prompt_order,
             metrics=metrics,
             gate_metric=gate_metric,
+            plan=plan,
+            stopped_early=stopped_early,
         )
         configs.append(config)
 
@@ -316,6 +306,9 @@ def _suite_summary(
         configs=tuple(configs),
         prompts=tuple(prompts),
         gate_metric=settings.gate_metric_for(suite),
+        plan=plan,
+        notes=tuple(further_look_notes(by_config, reference)),
+        generations_saved=generations_saved(plan, configs),
     )
 
 
@@ -328,54 +321,15 @@ def _tags(suite: Suite | None, prompt: str) -> tuple[str, ...]:
         return ()
 
 
-def exit_decision(
-    suites: Sequence[SuiteSummary], settings: Settings, metrics: Sequence[MetricInfo] = ()
-) -> ExitDecision:
-    """Whether the gate lets the run pass, and why not (the run's exit status follows it)."""
-    failed, inconclusive, flagged = [], [], []
-    for suite in suites:
-        for config in suite.configs:
-            name = f"{suite.name}/{config.label}" if len(suites) > 1 else config.label
-            if config.verdict == stats.FAIL:
-                failed.append(name)
-            elif config.verdict in (stats.INCONCLUSIVE, stats.INSUFFICIENT):
-                inconclusive.append(name)
-            if settings.per_prompt_gate and config.flagged_prompts:
-                flagged.append(f"{name}: {', '.join(config.flagged_prompts)}")
-    reasons = []
-    for suite in suites:
-        known = {m.name: m for m in metrics}
-        info = known.get(suite.gate_metric)
-        if suite.gate_metric != CLIPSCORE.name and (info is None or info.reference_based):
-            why = (
-                "was not measured in this run"
-                if info is None
-                else "compares with the reference image"
-            )
-            reasons.append(
-                f"suite {suite.name}: gate metric {suite.gate_metric!r} {why}; name a metric "
-                f"of the image against its prompt ({gate_metric_choices(metrics)})"
-            )
-    if failed:
-        reasons.append(f"non-inferiority not shown for {', '.join(failed)}")
-    if inconclusive and settings.inconclusive == "fail":
-        reasons.append(
-            f"inconclusive (too little power to detect the margin) for {', '.join(inconclusive)}; "
-            "add prompts or seeds, or pass --zimage-inconclusive=pass"
+def _plan(suite: Suite, settings: Settings) -> SuitePlan | None:
+    """The plan of ``suite`` for the settings' selection (when the run made none: xdist)."""
+    try:
+        cases = suite.cases(
+            configs=settings.configs, prompts=settings.prompts, seeds=settings.seeds_for(suite)
         )
-    if flagged:
-        reasons.append(f"per-prompt drops flagged ({'; '.join(flagged)})")
-    ran = any(config.gate is not None for suite in suites for config in suite.configs)
-    return ExitDecision(
-        gate_ran=ran,
-        # Random weights are no quality measurement: the gate is shown, not enforced.
-        gate_applied=ran and not settings.random_weights,
-        gate_passed=not reasons,
-        failed_configs=tuple(failed),
-        inconclusive_configs=tuple(inconclusive),
-        flagged=tuple(flagged),
-        reason="; ".join(reasons),
-    )
+    except KeyError:
+        return None
+    return plan_suites([(suite, case) for case in cases], settings).get(suite.name)
 
 
 def describe_settings(settings: Settings) -> dict[str, Any]:
@@ -396,9 +350,16 @@ def build_summary(
     run_id: str,
     created: str | None = None,
     metrics: Sequence[MetricInfo] = (),
+    plans: Mapping[str, SuitePlan] | None = None,
+    stopped_early: str = "",
 ) -> RunSummary:
     """The run summary of ``records``; ``suites`` are the suite files they came from, if known;
-    ``metrics`` describe the run's scorers (metrics the records hold beyond them are added)."""
+    ``metrics`` describe the run's scorers (metrics the records hold beyond them are added).
+
+    ``plans``: each suite's plan made before the run (else made here from the suite and the
+    settings' selection); ``stopped_early``: why the run stopped before its last case (-x,
+    Ctrl-C, SIGTERM), which makes every candidate config INCOMPLETE.
+    """
     metrics = infer_metrics(records, metrics)
     by_suite: dict[str, list[CaseRecord]] = defaultdict(list)
     for record in records:
@@ -408,8 +369,22 @@ def build_summary(
     for name, rows in by_suite.items():
         suite = suites_by_name.get(name)
         gate = settings.gate_for(suite) if suite else settings.gate_for_defaults()
-        summaries.append(_suite_summary(suite, name, rows, settings, gate, metrics))
+        plan = (plans or {}).get(name) or (_plan(suite, settings) if suite else None)
+        summaries.append(
+            _suite_summary(
+                suite,
+                name,
+                rows,
+                settings,
+                gate,
+                metrics,
+                plan=plan,
+                stopped_early=stopped_early,
+            )
+        )
     banners = []
+    if settings.advisory:
+        banners.append(ADVISORY_BANNER)
     if settings.simulated or any(r.simulated for r in records):
         banners.append(SIMULATED_BANNER)
     if settings.random_weights or any(r.random_weights for r in records):
@@ -420,7 +395,7 @@ def build_summary(
         simulated=settings.simulated,
         random_weights=settings.random_weights,
         banners=tuple(banners),
-        exit=exit_decision(summaries, settings, metrics),
+        exit=exit_decision(summaries, settings, metrics, stopped_early=stopped_early),
         options=describe_settings(settings),
         environment=environment,
         n_cases=len(records),

@@ -15,10 +15,13 @@ from typing import TYPE_CHECKING, Any, Literal
 from ..metrics import MetricInfo
 
 if TYPE_CHECKING:
+    from ..planning import SuitePlan
+    from ..stages import StageResult
     from ..stats import Description, GateResult
     from .metrics import MetricColumn
 
 __all__ = [
+    "ADVISORY_BANNER",
     "PLUGIN_NAME",
     "RANDOM_BANNER",
     "RESULTS_FILE",
@@ -37,14 +40,20 @@ __all__ = [
     "SuiteSummary",
 ]
 
-SCHEMA_VERSION = 1
+#: 2: a config's ``decision`` (issue 11's verdicts, INCOMPLETE included), its stages and missing
+#: prompts, each suite's plan and notes, and the exit's advisory mode and early stop.
+SCHEMA_VERSION = 2
 PLUGIN_NAME = "pytest-zimage-quality"
 RESULTS_FILE = "results.jsonl"
 SIMULATED_BANNER = "SIMULATED — a fake ComfyUI rendered these images; NOT A MEASUREMENT"
 RANDOM_BANNER = "RANDOM WEIGHTS — NOT A QUALITY MEASUREMENT"
+ADVISORY_BANNER = (
+    "ADVISORY — the gate is shown but does not set the exit status (--zimage-advisory)"
+)
 
-#: A config's verdict: the gate's (``stats.VERDICTS``), or one of these two for no gate.
+#: A config's decision: the gate's (``stats.DECISIONS``), or REFERENCE for the reference config.
 REFERENCE = "reference"
+#: The schema-1 ``verdict`` of a candidate config without a gate result.
 NO_DATA = "no data"
 
 
@@ -85,17 +94,28 @@ class ConfigSummary:
     lpips: Description | None
     speed: Speed
     gate: GateResult | None
-    verdict: str  # a stats verdict, REFERENCE or NO_DATA
+    decision: str  # a stats decision (INCOMPLETE included) or REFERENCE
+    verdict: str  # the same in schema-1 words: a stats verdict, REFERENCE or NO_DATA
     two_axis: str | None
     expected_fail_prompts: tuple[str, ...]
     flagged_prompts: tuple[str, ...]
     outcomes: Mapping[str, int]
     #: every metric of the run over this config's images, by name (docs/scorers.md)
     metrics: Mapping[str, MetricColumn] = field(default_factory=dict)
+    #: prompts the gate planned for this config that have no usable pair (failed or NaN)
+    missing_prompts: tuple[str, ...] = ()
+    #: prompts the gate planned for this config (for "used n of N")
+    planned_prompts: int = 0
+    stages: StageResult | None = None
+    notes: tuple[str, ...] = ()  # the summary's own notes (the gate's are in ``gate.notes``)
 
     @property
     def is_reference(self) -> bool:
         return self.role == "reference"
+
+    @property
+    def prompts_used(self) -> int:
+        return self.gate.n_prompts if self.gate is not None else 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -110,12 +130,17 @@ class ConfigSummary:
             "lpips": _description(self.lpips),
             "speed": self.speed.to_dict(),
             "gate": None if self.gate is None else self.gate.to_dict(),
+            "decision": self.decision,
             "verdict": self.verdict,
             "two_axis": self.two_axis,
             "expected_fail_prompts": list(self.expected_fail_prompts),
             "flagged_prompts": list(self.flagged_prompts),
             "outcomes": dict(self.outcomes),
             "metrics": {name: column.to_dict() for name, column in self.metrics.items()},
+            "missing_prompts": list(self.missing_prompts),
+            "planned_prompts": self.planned_prompts,
+            "stages": None if self.stages is None else self.stages.to_dict(),
+            "notes": list(self.notes),
         }
 
 
@@ -205,6 +230,9 @@ class SuiteSummary:
     prompts: tuple[PromptSummary, ...]
     #: the metric the per-config gate ran on (the suite's ``gate_metric``)
     gate_metric: str = "clipscore"
+    plan: SuitePlan | None = None
+    notes: tuple[str, ...] = ()  # suite-level notes (a rerun that adds looks, ...)
+    generations_saved: int = 0  # by the sequential stages, candidates and reference
 
     @property
     def margin(self) -> float:
@@ -231,28 +259,47 @@ class SuiteSummary:
             "configs": [config.to_dict() for config in self.configs],
             "prompts": [prompt.to_dict() for prompt in self.prompts],
             "gate_metric": self.gate_metric,
+            "plan": None if self.plan is None else self.plan.to_dict(),
+            "notes": list(self.notes),
+            "generations_saved": self.generations_saved,
         }
 
 
 @dataclass(frozen=True)
 class ExitDecision:
-    """Whether the gate lets the run pass, and why not (the run's exit status follows it)."""
+    """Whether the gate lets the run pass, and why not (the run's exit status follows it).
 
-    gate_ran: bool  # some candidate config got a gate result (none: nothing to judge)
-    gate_applied: bool  # the gate decides the exit status (not with random weights)
-    gate_passed: bool
-    failed_configs: tuple[str, ...]
-    inconclusive_configs: tuple[str, ...]
+    Only NON-INFERIOR passes (``stats.gate_exit``). ``gate_applied`` is False where the gate is
+    shown but does not set the exit status: in ADVISORY mode and with random weights.
+    """
+
+    gate_ran: bool  # some candidate config was gated (none: nothing to judge)
+    gate_applied: bool  # the gate decides the exit status (not ADVISORY, not random weights)
+    gate_passed: bool  # every candidate NON-INFERIOR, and the run was not stopped early
+    failed_configs: tuple[str, ...]  # INFERIOR
+    inconclusive_configs: tuple[str, ...]  # INCONCLUSIVE or INSUFFICIENT DATA
     flagged: tuple[str, ...]
     reason: str
+    advisory: bool = False
+    incomplete_configs: tuple[str, ...] = ()  # INCOMPLETE
+    stopped_early: str = ""  # why the run stopped before its last case ("" if it did not)
+    decisions: Mapping[str, str] = field(default_factory=dict)  # config name -> decision
+
+    @property
+    def fails_run(self) -> bool:
+        return self.gate_applied and not self.gate_passed
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "gate_ran": self.gate_ran,
             "gate_applied": self.gate_applied,
             "gate_passed": self.gate_passed,
+            "advisory": self.advisory,
+            "stopped_early": self.stopped_early,
+            "decisions": dict(self.decisions),
             "failed_configs": list(self.failed_configs),
             "inconclusive_configs": list(self.inconclusive_configs),
+            "incomplete_configs": list(self.incomplete_configs),
             "flagged": list(self.flagged),
             "reason": self.reason,
         }
@@ -361,6 +408,10 @@ class RunSummary:
     vram: Mapping[str, Any] | None = None
     #: the determinism check's measured re-run noise (``noise_floor.NoiseFloor.to_dict()``)
     noise_floor: Mapping[str, Any] | None = None
+
+    @property
+    def advisory(self) -> bool:
+        return self.exit.advisory
 
     def to_dict(self) -> dict[str, Any]:
         """summary.json's content."""

@@ -9,10 +9,12 @@ from __future__ import annotations
 from .suites import (
     EXAMPLE_SUITE,
     EXAMPLE_WORKFLOW,
+    MORE_PROMPTS,
     REPO,
     SMALL_SUITE,
     TRANSCRIPTS,
     copy_example_suite,
+    more_prompts,
     small_workflow,
     write_small_suite,
 )
@@ -20,10 +22,12 @@ from .suites import (
 __all__ = [
     "EXAMPLE_SUITE",
     "EXAMPLE_WORKFLOW",
+    "MORE_PROMPTS",
     "REPO",
     "SMALL_SUITE",
     "TRANSCRIPTS",
     "copy_example_suite",
+    "more_prompts",
     "small_workflow",
     "write_small_suite",
 ]

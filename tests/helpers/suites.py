@@ -76,6 +76,32 @@ def write_small_suite(
     return path
 
 
+#: Further prompts for the small suite, one per stress angle of the example suite.
+MORE_PROMPTS = (
+    ("dog", "a golden retriever running on a beach at sunset"),
+    ("clock", "close-up of a brass clock mechanism with tiny screws"),
+    ("poster", 'retro travel poster with the word "LISBON" in bold letters'),
+    ("robot", "watercolor painting of a small robot watering plants"),
+    ("city", "aerial photo of a dense city at night, neon signs"),
+    ("tea", "工笔画,一只白鹤站在荷花池边"),
+    ("waves", "abstract ribbons of light folding over a dark ocean"),
+    ("market", "busy street market with fruit stalls, morning light"),
+    ("glass", "macro photo of a dew drop on a blade of grass"),
+)
+
+
+def more_prompts(count: int, *, start: int = 0, stage: int | None = None) -> str:
+    """``[[prompts]]`` tables to append to the small suite (its ``extra``): ``count`` more
+    prompts from ``MORE_PROMPTS[start:]``, in ``stage`` when given. Three more make the six
+    prompts a verdict needs at alpha 0.05 (five at least, docs/statistics.md)."""
+    chosen = MORE_PROMPTS[start : start + count]
+    assert len(chosen) == count, f"only {len(MORE_PROMPTS)} extra prompts are defined"
+    where = f"stage = {stage}\n" if stage is not None else ""
+    return "".join(
+        f"\n[[prompts]]\nkey = '{key}'\ntext = '{text}'\n{where}" for key, text in chosen
+    )
+
+
 def copy_example_suite(directory: Path) -> Path:
     """A copy of example_suite/ inside ``directory``; returns the suite file."""
     target = directory / "example_suite"
