@@ -251,8 +251,16 @@ class ZImageSession:
             if (self.has_host or self.settings.plan) and not self.is_worker:
                 for plan in self._plans.values():
                     for warning in plan.warnings():
-                        warnings.warn(ZImageWarning(warning), stacklevel=1)
+                        self._warn_once(warning)
         return self._plans
+
+    def _warn_once(self, text: str) -> None:
+        """A ZImageWarning in pytest's warnings summary that never stops the run: it is
+        recorded, not raised, so ``filterwarnings = error`` cannot turn a plan into a crash."""
+        message = warnings.WarningMessage(ZImageWarning(text), ZImageWarning, __file__, 0)
+        self.config.hook.pytest_warning_recorded.call_historic(
+            kwargs={"warning_message": message, "when": "collect", "nodeid": "", "location": None}
+        )
 
     def pytest_report_collectionfinish(
         self, config: pytest.Config, items: list[pytest.Item]

@@ -271,7 +271,8 @@ def test_a_run_stopped_by_x_is_incomplete_and_never_passed_anywhere(
 def test_plan_only_prints_the_plan_and_generates_nothing(
     project: pytest.Pytester, zimage_fake_comfyui: FakeComfyUI
 ) -> None:
-    result = run(project, zimage_fake_comfyui, "--zimage-plan")
+    # the plan's warning is recorded, never raised: filterwarnings = error cannot crash a run
+    result = run(project, zimage_fake_comfyui, "--zimage-plan", "-W", "error")
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines(
         [
