@@ -248,7 +248,7 @@ def test_a_run_stopped_by_x_is_incomplete_and_never_passed_anywhere(
     result = run(
         project, zimage_fake_comfyui, "-x", f"--zimage-markdown={project.path / 'summary.md'}"
     )
-    result.assert_outcomes(passed=36, failed=1)
+    result.assert_outcomes(passed=36, errors=1)  # a failed generation is an ERROR (setup)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     out = result.stdout.str()
     result.stdout.fnmatch_lines(
@@ -319,7 +319,7 @@ def test_plan_needs_no_server_and_reads_a_prior(project: pytest.Pytester) -> Non
     result.stdout.fnmatch_lines(
         [
             "zimage plan: suite small: 12 prompts × 3 seeds per candidate; planned power at δ = 0.01: 0.*(prior *previous.json (run old): sd_between 0.019*, sd_within 0.01*",
-            "zimage plan: WARNING suite small: no number of seeds is enough*; add prompts",
+            "zimage plan: WARNING suite small: no number of seeds is enough*; add prompts*",
         ]
     )
 
