@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -951,6 +952,8 @@ class ZImageSession:
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         """A run that talks to a server stops on SIGTERM/SIGHUP as on Ctrl-C (stop_signals)."""
         if self.has_host:
+            if not self.is_worker and self.settings.report_dir is not None:
+                _check_writable_dir(self.settings.report_dir, "--zimage-report-dir")
             self._restore_signals = stop_on_signals()
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
@@ -1001,6 +1004,22 @@ class ZImageSession:
         else:
             hosts = [] if self.settings.simulated else self.probe_hosts()
         return report_header(self.settings, host_lines=hosts, report_root=self.report_dir.root)
+
+
+def _check_writable_dir(path: Path, option: str) -> None:
+    """A directory the run will write into, checked before any generation: a file there, or
+    no permission, is one usage error, not an INTERNALERROR after the images are made."""
+    if path.exists() and not path.is_dir():
+        raise pytest.UsageError(f"{option} {path}: is a file, not a directory; pass a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise pytest.UsageError(
+            f"{option} {path}: cannot write there ({reason}); pass a writable directory"
+        ) from None
 
 
 def _scorer_identity(scorer: Any) -> dict[str, Any]:

@@ -186,3 +186,20 @@ def test_fault(
     assert not pending
     leaked = [where for where, body in text.items() if SECRET in body]
     assert not leaked, f"the planted credential leaked into {leaked}"
+
+
+@pytest.mark.parametrize("where", ["afile", "afile/report"])
+def test_report_dir_that_cannot_be_written_is_a_usage_error_before_generation(
+    project: pytest.Pytester, zimage_fake_comfyui_factory, where: str
+) -> None:
+    fake = zimage_fake_comfyui_factory()
+    (project.path / "afile").write_text("not a directory", encoding="utf-8")
+    result = project.runpytest_subprocess(
+        "-p", "no:randomly", f"--zimage-host={fake.url}", f"--zimage-report-dir={where}"
+    )
+    text = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, text
+    assert "--zimage-report-dir" in text
+    assert "INTERNALERROR" not in text
+    assert "Traceback" not in text
+    assert fake.generations == 0
