@@ -28,9 +28,11 @@ from .baseline import Baseline, BaselineError, Comparison, compare, load_baselin
 from .checks import check_record
 from .collect import NO_HOST_REASON, QualityFailure, ZImageItem, xfail_marker
 from .errors import ScorerError, SuiteError, ZImageError, ZImageWarning
+from .identical_images import identical_images_problem
 from .metrics import MetricInfo, ScorerSpec, ScorerSpecError, check_specs
 from .outcomes import (
     ERROR_KIND_PROPERTY,
+    INFRA_EXIT_STATUS,
     VERDICT_PROPERTY,
     RunVerdicts,
     error_properties,
@@ -696,6 +698,7 @@ class ZImageSession:
                 self.gate_failed = True
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
         self._infra_exit_status(session)
+        self._fail_identical_images(session)
 
     def stopped_early(self, session: pytest.Session, exitstatus: int) -> str:
         """Why the run stopped before its last case ("" when it did not): Ctrl-C or SIGTERM
@@ -936,6 +939,10 @@ class ZImageSession:
             terminalreporter.write_line(line, yellow="regenerated" in line)
         if self.gate_metric_error is not None:
             terminalreporter.write_line(f"zimage usage error: {self.gate_metric_error}", red=True)
+        if self.identical_images_error is not None:
+            terminalreporter.write_line(
+                f"zimage: FAILED — {self.identical_images_error}", red=True, bold=True
+            )
         if self.verdicts is not None:  # the last line: errors and failures counted apart
             verdict = self.verdicts.verdict
             terminalreporter.write_line(
@@ -945,6 +952,21 @@ class ZImageSession:
                 yellow=verdict == "error",
                 bold=True,
             )
+
+    # -- a server that returns one image for everything ------------------------------------
+    identical_images_error: str | None = None
+
+    def _fail_identical_images(self, session: pytest.Session) -> None:
+        """Every image of the run byte-identical across prompts/seeds: a broken server, not a
+        perfect model (identical_images); the run fails whatever the cases and gate said."""
+        self.identical_images_error = identical_images_problem(
+            (r.prompt, r.seed, r.image_sha256) for r in self.records.values() if r.image_sha256
+        )
+        if self.identical_images_error is not None and session.exitstatus in (
+            pytest.ExitCode.OK,
+            INFRA_EXIT_STATUS,
+        ):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     # -- SIGTERM / SIGHUP ------------------------------------------------------------------
     _restore_signals: Callable[[], None] | None = None

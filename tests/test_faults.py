@@ -203,3 +203,22 @@ def test_report_dir_that_cannot_be_written_is_a_usage_error_before_generation(
     assert "INTERNALERROR" not in text
     assert "Traceback" not in text
     assert fake.generations == 0
+
+
+def test_one_image_for_every_prompt_and_seed_fails_the_run(
+    project: pytest.Pytester, zimage_fake_comfyui_factory: Callable[..., FakeComfyUI]
+) -> None:
+    fake = zimage_fake_comfyui_factory(image_latency=0.02)
+    fake.faults.same_image()
+    result = project.runpytest_subprocess(
+        "-p",
+        "no:randomly",
+        f"--zimage-host={fake.url}",
+        f"--zimage-report-dir={project.path / 'report'}",
+        f"--zimage-cache-dir={project.path / 'cache'}",
+        timeout=RUN_DEADLINE,
+    )
+    text = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, text[-3000:]
+    assert "byte-identical" in text
+    assert "Traceback" not in text
