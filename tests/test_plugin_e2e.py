@@ -399,7 +399,7 @@ def test_missing_model_file_is_named_before_anything_runs(
     assert "Traceback" not in result.stdout.str()
 
 
-def test_execution_error_fails_only_its_case(
+def test_execution_error_is_an_error_of_its_case_only(
     project: pytest.Pytester, zimage_fake_comfyui: FakeComfyUI
 ) -> None:
     zimage_fake_comfyui.faults.fail_runs(
@@ -410,12 +410,13 @@ def test_execution_error_fails_only_its_case(
         exception_type="RuntimeError",
     )
     result = run(project, zimage_fake_comfyui)
-    result.assert_outcomes(passed=26, failed=1)
+    # a case whose image could not be generated is an error (E), not a quality failure (F)
+    result.assert_outcomes(passed=26, errors=1)
     result.stdout.fnmatch_lines(["*cat-fp8-s2*", "*RuntimeError*illegal memory access*"])
     assert "Traceback" not in result.stdout.str()
 
 
-def test_corrupt_png_is_a_clear_failure(
+def test_a_truncated_download_is_fetched_again(
     project: pytest.Pytester, zimage_fake_comfyui: FakeComfyUI
 ) -> None:
     zimage_fake_comfyui.faults.corrupt_view("truncate", times=1)
@@ -426,7 +427,22 @@ def test_corrupt_png_is_a_clear_failure(
         "--zimage-prompts=cat",
         "--zimage-seeds=1",
     )
-    result.assert_outcomes(failed=1)
+    result.assert_outcomes(passed=1)
+    assert zimage_fake_comfyui.generations == 1  # the image was downloaded again, not regenerated
+
+
+def test_a_png_corrupt_on_every_download_is_a_clear_error(
+    project: pytest.Pytester, zimage_fake_comfyui: FakeComfyUI
+) -> None:
+    zimage_fake_comfyui.faults.corrupt_view("truncate", times=None)
+    result = run(
+        project,
+        zimage_fake_comfyui,
+        "--zimage-configs=bf16",
+        "--zimage-prompts=cat",
+        "--zimage-seeds=1",
+    )
+    result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*cat-bf16-s1*", "*PNG*"])
     assert "Traceback" not in result.stdout.str()
 
