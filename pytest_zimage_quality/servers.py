@@ -129,7 +129,7 @@ class LaunchedServers:
         launcher = LocalLauncher(
             command,
             log_dir=log_dir,
-            gpus=list(settings.gpus or ()) or None,
+            gpus=_gpu_list(settings.gpus),
             cpu_servers=settings.cpu_servers,
             ready_timeout=settings.launch_timeout,
         )
@@ -143,6 +143,13 @@ class LaunchedServers:
                 stop()
             except Exception as exc:  # stopping must never hide the error that got us here
                 log.warning("zimage: stopping the started servers: %s", exc)
+
+
+def _gpu_list(gpus: Sequence[str] | None) -> list[str] | None:
+    """None: discover every visible GPU; ``("none",)``: no GPU (CPU servers only)."""
+    if not gpus:
+        return None
+    return [] if list(gpus) == ["none"] else list(gpus)
 
 
 def read_hosts_file(path: Path) -> list[str]:

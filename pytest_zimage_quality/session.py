@@ -153,7 +153,9 @@ class ZImageSession:
 
     @property
     def has_host(self) -> bool:
-        return bool(self.settings.hosts)
+        """A pool to generate on: hosts, a hosts file, or servers the run starts itself."""
+        s = self.settings
+        return bool(s.hosts or s.hosts_file or s.comfyui or s.ray)
 
     @property
     def xfail_strict(self) -> bool:

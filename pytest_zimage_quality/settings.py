@@ -194,9 +194,10 @@ def parse_comfyui(text: str) -> str:
 
 
 def parse_gpus(text: str) -> tuple[str, ...]:
-    """``all`` (every visible GPU: an empty tuple) or comma-separated indices or UUIDs."""
-    if text.strip().lower() == "all":
-        return ()
+    """``all`` (every visible GPU: an empty tuple), ``none`` (CPU servers only) or
+    comma-separated indices or UUIDs."""
+    if text.strip().lower() in ("all", "none"):
+        return () if text.strip().lower() == "all" else ("none",)
     ids = parse_keys(text)
     for gpu in ids:
         if not re.fullmatch(r"\d+|(GPU|MIG)-[0-9A-Za-z/-]+", gpu):
