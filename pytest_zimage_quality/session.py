@@ -9,6 +9,7 @@ reports), writes the run's artifacts and decides the exit status.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import functools
 import json
 import os
@@ -18,7 +19,7 @@ import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import pytest
 
@@ -65,6 +66,8 @@ __all__ = ["NO_HOST_REASON", "SESSION_KEY", "ZImageSession"]
 
 SESSION_KEY = pytest.StashKey["ZImageSession"]()
 _OUTCOME_KEY = pytest.StashKey["CaseOutcome"]()
+#: The file in the report directory whose flock marks the run writing there.
+REPORT_LOCK = ".zimage-run.lock"
 
 
 class ZImageSession:
@@ -976,14 +979,42 @@ class ZImageSession:
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         """A run that talks to a server stops on SIGTERM/SIGHUP as on Ctrl-C (stop_signals)."""
         if self.has_host:
-            if not self.is_worker and self.settings.report_dir is not None:
-                _check_writable_dir(self.settings.report_dir, "--zimage-report-dir")
+            if not self.is_worker:
+                self._lock_report_dir()
             self._restore_signals = stop_on_signals()
+
+    _report_lock: IO[str] | None = None
+
+    def _lock_report_dir(self) -> None:
+        """Hold the report directory for this run: two runs writing one directory would end
+        with one's results.jsonl beside the other's summary and report. Released at exit
+        (the kernel drops a flock when the process dies, so a killed run leaves no lock)."""
+        path = self._default_dir(self.settings.report_dir, "report")
+        _check_writable_dir(path, "--zimage-report-dir")
+        handle = (path / REPORT_LOCK).open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            other = handle.read().strip() or "another pytest run"
+            handle.close()
+            raise pytest.UsageError(
+                f"--zimage-report-dir {path}: {other} is writing there now; wait for it to "
+                "end, or give this run its own --zimage-report-dir"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"the pytest run with pid {os.getpid()}")
+        handle.flush()
+        self._report_lock = handle
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self._restore_signals is not None:
             self._restore_signals()
             self._restore_signals = None
+        if self._report_lock is not None:
+            self._report_lock.close()
+            self._report_lock = None
 
     def probe_hosts(self) -> list[str]:
         """One line per host for the report header: its ComfyUI version, GPU and VRAM.

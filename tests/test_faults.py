@@ -222,3 +222,26 @@ def test_one_image_for_every_prompt_and_seed_fails_the_run(
     assert result.ret == pytest.ExitCode.TESTS_FAILED, text[-3000:]
     assert "byte-identical" in text
     assert "Traceback" not in text
+
+
+def test_a_report_dir_in_use_by_another_run_is_a_usage_error(
+    project: pytest.Pytester, zimage_fake_comfyui_factory: Callable[..., FakeComfyUI]
+) -> None:
+    import fcntl
+
+    fake = zimage_fake_comfyui_factory()
+    report = project.path / "report"
+    report.mkdir()
+    with (report / ".zimage-run.lock").open("a+", encoding="utf-8") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("the pytest run with pid 4242")
+        held.flush()
+        result = project.runpytest_subprocess(
+            "-p", "no:randomly", f"--zimage-host={fake.url}", f"--zimage-report-dir={report}"
+        )
+    text = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, text
+    assert "pid 4242" in text
+    assert "--zimage-report-dir" in text
+    assert "Traceback" not in text
+    assert fake.generations == 0
