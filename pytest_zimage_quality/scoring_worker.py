@@ -21,6 +21,7 @@ generates the first images, and handed over with ``provide``; images that arrive
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import queue
 import threading
@@ -319,8 +320,8 @@ class ScoringWorker:
                 prompts=[info for _, info in chunk],
                 keys=[item.label for item, _ in chunk],
             )
-            if not self._apply(spec, batch, [item for item, _ in chunk], fail):
-                failed.update(id(item) for item, _ in chunk)
+            kept = self._apply_or_one_by_one(spec, batch, [item for item, _ in chunk], fail)
+            failed.update(id(item) for item, _ in chunk if id(item) not in kept)
         return [item for item in items if id(item) not in failed]
 
     def _score_paired(
@@ -347,9 +348,34 @@ class ScoringWorker:
                 references=[_on_cpu(pair.reference) if cpu else pair.reference for pair in chunk],
                 reference_keys=[pair.reference_key for pair in chunk],
             )
-            if not self._apply(spec, batch, [pair.item for pair in chunk], fail):
-                failed.update(id(pair) for pair in chunk)
+            kept = self._apply_or_one_by_one(spec, batch, [pair.item for pair in chunk], fail)
+            failed.update(id(pair) for pair in chunk if id(pair.item) not in kept)
         return [pair for pair in pairs if id(pair) not in failed]
+
+    def _apply_or_one_by_one(
+        self,
+        spec: ScorerSpec,
+        batch: ScoreBatch,
+        items: list[_Item],
+        fail: Callable[[ImageRequest, ZImageError], None],
+    ) -> set[int]:
+        """Score a batch; if it fails, score its images one at a time, so that one bad image
+        (a wrong size, 1x1) fails only its own case. Returns the ids of the items scored."""
+        if len(items) > 1 and self._apply(spec, batch, items, lambda job, error: None):
+            return {id(item) for item in items}
+        kept: set[int] = set()
+        for i, item in enumerate(items):
+            one = dataclasses.replace(
+                batch,
+                images=batch.images[i : i + 1],
+                prompts=batch.prompts[i : i + 1],
+                keys=batch.keys[i : i + 1],
+                references=batch.references[i : i + 1],
+                reference_keys=batch.reference_keys[i : i + 1],
+            )
+            if self._apply(spec, one, [item], fail):
+                kept.add(id(item))
+        return kept
 
     def _apply(
         self,

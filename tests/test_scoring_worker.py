@@ -278,3 +278,34 @@ def test_a_crash_in_a_batch_fails_that_batch_and_the_worker_goes_on(
     assert isinstance(failure, ScorerError)
     assert "illegal memory access" in failure.message
     assert second.id in recorder.scored
+
+
+class _FailsOnTinyImages(EdgeCLIP):
+    """A scorer that cannot take a 1x1 image, as a real network's first conv cannot."""
+
+    def score(
+        self,
+        images: Sequence[Any],
+        texts: Sequence[str],
+        labels: Sequence[str] | None = None,
+    ) -> list[float]:
+        if any(min(image.shape[-2:]) < 2 for image in images):
+            raise RuntimeError("Calculated padded input size per channel: (1 x 1)")
+        return super().score(images, texts, labels)
+
+
+def test_one_bad_image_fails_only_its_own_case_not_its_batch(
+    worker: ScoringWorker, recorder: Recorder, suite: Suite, tmp_path: Path
+) -> None:
+    good = [_case(suite, "bf16", prompt=p, seed=1) for p in ("cat", "ink", "sign")]
+    tiny = _case(suite, "bf16", prompt="cat", seed=2)
+    for i, case in enumerate(good):  # all queued before the scorers arrive: one batch
+        _submit(worker, tmp_path, case, suite, encode_png(_image(i * 11)))
+    _submit(worker, tmp_path, tiny, suite, encode_png(_image(5, size=1)))
+    worker.provide(double_specs(_FailsOnTinyImages()))
+    recorder.wait_for(*[c.id for c in [*good, tiny]])
+
+    assert worker.batches == [4]
+    assert set(recorder.failed) == {tiny.id}
+    assert "1 x 1" in recorder.failed[tiny.id].message
+    assert {c.id for c in good} <= set(recorder.scored)
