@@ -205,15 +205,18 @@ class RunVerdicts:
     exit_status: int | None = None
     infra_exit_status: bool = False
     errors: Mapping[str, str] = field(default_factory=dict)
+    #: why the run stopped before its last case (-x, Ctrl-C, SIGTERM); "" when it ran to the end
+    stopped_early: str = ""
 
     @property
     def verdict(self) -> str:
-        """The run in one word: error beats failed only when nothing failed on quality."""
+        """The run in one word: error beats failed only when nothing failed on quality, and a
+        run that stopped early is never "passed"."""
         if any(v == "failed" for v in self.configs.values()) or self.counts.get("failed", 0):
             return "failed"
         if self.counts.get("error", 0) or any(v == "error" for v in self.configs.values()):
             return "error"
-        return "passed"
+        return "incomplete" if self.stopped_early else "passed"
 
     @property
     def only_infrastructure(self) -> bool:
@@ -235,6 +238,8 @@ class RunVerdicts:
             )
             parts.append(f"{counts['error']} error(s) ({kinds or 'not generated or scored'})")
         line = f"zimage verdict: {self.verdict.upper()} — " + ", ".join(parts)
+        if self.stopped_early:
+            line += f"; the run stopped early ({self.stopped_early})"
         if self.exit_status == INFRA_EXIT_STATUS:
             line += f"; exit status {INFRA_EXIT_STATUS}: infrastructure only, retry the run"
         elif self.only_infrastructure and not self.infra_exit_status:
@@ -254,6 +259,7 @@ class RunVerdicts:
             "errors": dict(self.errors),
             "only_infrastructure": self.only_infrastructure,
             "exit_status": self.exit_status,
+            "stopped_early": self.stopped_early,
         }
 
 

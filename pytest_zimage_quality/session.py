@@ -777,6 +777,7 @@ class ZImageSession:
             verdicts,
             exit_status=self._exit_status_for(status, verdicts),
             infra_exit_status=self.settings.infra_exit_status,
+            stopped_early=summary.exit.stopped_early,
         )
         return dataclasses.replace(summary, verdicts=self.verdicts.to_dict())
 
