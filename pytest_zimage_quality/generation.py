@@ -11,6 +11,8 @@ did is read back for the summary and as the next run's time estimates.
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -28,13 +30,58 @@ if TYPE_CHECKING:
     from .hardware import HardwareClass
     from .suite import Suite
 
-__all__ = ["DEFAULT_ESTIMATE", "Generation", "GenerationSettings"]
+__all__ = [
+    "DEFAULT_ESTIMATE",
+    "ESTIMATES_KEY",
+    "Generation",
+    "GenerationSettings",
+    "read_estimates",
+    "write_estimates",
+]
 
 log = logging.getLogger(__name__)
 
 #: (image seconds, load seconds) a server is assumed to take before it has made an image:
 #: the pool learns the real ones from the first completions and re-plans.
 DEFAULT_ESTIMATE = (1.0, 3.0)
+#: Where the learnt (image, load) seconds per hardware class live in pytest's cache
+#: (``.pytest_cache``), so the next run plans with them from its first case.
+ESTIMATES_KEY = "zimage/pool-estimates"
+
+
+class EstimatesCache(Protocol):
+    """pytest's ``config.cache``, as far as the estimates go."""
+
+    def get(self, key: str, default: Any) -> Any: ...
+    def set(self, key: str, value: Any) -> None: ...
+
+
+def read_estimates(cache: EstimatesCache) -> dict[str, tuple[float, float]]:
+    """The last runs' (image seconds, load seconds) per hardware class; entries that are not
+    two finite numbers (image > 0, load >= 0) are ignored."""
+    stored = cache.get(ESTIMATES_KEY, {})
+    estimates: dict[str, tuple[float, float]] = {}
+    if not isinstance(stored, dict):
+        return estimates
+    for klass, value in stored.items():
+        if not (isinstance(value, list | tuple) and len(value) == 2):
+            continue
+        try:
+            image, load = float(value[0]), float(value[1])
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(image) and math.isfinite(load) and image > 0 and load >= 0:
+            estimates[str(klass)] = (image, load)
+    return estimates
+
+
+def write_estimates(cache: EstimatesCache, learnt: Mapping[str, tuple[float, float]]) -> None:
+    """Keep this run's learnt times beside those of classes this run did not use."""
+    if not learnt:
+        return
+    merged = {k: list(v) for k, v in read_estimates(cache).items()}
+    merged.update({k: [round(v[0], 4), round(v[1], 4)] for k, v in learnt.items()})
+    cache.set(ESTIMATES_KEY, merged)
 
 
 class GenerationSettings(Protocol):
@@ -68,8 +115,10 @@ class Generation:
         self.servers = list(servers)
         self.classes = list(classes)
         self.estimates = dict(estimates)
-        self._deliver = deliver
-        self._fail = fail
+        self._deliver_image = deliver
+        self._fail_request = fail
+        self._started: float | None = None  # monotonic time of start()
+        self._last_result: float | None = None  # ... and of the last image or failure
         self.recheck_ids: set[str] = set()
         self.requests = RequestPlanner(
             suites,
@@ -85,6 +134,7 @@ class Generation:
 
     def start(self, requests: Sequence[ImageRequest]) -> None:
         """Plan ``requests`` (in plan order) over the pool and start every runner."""
+        self._started = time.monotonic()
         hits, misses = self.requests.split_cached(requests)
         misses = self._check_determinism(misses)
         free = [r for r in misses if self.requests.pinned_class(r) is None]
@@ -154,7 +204,63 @@ class Generation:
             for klass, members in by_class.items()
         }
 
+    @property
+    def wall_seconds(self) -> float | None:
+        """From start() to the last image or failure: the pool's share of the run's wall."""
+        if self._started is None or self._last_result is None:
+            return None
+        return max(0.0, self._last_result - self._started)
+
+    def report(self) -> dict[str, Any]:
+        """summary.json's ``hardware_classes``, ``determinism`` and ``pool`` blocks (plain
+        JSON: xdist workers ship it to the controller inside their environment)."""
+        wall = self.wall_seconds
+        moved = [] if self.dispatch is None else list(self.dispatch.moved)
+        pool = None if self.dispatch is None else self.dispatch.pool
+        servers = []
+        for stats in self.pool_stats():
+            busy = stats.busy_seconds
+            servers.append(
+                {
+                    "url": stats.name,
+                    "hardware_class": stats.hardware_class,
+                    "images": stats.done,
+                    "loads": stats.loads,
+                    "busy_seconds": round(busy, 3),
+                    "idle_fraction": (round(max(0.0, 1.0 - busy / wall), 4) if wall else None),
+                    "image_seconds": round(stats.image_seconds, 4),
+                    "load_seconds": round(stats.load_seconds, 4),
+                    "stolen_in": stats.stolen_in,
+                    "stolen_out": stats.stolen_out,
+                    "moved_out": sum(1 for _, host in moved if host == stats.name),
+                    "alive": stats.alive,
+                }
+            )
+        return {
+            "hardware_classes": [c.to_dict() for c in self.classes],
+            "determinism": self.determinism,
+            "pool": {
+                "wall_seconds": None if wall is None else round(wall, 3),
+                "servers": servers,
+                "moved": [{"case": case, "from": host} for case, host in moved],
+                "reruns": [] if pool is None else [_case_id(key) for key in pool.reruns],
+                "replans": 0 if pool is None else pool.replans,
+                "estimates": {
+                    klass: {"image_seconds": round(image, 4), "load_seconds": round(load, 4)}
+                    for klass, (image, load) in self.class_estimates().items()
+                },
+            },
+        }
+
     # -- internals ----------------------------------------------------------------------
+    def _deliver(self, request: ImageRequest, image: GeneratedImage) -> None:
+        self._last_result = time.monotonic()
+        self._deliver_image(request, image)
+
+    def _fail(self, request: ImageRequest, error: ZImageError) -> None:
+        self._last_result = time.monotonic()
+        self._fail_request(request, error)
+
     def _pool_server(self, server: PoolServer) -> Server:
         image, load = self.estimates.get(server.hardware_class, DEFAULT_ESTIMATE)
         return Server(server.url, image, load, server.hardware_class)
@@ -193,6 +299,11 @@ class Generation:
             by_class.setdefault(str(self.requests.pinned_class(request)), []).append(request)
         for hardware_class, members in by_class.items():
             self.dispatch.add(members, hardware_class=hardware_class)
+
+
+def _case_id(key: object) -> str:
+    """A pool key ((suite, case id)) as the case id results.jsonl uses."""
+    return str(key[1]) if isinstance(key, tuple) and len(key) == 2 else str(key)
 
 
 def _log_stop_failure(host: str, exc: Exception) -> None:

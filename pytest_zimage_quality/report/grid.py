@@ -94,6 +94,7 @@ def _image_cell(
     seed: str,
     links: ImageLinks,
     metrics: Mapping[str, MetricInfo],
+    show_server: bool = False,
 ) -> ImageCell:
     if record is None:
         return ImageCell(
@@ -120,6 +121,11 @@ def _image_cell(
         for name, text in record.details.items()
     )
     title_parts.extend(f"{fact.label}: {fact.value}" for fact in readings)
+    server = redact(record.host)
+    if server:
+        title_parts.append(
+            f"made by {server}" + (f" ({record.cached} cache)" if record.cached else "")
+        )
     return ImageCell(
         present=bool(href),
         config_label=column.label,
@@ -143,6 +149,7 @@ def _image_cell(
         title="\n".join(title_parts),
         metrics=tuple(Fact(label, value) for label, value in record_metric_facts(record, metrics)),
         readings=readings,
+        server=server if show_server else "",
     )
 
 
@@ -155,6 +162,7 @@ def image_sections(
     metrics: Mapping[str, MetricInfo] | None = None,
 ) -> tuple[PromptSection, ...]:
     sections = []
+    show_server = len({r.host for r in records if r.host}) > 1  # a pool: say who made each
     for row in rows:
         prompt_records = [r for r in records if r.prompt == row.key]
         seeds = sorted({r.seed for r in prompt_records})
@@ -163,7 +171,9 @@ def image_sections(
             GridRow(
                 seed=str(seed),
                 cells=tuple(
-                    _image_cell(lookup.get((c.key, seed)), c, str(seed), links, metrics or {})
+                    _image_cell(
+                        lookup.get((c.key, seed)), c, str(seed), links, metrics or {}, show_server
+                    )
                     for c in columns
                 ),
             )

@@ -220,6 +220,8 @@ class ImageCell:
     #: further metrics of this image (label, value), and what a metric read in it (OCR)
     metrics: tuple[Fact, ...] = ()
     readings: tuple[Fact, ...] = ()
+    #: the server that made the image (shown under it when the run used several)
+    server: str = ""
 
 
 @dataclass(frozen=True)
