@@ -28,6 +28,7 @@ __all__ = [
     "SuiteFile",
     "ZImageItem",
     "is_suite_file",
+    "order_by_stage",
 ]
 
 #: The file-name rule for suite files.
@@ -36,6 +37,33 @@ SUITE_FILE_PATTERN = "zimage*.toml"
 
 def is_suite_file(path: Path) -> bool:
     return fnmatch(path.name, SUITE_FILE_PATTERN)
+
+
+def _case_of(item: pytest.Item) -> Case | None:
+    """The zimage case an item runs: a suite file's item, or a test parametrized over
+    ``zimage_case`` (``--zimage-suite``)."""
+    if isinstance(item, ZImageItem):
+        return item.case
+    case = getattr(getattr(item, "callspec", None), "params", {}).get("zimage_case")
+    return case if hasattr(case, "prompt") and hasattr(case, "config") else None
+
+
+def order_by_stage(items: list[pytest.Item]) -> None:
+    """Put the zimage items stage-major again, in place, after every plugin reordered them.
+
+    The stage hold decides a config's stage k+1 from its finished stage-k cases, so every
+    stage-k case must run before any stage-(k+1) case; a plugin that shuffles (pytest-randomly)
+    or sorts the items would otherwise release every stage. The sort is stable and touches only
+    the zimage items' slots: within a stage, and for every other test, the order the other
+    plugins chose stays.
+    """
+    slots = [(index, case) for index, item in enumerate(items) if (case := _case_of(item))]
+    if len({case.prompt.stage for _, case in slots}) < 2:
+        return
+    ordered = sorted(slots, key=lambda slot: slot[1].prompt.stage)
+    moved = [items[index] for index, _ in ordered]
+    for (index, _), item in zip(slots, moved, strict=True):
+        items[index] = item
 
 
 class QualityFailure(AssertionError):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
-from .collect import SuiteFile, is_suite_file
+from .collect import SuiteFile, is_suite_file, order_by_stage
 from .errors import ZImageError
 from .options import register_options, resolve_settings
 from .session import NO_HOST_REASON, SESSION_KEY, ZImageSession
@@ -69,6 +69,13 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
         runner = parent.config.stash[SESSION_KEY]
         return SuiteFile.from_parent(parent, path=file_path, runner=runner)
     return None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Last, after any plugin shuffled or sorted them: the zimage items stage-major again
+    (the sequential stage hold needs every stage-k case run before stage k+1)."""
+    order_by_stage(items)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

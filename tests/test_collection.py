@@ -6,7 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import copy_example_suite, write_small_suite
+from pytest_zimage_quality.suite import load_suite
+from pytest_zimage_quality.testing import FakeComfyUI
+from tests.helpers import EXAMPLE_SUITE, REPO, copy_example_suite, more_prompts, write_small_suite
+from tests.helpers.doubles import CONFTEST
 
 
 def test_example_suite_collects_216_readable_ids_stage_by_stage(
@@ -193,3 +196,57 @@ def test_no_host_line_also_under_xdist(pytester: pytest.Pytester, small_suite: P
     result.stdout.fnmatch_lines(
         ["*zimage: no quality gate ran: no ComfyUI host given (--zimage-host)*"]
     )
+
+
+def _example_stages() -> dict[str, int]:
+    return {p.key: p.stage for p in load_suite(EXAMPLE_SUITE).prompts}
+
+
+@pytest.mark.parametrize("seed", [1, 12345])
+def test_stages_stay_in_order_under_pytest_randomly(pytester: pytest.Pytester, seed: int) -> None:
+    # pytest-randomly shuffles every item; the plugin restores stage-major order for the zimage
+    # items (else the stage hold releases every stage), keeping the shuffle within a stage.
+    suite = copy_example_suite(pytester.path)
+    pytester.makepyfile(test_plain="def test_a():\n    pass\n\ndef test_b():\n    pass\n")
+    result = pytester.runpytest(
+        f"--randomly-seed={seed}", "--collect-only", "-q", str(suite.parent), "test_plain.py"
+    )
+    lines = [line for line in result.stdout.lines if "::" in line]
+    assert len(lines) == 218, result.stdout.str()
+    ids = [line.split("::")[1] for line in lines if "zimage_turbo.toml" in line]
+    stage_of = _example_stages()
+    stages = [stage_of[case_id.split("-")[0]] for case_id in ids]
+    assert stages == sorted(stages), "a later-stage case is ordered before an earlier one"
+    configs = [case_id.split("-")[1] for case_id in ids[:72]]
+    assert configs != sorted(configs), "pytest-randomly did not shuffle stage 1 (test is void)"
+    plain = [line for line in lines if "test_plain.py" in line]
+    assert len(plain) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [3, 2026])
+def test_the_stage_hold_saves_generations_under_pytest_randomly(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    zimage_fake_comfyui: FakeComfyUI,
+    seed: int,
+) -> None:
+    # stage 1: 9 prompts decide both candidates; stage 2's 3 prompts are never generated, in
+    # whatever order pytest-randomly shuffled the items.
+    write_small_suite(
+        pytester.path,
+        extra=more_prompts(6) + more_prompts(3, start=6, stage=2),
+    )
+    pytester.makeconftest(CONFTEST)
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    result = pytester.runpytest_subprocess(
+        f"--randomly-seed={seed}",
+        f"--zimage-host={zimage_fake_comfyui.url}",
+        f"--zimage-report-dir={pytester.path / 'report'}",
+        f"--zimage-cache-dir={pytester.path / 'cache'}",
+        "--zimage-configs=bf16,fp8",
+        "--zimage-seeds=1",
+    )
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    result.assert_outcomes(passed=18, skipped=6)
+    assert zimage_fake_comfyui.generations == 18
