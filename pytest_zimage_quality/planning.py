@@ -10,6 +10,7 @@ candidate cases in the run, which is known here too. Pure apart from reading the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from . import stats
 from .checks import CaseBand, case_band
 from .errors import ZImageError
+from .metric_gates import bonferroni_alpha, further_gates
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -197,6 +199,9 @@ def plan_suites(
     plans = {}
     for name, (suite, cases) in by_suite.items():
         gate = settings.gate_for(suite)
+        # Each of the suite's k gated metrics is tested at alpha / k (metric_gates.py).
+        k = 1 + len(further_gates(suite.metric_gates, settings.gate_metric_for(suite)))
+        gate = dataclasses.replace(gate, alpha=bonferroni_alpha(gate.alpha, k))
         band = case_band(
             max(m, 1), mode=settings.band, tolerance=gate.tolerance, sd=settings.band_sd
         )

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SuiteError
+from .metric_gates import MetricGateSpec, parse_metric_gates
 from .settings import GATE_PARAMETERS, MAX_SEED, OPTIONS
 from .text_accuracy import expected_text
 from .workflow import Graph, InputRef, Workflow, canonical_json
@@ -71,7 +72,7 @@ _PRIOR_KEYS = {"sd_between", "sd_within"}
 #: The most stages a suite may declare (each is an interim look of the sequential design).
 MAX_STAGES = 10
 _XFAIL_KEYS = {"prompt", "config", "reason", "strict"}
-_TOP_KEYS = {"suite", "configs", "prompts", "expected_fail"}
+_TOP_KEYS = {"suite", "configs", "prompts", "expected_fail", "gate"}
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,8 @@ class Suite:
     gate_metric: str = "clipscore"
     #: (sd_between, sd_within) of the paired CLIPScore difference from [suite.prior], if given
     prior: tuple[float, float] | None = None
+    #: further gated metrics from [gate.metrics.<name>] (metric_gates.py, docs/metrics.md)
+    metric_gates: tuple[MetricGateSpec, ...] = ()
 
     # -- lookups -------------------------------------------------------------------------
     def config(self, key: str) -> ConfigSpec:
@@ -451,6 +454,7 @@ class _Parser:
             )
 
         prior = self.prior(suite_t["prior"]) if "prior" in suite_t else None
+        gate_metric = self.gate_metric(suite_t)
         name = self.string(suite_t.get("name", self.path.stem), "suite.name")
         digest = hashlib.sha256(self.raw)
         digest.update(canonical_json(workflow.graph).encode("utf-8"))
@@ -472,8 +476,16 @@ class _Parser:
             **gate,
             revision=self.string(suite_t.get("revision", ""), "suite.revision", allow_empty=True),
             sha256=digest.hexdigest(),
-            gate_metric=self.gate_metric(suite_t),
+            gate_metric=gate_metric,
             prior=prior,
+            metric_gates=parse_metric_gates(
+                self.data["gate"],
+                prompt_keys=[p.key for p in prompts],
+                gate_metric=gate_metric,
+                error=self.error,
+            )
+            if "gate" in self.data
+            else (),
         )
 
     def gate_metric(self, suite_t: Mapping[str, Any]) -> str:

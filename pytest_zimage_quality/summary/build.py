@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from .. import stats
+from ..metric_gates import MetricGateSpec, bonferroni_alpha, further_gates
 from ..metrics import MetricInfo
 from ..planning import SuitePlan, plan_suites
 from ..records import CaseRecord
@@ -28,6 +29,13 @@ from .gate import (
     further_look_notes,
     gate_metric_choices,
     generations_saved,
+)
+from .metric_gates import (
+    MetricGate,
+    config_decision,
+    decision_notes,
+    further_metric_gates,
+    primary_gate,
 )
 from .metrics import cell_metrics, infer_metrics, metric_columns
 from .model import (
@@ -48,7 +56,7 @@ from .model import (
 
 if TYPE_CHECKING:
     from ..settings import GateParameters, Settings
-    from ..suite import Suite
+    from ..suite import Prompt, Suite
 
 __all__ = [
     "build_summary",
@@ -137,6 +145,10 @@ def gate_metric_problem(settings: Settings, metrics: Sequence[MetricInfo]) -> st
     )
 
 
+def _legacy(decision: str) -> str:
+    return stats.LEGACY_VERDICT.get(decision, stats.INCONCLUSIVE)
+
+
 def _count_outcomes(records: Iterable[CaseRecord]) -> dict[str, int]:
     counts: dict[str, int] = defaultdict(int)
     for record in records:
@@ -158,6 +170,8 @@ def _config_summary(
     gate_metric: MetricInfo | None = CLIPSCORE,
     plan: SuitePlan | None = None,
     stopped_early: str = "",
+    further: Sequence[MetricGateSpec] = (),
+    prompts: Sequence[Prompt] = (),
 ) -> tuple[ConfigSummary, dict[str, stats.PromptComparison]]:
     scored = _scored(rows)
     lpips = (
@@ -179,6 +193,23 @@ def _config_summary(
     )
     result = judged.result if judged else None
     decision = judged.decision if judged else REFERENCE
+    gates: dict[str, MetricGate] = {}
+    if judged is not None and further:  # every gated metric at alpha / k (metric_gates.py)
+        k = len(further) + 1
+        name = gate_metric.name if gate_metric is not None else "gate metric"
+        gates = {name: primary_gate(judged, gate_metric, name, gate, k)}
+        gates |= further_metric_gates(
+            rows,
+            further,
+            gate,
+            metrics=metrics,
+            prompts=prompts,
+            prompt_order=prompt_order,
+            plan=plan,
+            stopped_early=stopped_early,
+            k=k,
+        )
+        decision = config_decision(gates)
     two_axis = None
     if result is not None and lpips is not None:
         two_axis = stats.two_axis_verdict(lpips.mean, decision, close_threshold=lpips_close)
@@ -196,7 +227,11 @@ def _config_summary(
         speed=_speed(rows, reference_rows, is_ref),
         gate=result,
         decision=decision,
-        verdict=judged.verdict if judged else REFERENCE,
+        verdict=(
+            (judged.verdict if judged.result is None or not gates else _legacy(decision))
+            if judged
+            else REFERENCE
+        ),
         two_axis=two_axis,
         expected_fail_prompts=judged.excluded if judged else (),
         flagged_prompts=tuple(c.prompt for c in comparisons if c.flagged),
@@ -205,7 +240,8 @@ def _config_summary(
         missing_prompts=judged.missing if judged else (),
         planned_prompts=judged.planned if judged else 0,
         stages=judged.staged if judged else None,
-        notes=judged.notes if judged else (),
+        notes=(*judged.notes, *decision_notes(gates)) if judged else (),
+        metric_gates=gates,
     )
     return summary, {c.prompt: c for c in comparisons}
 
@@ -257,7 +293,11 @@ def _suite_summary(
     )
     labels = {r.config: r.config_label for r in records}
 
+    family = gate  # the suite's parameters as given (alpha: the whole family's)
     gate_metric = gate_metric_of(suite, metrics, settings)
+    further = further_gates(suite.metric_gates, settings.gate_metric_for(suite)) if suite else ()
+    # Bonferroni over the k gated metrics: each decided at alpha / k (metric_gates.py).
+    gate = dataclasses.replace(gate, alpha=bonferroni_alpha(gate.alpha, len(further) + 1))
     configs = []
     comparisons: dict[str, dict[str, stats.PromptComparison]] = {}
     for key in config_order:
@@ -274,6 +314,8 @@ def _suite_summary(
             gate_metric=gate_metric,
             plan=plan,
             stopped_early=stopped_early,
+            further=further,
+            prompts=suite.prompts if suite else (),
         )
         configs.append(config)
 
@@ -299,7 +341,7 @@ def _suite_summary(
         path=str(suite.path) if suite else None,
         sha256=suite.sha256 if suite else None,
         reference=Reference(reference, labels.get(reference, reference)),
-        parameters={p: Parameter(getattr(gate, p), gate.source(p)) for p in GATE_PARAMETERS},
+        parameters={p: Parameter(getattr(family, p), family.source(p)) for p in GATE_PARAMETERS},
         lpips_close=settings.lpips_close,
         per_prompt_correction=PER_PROMPT_CORRECTION,
         counts=_count_outcomes(records),

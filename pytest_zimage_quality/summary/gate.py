@@ -8,7 +8,7 @@ NON-INFERIOR lets a run pass (``stats.gate_exit``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -90,9 +90,11 @@ def candidate_gate(
     plan: SuitePlan | None,
     stopped_early: str,
     metric: MetricInfo | None = CLIPSCORE,
+    leave_out: Collection[str] = (),
 ) -> CandidateGate:
     """One candidate config's gate on ``metric``, its decision and the notes that explain it
-    (``metric`` None: the suite's gate metric was not measured, so there is no gate)."""
+    (``metric`` None: the suite's gate metric was not measured, so there is no gate;
+    ``leave_out``: prompts outside a further gated metric's prompt filter)."""
     if metric is None or metric.reference_based:
         return CandidateGate(
             result=None,
@@ -109,7 +111,7 @@ def candidate_gate(
     notes: list[str] = []
     order = list(prompt_order)
     alpha: float | None = None
-    excluded = sorted({r.prompt for r in rows if r.expected_fail})
+    excluded = sorted({r.prompt for r in rows if r.expected_fail} | set(leave_out))
     if plan is not None and plan.staged:
         stages_run = max((plan.stage_of(r.prompt) for r in rows), default=0)
         staged = analyse(plan, rows, stages_run=stages_run, excluded=excluded, metric=metric)
@@ -118,9 +120,14 @@ def candidate_gate(
             order, alpha = list(staged.prompts_used), staged.nominal_alpha
             notes.append(stage_note(staged, gate.alpha))
     result, comparisons, excluded = config_gate(
-        rows, gate, prompt_order=order, alpha=alpha, metric=metric
+        rows,
+        gate,
+        prompt_order=[p for p in order if p not in leave_out],
+        alpha=alpha,
+        metric=metric,
     )
-    expected = planned_prompts(plan, rows, prompt_order, excluded, staged)
+    left_out = sorted(set(excluded) | set(leave_out))
+    expected = planned_prompts(plan, rows, prompt_order, left_out, staged)
     have = set(paired_scores(rows, expected, metric)[0])
     missing = tuple(p for p in expected if p not in have)
     if missing:
@@ -270,6 +277,16 @@ def exit_decision(
             unmeasured.append(
                 f"suite {suite.name}: gate metric {suite.gate_metric!r} {why}; name a metric "
                 f"of the image against its prompt ({gate_metric_choices(metrics)})"
+            )
+    for suite in suites:  # further gated metrics ([gate.metrics.<name>]) the run lacks
+        for name in sorted(
+            {n for c in suite.configs for n, g in c.metric_gates.items() if g.gate is None}
+            - {suite.gate_metric}
+        ):
+            unmeasured.append(
+                f"suite {suite.name}: gated metric {name!r} gave no gate in this run (not "
+                f"measured, or not a metric of the image against its prompt: "
+                f"{gate_metric_choices(metrics)})"
             )
     reasons = unmeasured + reasons
     if stopped_early:

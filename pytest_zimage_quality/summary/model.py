@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ..planning import SuitePlan
     from ..stages import StageResult
     from ..stats import Description, GateResult
+    from .metric_gates import MetricGate
     from .metrics import MetricColumn
 
 __all__ = [
@@ -111,6 +112,8 @@ class ConfigSummary:
     planned_prompts: int = 0
     stages: StageResult | None = None
     notes: tuple[str, ...] = ()  # the summary's own notes (the gate's are in ``gate.notes``)
+    #: each gated metric's decision when the suite gates on more than one (metric_gates.py)
+    metric_gates: Mapping[str, MetricGate] = field(default_factory=dict)
 
     @property
     def is_reference(self) -> bool:
@@ -144,6 +147,7 @@ class ConfigSummary:
             "planned_prompts": self.planned_prompts,
             "stages": None if self.stages is None else self.stages.to_dict(),
             "notes": list(self.notes),
+            "metric_gates": {name: g.to_dict() for name, g in self.metric_gates.items()},
         }
 
 

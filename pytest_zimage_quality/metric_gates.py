@@ -1,0 +1,226 @@
+"""Further gated metrics: a suite's ``[gate.metrics.<name>]`` tables, and the multiplicity rule.
+
+Besides its gate metric (``[suite] gate_metric``, CLIPScore by default), a suite may gate each
+candidate config on further metrics, each with its own margin, an optional per-case band and
+an optional prompt filter, e.g. text accuracy on the prompts that declare text::
+
+    [gate.metrics.text_accuracy]
+    margin = 0.05            # non-inferiority margin, in the metric's own units
+    band = 0.25              # a case whose paired drop is larger fails (optional)
+    prompts = "expected-text"  # or "all" (default), or a list of prompt keys
+
+Multiplicity: every one of the k gated metrics of a suite (the gate metric included) is tested
+at ``alpha / k`` (Bonferroni). A decision rests on monotone one-sided confidence bounds; bounds
+at ``alpha / k`` keep that reading, and the chance that ANY of the k metrics wrongly reads
+NON-INFERIOR stays at most ``alpha`` whatever the dependence between the metrics. A config
+passes only when every gated metric is NON-INFERIOR. Pure: no pytest, no scipy.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+__all__ = [
+    "ALL_PROMPTS",
+    "EXPECTED_TEXT",
+    "PROMPT_FILTERS",
+    "MetricGateSpec",
+    "bonferroni_alpha",
+    "combine_decisions",
+    "further_gates",
+    "parse_metric_gates",
+]
+
+#: Prompt filters by name: every prompt, or those that declare the text their image shows.
+ALL_PROMPTS = "all"
+EXPECTED_TEXT = "expected-text"
+PROMPT_FILTERS = (ALL_PROMPTS, EXPECTED_TEXT)
+_GATE_KEYS = {"metrics": "a table per further gated metric: [gate.metrics.<name>]"}
+_SPEC_KEYS = {"margin", "band", "prompts"}
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+#: Worst first: the order in which gated metrics' decisions combine into a config's.
+_SEVERITY = ("inferior", "incomplete", "insufficient data", "inconclusive", "non-inferior")
+
+
+class _Prompt(Protocol):
+    @property
+    def key(self) -> str: ...
+    @property
+    def expected_text(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class MetricGateSpec:
+    """One further gated metric of a suite (``[gate.metrics.<metric>]``)."""
+
+    metric: str
+    margin: float
+    band: float | None = None  # per-case band in the metric's units; None: no per-case check
+    prompts: str | tuple[str, ...] = ALL_PROMPTS  # a filter name or prompt keys
+
+    def selects(self, prompt: _Prompt) -> bool:
+        """Whether ``prompt`` is one this metric is gated on."""
+        if self.prompts == ALL_PROMPTS:
+            return True
+        if self.prompts == EXPECTED_TEXT:
+            return bool(prompt.expected_text)
+        return prompt.key in self.prompts
+
+    def describe_prompts(self) -> str:
+        if isinstance(self.prompts, str):
+            return self.prompts
+        return ", ".join(self.prompts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "margin": self.margin,
+            "band": self.band,
+            "prompts": self.prompts if isinstance(self.prompts, str) else list(self.prompts),
+        }
+
+
+def bonferroni_alpha(alpha: float, k: int) -> float:
+    """The level of each of ``k`` gated metrics so that the family's error stays <= alpha."""
+    if k < 1:
+        raise ValueError(f"the number of gated metrics must be >= 1, got {k!r}")
+    return alpha / k
+
+
+def further_gates(specs: Sequence[MetricGateSpec], gate_metric: str) -> tuple[MetricGateSpec, ...]:
+    """The further gated metrics in force: a table naming the gate metric itself is the gate
+    metric's (``--zimage-gate-metric`` may have made it so), not a second test of it."""
+    return tuple(spec for spec in specs if spec.metric != gate_metric)
+
+
+def combine_decisions(decisions: Collection[str]) -> str:
+    """A config's decision from its gated metrics': INFERIOR if any is, NON-INFERIOR only if
+    all are, else the first of INCOMPLETE, INSUFFICIENT DATA, INCONCLUSIVE that occurs."""
+    if not decisions:
+        raise ValueError("no decision to combine")
+    for word in _SEVERITY:
+        if word in decisions:
+            return word
+    unknown = sorted(set(decisions) - set(_SEVERITY))
+    raise ValueError(f"unknown decisions {unknown}")
+
+
+Error = Callable[[str, str, str], Exception]
+
+
+def parse_metric_gates(
+    value: object,
+    *,
+    prompt_keys: Sequence[str],
+    gate_metric: str,
+    error: Error,
+) -> tuple[MetricGateSpec, ...]:
+    """The ``[gate]`` table of a suite file; ``error(key, message, hint)`` makes the
+    exception for a bad entry (the suite parser's, naming the file and the key)."""
+    if not isinstance(value, Mapping):
+        raise error("gate", f"expected a table, got {_kind(value)}", _TABLE_HINT)
+    for name in value:
+        if name not in _GATE_KEYS:
+            raise error(
+                f"gate.{name}",
+                f"unknown key {name!r}",
+                f"known keys here: metrics ({_GATE_KEYS['metrics']})",
+            )
+    tables = value.get("metrics", {})
+    if not isinstance(tables, Mapping):
+        raise error("gate.metrics", f"expected a table, got {_kind(tables)}", _TABLE_HINT)
+    specs = []
+    for metric, table in tables.items():
+        key = f"gate.metrics.{metric}"
+        if not _NAME.fullmatch(str(metric)):
+            raise error(
+                key,
+                f"{metric!r} is not a metric name",
+                "name a metric of the run: text_accuracy, clip_image, psnr, ssim or a "
+                "registered scorer's (lower-case letters, digits, _)",
+            )
+        if metric == gate_metric:
+            raise error(
+                key,
+                f"{metric!r} is already the suite's gate metric ([suite] gate_metric), gated "
+                "with the suite's margin",
+                "remove this table, or set [suite] gate_metric to another metric",
+            )
+        if not isinstance(table, Mapping):
+            raise error(key, f"expected a table, got {_kind(table)}", _TABLE_HINT)
+        for name in table:
+            if name not in _SPEC_KEYS:
+                raise error(
+                    f"{key}.{name}",
+                    f"unknown key {name!r}",
+                    f"known keys here: {', '.join(sorted(_SPEC_KEYS))} (check the spelling)",
+                )
+        if "margin" not in table:
+            raise error(
+                key,
+                "missing required key 'margin'",
+                "add margin = <the largest drop to accept, in the metric's own units>, "
+                "e.g. margin = 0.05 for text accuracy",
+            )
+        margin = _positive(table["margin"], f"{key}.margin", error, zero=False)
+        band = (
+            _positive(table["band"], f"{key}.band", error, zero=True) if "band" in table else None
+        )
+        prompts = _prompts(table.get("prompts", ALL_PROMPTS), f"{key}.prompts", prompt_keys, error)
+        specs.append(MetricGateSpec(metric=str(metric), margin=margin, band=band, prompts=prompts))
+    return tuple(specs)
+
+
+_TABLE_HINT = (
+    "write [gate.metrics.<name>] with margin = ..., and optionally band = ... and "
+    "prompts = 'expected-text' (docs/metrics.md)"
+)
+
+
+def _positive(value: object, key: str, error: Error, *, zero: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise error(key, f"expected a number, got {_kind(value)}", "write e.g. 0.05")
+    number = float(value)
+    if not math.isfinite(number) or number < 0 or (number == 0 and not zero):
+        low = ">= 0" if zero else "> 0"
+        raise error(key, f"{value} is not a finite number {low}", "write e.g. 0.05")
+    return number
+
+
+def _prompts(
+    value: object, key: str, prompt_keys: Sequence[str], error: Error
+) -> str | tuple[str, ...]:
+    hint = (
+        f"write prompts = {PROMPT_FILTERS[1]!r} (prompts that declare their text), "
+        f"{PROMPT_FILTERS[0]!r}, or a list of prompt keys"
+    )
+    if isinstance(value, str):
+        if value not in PROMPT_FILTERS:
+            raise error(key, f"unknown prompt filter {value!r}", hint)
+        return value
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise error(
+            key, f"expected a filter name or a list of prompt keys, got {_kind(value)}", hint
+        )
+    unknown = [v for v in value if v not in prompt_keys]
+    if unknown:
+        raise error(
+            key,
+            f"prompt {unknown[0]!r} is not a prompt of this suite",
+            f"the suite's prompts: {', '.join(prompt_keys)}",
+        )
+    return tuple(dict.fromkeys(value))
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, Mapping):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    return type(value).__name__

@@ -1,0 +1,208 @@
+"""Each gated metric's decision for one candidate config, and the config's decision from them.
+
+A suite gates its candidates on its gate metric and on any further metrics it names
+(``[gate.metrics.<name>]``, :mod:`pytest_zimage_quality.metric_gates`). Every gated metric gets
+its own paired non-inferiority decision through the same gate (``gate.candidate_gate``: stages,
+monotone bounds, INCOMPLETE rules), each at ``alpha / k`` (Bonferroni over the k gated
+metrics), with its own margin, prompts and per-case band. The config is NON-INFERIOR only when
+every gated metric is; INFERIOR when any is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .. import stats
+from ..metric_gates import ALL_PROMPTS, MetricGateSpec, combine_decisions
+from ..stages import pair_of
+from .gate import CandidateGate, candidate_gate
+
+if TYPE_CHECKING:
+    from ..metrics import MetricInfo
+    from ..planning import SuitePlan
+    from ..records import CaseRecord
+    from ..settings import GateParameters
+    from ..suite import Prompt
+
+__all__ = [
+    "FURTHER",
+    "GATE_METRIC",
+    "MetricGate",
+    "config_decision",
+    "decision_notes",
+    "further_metric_gates",
+    "primary_gate",
+]
+
+GATE_METRIC = "gate metric"
+FURTHER = "further"
+
+
+@dataclass(frozen=True)
+class MetricGate:
+    """One gated metric of one candidate config (summary.json ``metric_gates[<name>]``)."""
+
+    metric: str
+    label: str
+    role: str  # GATE_METRIC or FURTHER
+    margin: float
+    alpha: float  # this metric's level: the suite's alpha / k
+    k: int  # gated metrics of the suite (the Bonferroni divisor)
+    band: float | None
+    prompts: str | tuple[str, ...]
+    decision: str
+    gate: stats.GateResult | None
+    outside_band: tuple[str, ...] = ()  # case ids whose paired drop exceeds the band
+    missing_prompts: tuple[str, ...] = ()
+    planned_prompts: int = 0
+    notes: tuple[str, ...] = ()
+
+    @property
+    def label_decision(self) -> str:
+        return stats.DECISION_LABELS.get(self.decision, self.decision.upper())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "label": self.label,
+            "role": self.role,
+            "margin": self.margin,
+            "alpha": self.alpha,
+            "k": self.k,
+            "band": self.band,
+            "prompts": self.prompts if isinstance(self.prompts, str) else list(self.prompts),
+            "decision": self.decision,
+            "gate": None if self.gate is None else self.gate.to_dict(),
+            "outside_band": list(self.outside_band),
+            "missing_prompts": list(self.missing_prompts),
+            "planned_prompts": self.planned_prompts,
+            "notes": list(self.notes),
+        }
+
+
+def primary_gate(
+    judged: CandidateGate, info: MetricInfo | None, name: str, gate: GateParameters, k: int
+) -> MetricGate:
+    """The gate metric's entry (its figures are also the config's ``gate``)."""
+    return MetricGate(
+        metric=name,
+        label=info.label if info is not None else name,
+        role=GATE_METRIC,
+        margin=gate.margin,
+        alpha=gate.alpha,
+        k=k,
+        band=None,
+        prompts=ALL_PROMPTS,
+        decision=judged.decision,
+        gate=judged.result,
+        missing_prompts=judged.missing,
+        planned_prompts=judged.planned,
+        notes=(),
+    )
+
+
+def further_metric_gates(
+    rows: Sequence[CaseRecord],
+    specs: Sequence[MetricGateSpec],
+    gate: GateParameters,
+    *,
+    metrics: Sequence[MetricInfo],
+    prompts: Sequence[Prompt],
+    prompt_order: Sequence[str],
+    plan: SuitePlan | None,
+    stopped_early: str,
+    k: int,
+) -> dict[str, MetricGate]:
+    """Each further gated metric's decision for one candidate config's ``rows``; ``gate``
+    carries the suite's parameters with alpha already divided by ``k``."""
+    known = {m.name: m for m in metrics}
+    out: dict[str, MetricGate] = {}
+    for spec in specs:
+        info = known.get(spec.metric)
+        leave_out = {p.key for p in prompts if not spec.selects(p)}
+        entry = MetricGate(
+            metric=spec.metric,
+            label=info.label if info is not None else spec.metric,
+            role=FURTHER,
+            margin=spec.margin,
+            alpha=gate.alpha,
+            k=k,
+            band=spec.band,
+            prompts=spec.prompts,
+            decision=stats.INCOMPLETE,
+            gate=None,
+        )
+        if info is None or info.reference_based:
+            why = (
+                "was not measured in this run (is its scorer installed and registered?)"
+                if info is None
+                else "compares with the reference image: a gate needs a metric of the image "
+                "against its prompt"
+            )
+            out[spec.metric] = dataclasses.replace(
+                entry, notes=(f"INCOMPLETE: gated metric {spec.metric!r} {why}",)
+            )
+            continue
+        judged = candidate_gate(
+            rows,
+            dataclasses.replace(gate, margin=spec.margin),
+            prompt_order=prompt_order,
+            plan=None if plan is None else dataclasses.replace(plan, margin=spec.margin),
+            stopped_early=stopped_early,
+            metric=info,
+            leave_out=leave_out,
+        )
+        out[spec.metric] = dataclasses.replace(
+            entry,
+            decision=judged.decision,
+            gate=judged.result,
+            outside_band=_outside_band(rows, spec, info, leave_out),
+            missing_prompts=judged.missing,
+            planned_prompts=judged.planned,
+            notes=tuple(f"{info.label}: {note}" for note in judged.notes),
+        )
+    return out
+
+
+def _outside_band(
+    rows: Sequence[CaseRecord], spec: MetricGateSpec, info: MetricInfo, leave_out: set[str]
+) -> tuple[str, ...]:
+    if spec.band is None:
+        return ()
+    out = []
+    for record in rows:
+        pair = None if record.prompt in leave_out else pair_of(record, info)
+        if pair is not None and pair[1] - pair[0] < -spec.band:
+            out.append(record.case_id)
+    return tuple(out)
+
+
+def config_decision(gates: Mapping[str, MetricGate]) -> str:
+    """NON-INFERIOR only if every gated metric is; INFERIOR if any is (metric_gates.py)."""
+    return combine_decisions([g.decision for g in gates.values()])
+
+
+def decision_notes(gates: Mapping[str, MetricGate]) -> tuple[str, ...]:
+    """One line per further gated metric whose decision differs from NON-INFERIOR, and its
+    own notes, for the config's notes."""
+    lines: list[str] = []
+    for entry in gates.values():
+        if entry.role != FURTHER:
+            continue
+        lines.extend(entry.notes)
+        if entry.decision != stats.NON_INFERIOR:
+            lines.append(
+                f"gated metric {entry.label}: {entry.label_decision} (margin {entry.margin:g}, "
+                f"α/k = {entry.alpha:.4g}): the config is NON-INFERIOR only if every gated "
+                "metric is"
+            )
+        if entry.outside_band:
+            lines.append(
+                f"gated metric {entry.label}: {len(entry.outside_band)} case(s) dropped more "
+                f"than the band {entry.band:g}: {', '.join(entry.outside_band[:5])}"
+                + (" …" if len(entry.outside_band) > 5 else "")
+            )
+    return tuple(lines)

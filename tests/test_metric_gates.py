@@ -1,0 +1,262 @@
+"""Further gated metrics ([gate.metrics.<name>]): parsing, Bonferroni, each metric's decision."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from pytest_zimage_quality import stats
+from pytest_zimage_quality.errors import SuiteError
+from pytest_zimage_quality.metric_gates import (
+    EXPECTED_TEXT,
+    MetricGateSpec,
+    bonferroni_alpha,
+    combine_decisions,
+)
+from pytest_zimage_quality.metrics import REFERENCE_BASED, REFERENCE_FREE, MetricInfo
+from pytest_zimage_quality.planning import plan_suites
+from pytest_zimage_quality.records import CaseRecord
+from pytest_zimage_quality.settings import HostSpec, Settings
+from pytest_zimage_quality.suite import Suite, load_suite
+from pytest_zimage_quality.summary import RunSummary, build_summary
+from tests.helpers import REPO, more_prompts, write_small_suite
+
+from .test_summary import ENVIRONMENT
+
+SCHEMA = json.loads((REPO / "docs" / "summary.schema.json").read_text(encoding="utf-8"))
+CLIP = MetricInfo("clipscore", "CLIPScore", REFERENCE_FREE, True)
+TEXT = MetricInfo("text_accuracy", "Text acc.", REFERENCE_FREE, True)
+PSNR = MetricInfo("psnr", "PSNR dB", REFERENCE_BASED, True)
+PROMPTS = ["cat", "ink", "sign", "dog", "clock", "poster"]  # 3 + more_prompts(3)
+
+
+def _suite(tmp_path: Path, gate: str, *, suite_extra: str = "") -> Suite:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    return load_suite(
+        write_small_suite(tmp_path, suite_extra=suite_extra, extra=more_prompts(3) + gate)
+    )
+
+
+# -- the suite file ----------------------------------------------------------------------------
+
+
+def test_a_gate_metrics_table_is_read_with_its_margin_band_and_prompts(tmp_path: Path) -> None:
+    suite = _suite(
+        tmp_path,
+        """
+        [gate.metrics.text_accuracy]
+        margin = 0.05
+        band = 0.3
+        prompts = "expected-text"
+
+        [gate.metrics.ssim_free]
+        margin = 0.1
+        prompts = ["cat", "dog"]
+        """,
+        suite_extra="text_from_quotes = true",
+    )
+    text, other = suite.metric_gates
+    assert text == MetricGateSpec("text_accuracy", 0.05, 0.3, EXPECTED_TEXT)
+    assert other == MetricGateSpec("ssim_free", 0.1, None, ("cat", "dog"))
+    # expected-text selects the prompts that declare their text (quoted here)
+    assert [p.key for p in suite.prompts if text.selects(p)] == ["sign", "poster"]
+    assert [p.key for p in suite.prompts if other.selects(p)] == ["cat", "dog"]
+
+
+@pytest.mark.parametrize(
+    ("gate", "key", "fix"),
+    [
+        ("[gate.metrics.text_accuracy]\nmargn = 0.05\n", "gate.metrics.text_accuracy.margn",
+         "known keys here: band, margin, prompts"),
+        ("[gate.metrics.text_accuracy]\nband = 0.1\n", "gate.metrics.text_accuracy",
+         "add margin = "),
+        ("[gate.metrics.text_accuracy]\nmargin = 0\n", "gate.metrics.text_accuracy.margin",
+         "write e.g. 0.05"),
+        ("[gate.metrics.text_accuracy]\nmargin = 0.05\nband = -1\n",
+         "gate.metrics.text_accuracy.band", "write e.g. 0.05"),
+        ("[gate.metrics.text_accuracy]\nmargin = 0.05\nprompts = 'text'\n",
+         "gate.metrics.text_accuracy.prompts", "prompts = 'expected-text'"),
+        ("[gate.metrics.text_accuracy]\nmargin = 0.05\nprompts = ['nope']\n",
+         "gate.metrics.text_accuracy.prompts", "the suite's prompts: cat, ink"),
+        ("[gate.metrics.Text]\nmargin = 0.05\n", "gate.metrics.Text", "lower-case"),
+        ("[gate.metrics.clipscore]\nmargin = 0.05\n", "gate.metrics.clipscore",
+         "remove this table"),
+        ("[gate]\nmetric = 1\n", "gate.metric", "known keys here: metrics"),
+        ("[gate.metrics]\ntext_accuracy = 0.05\n", "gate.metrics.text_accuracy",
+         "[gate.metrics.<name>]"),
+    ],
+)  # fmt: skip
+def test_a_bad_gate_metrics_table_names_the_key_and_the_fix(
+    tmp_path: Path, gate: str, key: str, fix: str
+) -> None:
+    with pytest.raises(SuiteError) as caught:
+        _suite(tmp_path, "\n" + gate)
+    message = str(caught.value)
+    assert key in message
+    assert fix in message
+
+
+# -- the multiplicity rule ---------------------------------------------------------------------
+
+
+def test_bonferroni_divides_alpha_by_the_number_of_gated_metrics() -> None:
+    assert bonferroni_alpha(0.05, 1) == 0.05
+    assert bonferroni_alpha(0.05, 2) == 0.025
+    with pytest.raises(ValueError, match="gated metrics"):
+        bonferroni_alpha(0.05, 0)
+
+
+@pytest.mark.parametrize(
+    ("decisions", "combined"),
+    [
+        (["non-inferior", "non-inferior"], "non-inferior"),
+        (["non-inferior", "inferior"], "inferior"),
+        (["inconclusive", "inferior"], "inferior"),
+        (["non-inferior", "inconclusive"], "inconclusive"),
+        (["insufficient data", "inconclusive"], "insufficient data"),
+        (["non-inferior", "incomplete"], "incomplete"),
+    ],
+)
+def test_a_config_is_non_inferior_only_if_every_gated_metric_is(
+    decisions: list[str], combined: str
+) -> None:
+    assert combine_decisions(decisions) == combined
+
+
+def test_the_plan_tests_each_gated_metric_at_alpha_over_k(tmp_path: Path) -> None:
+    one = _suite(tmp_path / "one", "")
+    two = _suite(tmp_path / "two", "\n[gate.metrics.text_accuracy]\nmargin = 0.05\n")
+    settings = Settings(hosts=(HostSpec("http://gpu:8188"),))
+    for suite, alpha in ((one, 0.05), (two, 0.025)):
+        plan = plan_suites([(suite, case) for case in suite.cases()], settings)[suite.name]
+        assert plan.alpha == pytest.approx(alpha)
+
+
+# -- the summary ------------------------------------------------------------------------------
+
+
+def _records(suite: str, *, text_drop: float, clip_noise: float = 0.001) -> list[CaseRecord]:
+    """Six prompts × 3 seeds × (BF16, FP8): CLIPScore unchanged up to noise, text accuracy
+    dropping by ``text_drop`` on every prompt (FP8), with a little spread."""
+    out = []
+    for i, prompt in enumerate(PROMPTS):
+        for seed in (1, 2, 3):
+            wobble = ((i * 3 + seed) % 5 - 2) / 2 * clip_noise
+            ref_clip, ref_text = 0.30 + 0.01 * i, 0.9 - 0.01 * seed
+            for config in ("bf16", "fp8"):
+                is_ref = config == "bf16"
+                clip = ref_clip if is_ref else ref_clip + wobble
+                text = ref_text if is_ref else ref_text - text_drop + wobble
+                out.append(
+                    CaseRecord(
+                        suite=suite, case_id=f"{prompt}-{config}-s{seed}", prompt=prompt,
+                        prompt_text=prompt, config=config, config_label=config.upper(),
+                        seed=seed, reference="bf16", role="reference" if is_ref else "candidate",
+                        clipscore=clip, reference_clipscore=None if is_ref else ref_clip,
+                        delta=None if is_ref else clip - ref_clip,
+                        metrics={"clipscore": clip, "text_accuracy": text},
+                        reference_metrics={} if is_ref else {
+                            "clipscore": ref_clip, "text_accuracy": ref_text},
+                        outcome="passed",
+                    )
+                )  # fmt: skip
+    return out
+
+
+def _summary(
+    tmp_path: Path, gate: str, *, text_drop: float, metrics: tuple[MetricInfo, ...] = (CLIP, TEXT)
+) -> RunSummary:
+    suite = _suite(tmp_path, gate, suite_extra="text_from_quotes = true")
+    summary = build_summary(
+        _records(suite.name, text_drop=text_drop),
+        suites=[suite],
+        settings=Settings(hosts=(HostSpec("http://gpu:8188"),), configs=("bf16", "fp8")),
+        environment=ENVIRONMENT,
+        run_id="run-1",
+        metrics=metrics,
+    )
+    jsonschema.validate(summary.to_dict(), SCHEMA)
+    return summary
+
+
+GATED = "\n[gate.metrics.text_accuracy]\nmargin = 0.05\nband = 0.2\n"
+
+
+def test_a_further_gated_metric_that_drops_makes_the_config_inferior(tmp_path: Path) -> None:
+    summary = _summary(tmp_path, GATED, text_drop=0.3)
+    config = summary.suites[0].configs[1]
+    gates = config.metric_gates
+    assert list(gates) == ["clipscore", "text_accuracy"]
+    assert gates["clipscore"].decision == stats.NON_INFERIOR
+    assert gates["text_accuracy"].decision == stats.INFERIOR
+    assert {g.alpha for g in gates.values()} == {0.025}
+    assert {g.k for g in gates.values()} == {2}
+    assert config.decision == stats.INFERIOR
+    assert config.verdict == stats.FAIL
+    assert not summary.exit.gate_passed
+    assert "FP8" in summary.exit.failed_configs
+    assert any("gated metric Text acc.: INFERIOR" in note for note in config.notes)
+    # every FP8 case dropped 0.3 ± 0.0015 > the band 0.2
+    assert len(gates["text_accuracy"].outside_band) == 18
+    data = summary.to_dict()["suites"][0]["configs"][1]["metric_gates"]["text_accuracy"]
+    assert data["decision"] == "inferior"
+    assert data["gate"]["alpha"] == 0.025
+
+
+def test_every_gated_metric_non_inferior_passes_each_at_alpha_over_k(tmp_path: Path) -> None:
+    summary = _summary(tmp_path, GATED, text_drop=0.0)
+    config = summary.suites[0].configs[1]
+    assert config.decision == stats.NON_INFERIOR
+    assert summary.exit.gate_passed
+    gate = config.metric_gates["text_accuracy"].gate
+    assert gate is not None
+    # its bound is the plain gate's at alpha / 2
+    ref = {p: [0.9 - 0.01 * s for s in (1, 2, 3)] for p in PROMPTS}
+    cand = {
+        p: [0.9 - 0.01 * s + ((i * 3 + s) % 5 - 2) / 2 * 0.001 for s in (1, 2, 3)]
+        for i, p in enumerate(PROMPTS)
+    }
+    alone = stats.noninferiority_gate(ref, cand, margin=0.05, alpha=0.025)
+    assert gate.lower_bound == pytest.approx(alone.lower_bound)
+    # the suite's parameters still show the family's alpha
+    assert summary.suites[0].alpha == 0.05
+    assert config.metric_gates["text_accuracy"].outside_band == ()
+
+
+def test_the_prompt_filter_limits_a_gated_metric_to_its_prompts(tmp_path: Path) -> None:
+    summary = _summary(
+        tmp_path,
+        "\n[gate.metrics.text_accuracy]\nmargin = 0.05\nprompts = 'expected-text'\n",
+        text_drop=0.0,
+    )
+    entry = summary.suites[0].configs[1].metric_gates["text_accuracy"]
+    assert entry.planned_prompts == 2  # sign and poster declare text
+    assert entry.gate is not None
+    assert set(entry.gate.prompts) == {"sign", "poster"}
+    assert entry.decision == stats.INSUFFICIENT  # two prompts cannot decide at alpha 0.025
+    assert summary.suites[0].configs[1].decision == stats.INSUFFICIENT
+
+
+def test_a_gated_metric_the_run_did_not_measure_is_incomplete_and_named(tmp_path: Path) -> None:
+    gate = "\n[gate.metrics.pickscore]\nmargin = 0.05\n\n[gate.metrics.psnr]\nmargin = 1\n"
+    summary = _summary(tmp_path, gate, text_drop=0.0, metrics=(CLIP, TEXT, PSNR))
+    config = summary.suites[0].configs[1]
+    assert config.metric_gates["pickscore"].decision == stats.INCOMPLETE
+    assert config.metric_gates["psnr"].decision == stats.INCOMPLETE
+    assert config.metric_gates["clipscore"].k == 3
+    assert config.decision == stats.INCOMPLETE
+    assert not summary.exit.gate_passed
+    assert "gated metric 'pickscore' gave no gate in this run" in summary.exit.reason
+    assert "gated metric 'psnr' gave no gate" in summary.exit.reason
+
+
+def test_without_further_gated_metrics_nothing_changes(tmp_path: Path) -> None:
+    summary = _summary(tmp_path, "", text_drop=0.3)
+    config = summary.suites[0].configs[1]
+    assert config.metric_gates == {}
+    assert config.decision == stats.NON_INFERIOR  # CLIPScore alone
+    assert config.gate is not None
+    assert config.gate.alpha == 0.05
