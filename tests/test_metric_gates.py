@@ -9,6 +9,7 @@ import jsonschema
 import pytest
 
 from pytest_zimage_quality import stats
+from pytest_zimage_quality.artifacts import ReportDir
 from pytest_zimage_quality.errors import SuiteError
 from pytest_zimage_quality.metric_gates import (
     EXPECTED_TEXT,
@@ -19,11 +20,15 @@ from pytest_zimage_quality.metric_gates import (
 from pytest_zimage_quality.metrics import REFERENCE_BASED, REFERENCE_FREE, MetricInfo
 from pytest_zimage_quality.planning import plan_suites
 from pytest_zimage_quality.records import CaseRecord
+from pytest_zimage_quality.report.html import write_html_report
+from pytest_zimage_quality.report.markdown import render_markdown
+from pytest_zimage_quality.report.terminal import write_terminal_summary
 from pytest_zimage_quality.settings import HostSpec, Settings
 from pytest_zimage_quality.suite import Suite, load_suite
 from pytest_zimage_quality.summary import RunSummary, build_summary
 from tests.helpers import REPO, more_prompts, write_small_suite
 
+from .test_report_terminal import Terminal
 from .test_summary import ENVIRONMENT
 
 SCHEMA = json.loads((REPO / "docs" / "summary.schema.json").read_text(encoding="utf-8"))
@@ -260,3 +265,39 @@ def test_without_further_gated_metrics_nothing_changes(tmp_path: Path) -> None:
     assert config.decision == stats.NON_INFERIOR  # CLIPScore alone
     assert config.gate is not None
     assert config.gate.alpha == 0.05
+
+
+# -- the reports ------------------------------------------------------------------------------
+
+
+def test_every_output_shows_each_gated_metrics_decision(tmp_path: Path) -> None:
+    summary = _summary(tmp_path / "suite", GATED, text_drop=0.3)
+    records = _records(summary.suites[0].name, text_drop=0.3)
+    terminal = Terminal()
+    write_terminal_summary(
+        terminal,
+        summary,
+        verbosity=0,
+        records=records,
+        html_path=ReportDir(tmp_path / "report", "run-1").html_path,
+        has_host=True,
+        any_zimage_items=True,
+    )
+    text = "\n".join(terminal.lines)
+    assert "Gated metrics (each at α/k = 0.05/2, Bonferroni" in text
+    rows = [line for line in terminal.lines if line.startswith("FP8 ")]
+    assert any("Text acc." in r and "INFERIOR" in r and "> 0.2" in r for r in rows), rows
+    assert any("CLIPScore" in r and "NON-INFERIOR" in r for r in rows), rows
+
+    markdown = render_markdown(summary, records=records)
+    assert "Gated metrics: each at α/k (Bonferroni)" in markdown
+    assert "| FP8 | Text acc. | INFERIOR |" in markdown
+
+    report = ReportDir(tmp_path / "report", "run-1")
+    page = write_html_report(report, summary, records).read_text(encoding="utf-8")
+    assert "Gated metrics: each config's decision per metric" in page
+    assert page.count('class="metric-gate-row"') == 2
+
+    # a suite with one gated metric shows no such table
+    plain = _summary(tmp_path / "plain", "", text_drop=0.3)
+    assert "Gated metrics" not in render_markdown(plain)

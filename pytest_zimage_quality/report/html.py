@@ -30,7 +30,7 @@ from ..thumbnails import Thumbnail, make_thumbnails
 from .charts import Column, clip_chart, speed_chart
 from .ci_html import render_ci_section
 from .grid import ImageLinks, image_sections
-from .metric_views import metric_charts, metric_rows
+from .metric_views import metric_charts, metric_gate_rows, metric_rows
 from .views import (
     DASH,
     ConfigRow,
@@ -241,6 +241,7 @@ def _suite_view(
     }
     config_means = {c.key: c.clipscore.mean for c in configs if c.clipscore is not None}
     headers, rows = metric_rows(suite, metrics) if metrics else ([], [])
+    gate_headers, gate_rows = metric_gate_rows(suite)
     return SuiteView(
         name=suite.name,
         anchor=anchor_id("suite", suite.name),
@@ -266,6 +267,8 @@ def _suite_view(
         metric_headers=tuple(headers),
         metric_rows=tuple(tuple(row) for row in rows),
         metric_charts=metric_charts(suite, configs, columns, metrics),
+        metric_gate_headers=tuple(gate_headers),
+        metric_gate_rows=tuple(tuple(row) for row in gate_rows),
     )
 
 

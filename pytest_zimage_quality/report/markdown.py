@@ -21,6 +21,7 @@ from .ci_views import SPEED_MEMORY_HEADERS, VRAM_NOTE, noise_floor_text, speed_m
 from .metric_views import (
     GRID_SKIPPED,
     config_metric_cell,
+    metric_gate_rows,
     metric_header,
     prompt_metric_rows,
     shown_metrics,
@@ -125,6 +126,15 @@ def _suite_lines(
     ]
     aligns = "<" + ">" * (len(headers) - 3) + "<>"
     lines += [*_table(headers, marked, aligns), ""]
+    g_headers, g_rows = metric_gate_rows(suite)
+    if g_rows:  # each gated metric's own decision (docs/metrics.md: further gated metrics)
+        lines += [
+            "Gated metrics: each at α/k (Bonferroni); a config is NON-INFERIOR only if every "
+            "gated metric is.",
+            "",
+            *_table(g_headers, g_rows, "<<<>>>><>"),
+            "",
+        ]
 
     p_headers, p_rows = prompt_rows(suite)
     texts = {p.key: p.text for p in suite.prompts}

@@ -25,6 +25,7 @@ __all__ = [
     "GRID_SKIPPED",
     "config_metric_cell",
     "metric_charts",
+    "metric_gate_rows",
     "metric_header",
     "metric_rows",
     "metric_value",
@@ -71,6 +72,45 @@ def config_metric_cell(info: MetricInfo, config: ConfigSummary) -> str:
     if info.kind == REFERENCE_FREE and not config.is_reference and column.delta is not None:
         text += f" ({metric_value(info, column.delta, signed=True)})"
     return text
+
+
+def metric_gate_rows(suite: SuiteSummary) -> tuple[list[str], list[list[str]]]:
+    """One row per candidate config and gated metric, when the suite gates on more than one
+    metric ([gate.metrics.<name>]): each metric's own decision, its paired mean Δ and monotone
+    lower bound (in the metric's direction), margin, level α/k and prompts; no rows otherwise."""
+    headers = [
+        "config",
+        "gated metric",
+        "decision",
+        "mean Δ",
+        "lower bound",
+        "margin δ",
+        "α/k",
+        "prompts",
+        "outside band",
+    ]
+    rows = []
+    for config in suite.configs:
+        for entry in config.metric_gates.values():
+            gate = entry.gate
+            digits = 2 if entry.metric == "psnr" else 4
+            rows.append(
+                [
+                    config.label,
+                    entry.label,
+                    entry.label_decision,
+                    "—" if gate is None else f"{gate.mean_diff:+.{digits}f}",
+                    "—"
+                    if gate is None or gate.lower_bound is None
+                    else f"{gate.lower_bound:+.{digits}f}",
+                    f"{entry.margin:g}",
+                    f"{entry.alpha:.4g}",
+                    f"{gate.n_prompts if gate is not None else 0} of {entry.planned_prompts}"
+                    f" ({entry.prompts if isinstance(entry.prompts, str) else 'listed'})",
+                    "—" if entry.band is None else f"{len(entry.outside_band)} (> {entry.band:g})",
+                ]
+            )
+    return headers, rows
 
 
 def metric_rows(

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from ..summary.model import ADVISORY_BANNER, RANDOM_BANNER
-from .metric_views import metric_rows, prompt_metric_rows, shown_metrics
+from .metric_views import metric_gate_rows, metric_rows, prompt_metric_rows, shown_metrics
 from .vocabulary import column, gate_headline, legend, verdict_label, verdict_text, verdict_tone
 
 if TYPE_CHECKING:
@@ -260,6 +260,7 @@ def _write_summary(
         for line in format_table(headers, rows, "<" + ">" * (len(headers) - 1)):
             tr.write_line(line)
         _write_metrics(tr, summary, suite, verbosity)
+        _write_metric_gates(tr, suite)
         if verbosity >= 1:
             _write_seed_rows(tr, records, suite)
         _write_power(tr, suite)
@@ -299,6 +300,21 @@ def _write_metrics(
         tr.write_line(f"Per-prompt mean {info.label}:")
         for line in format_table(headers, rows, "<" + ">" * (len(headers) - 1)):
             tr.write_line(line)
+
+
+def _write_metric_gates(tr: TerminalWriter, suite: SuiteSummary) -> None:
+    """Each gated metric's own decision, when the suite gates on more than one."""
+    headers, rows = metric_gate_rows(suite)
+    if not rows:
+        return
+    k = max(g.k for c in suite.configs for g in c.metric_gates.values())
+    tr.write_line("")
+    tr.write_line(
+        f"Gated metrics (each at α/k = {suite.alpha:g}/{k}, Bonferroni; a config is "
+        "NON-INFERIOR only if every gated metric is; Δ in each metric's better direction):"
+    )
+    for line in format_table(headers, rows, "<<<>>>><>"):
+        tr.write_line(line)
 
 
 def _write_seed_rows(

@@ -265,6 +265,9 @@ class SuiteView:
     metric_headers: tuple[str, ...] = ()
     metric_rows: tuple[tuple[str, ...], ...] = ()
     metric_charts: tuple[Chart, ...] = ()
+    #: each gated metric's decision per candidate config (suites gating on more than one)
+    metric_gate_headers: tuple[str, ...] = ()
+    metric_gate_rows: tuple[tuple[str, ...], ...] = ()
 
 
 @dataclass(frozen=True)
