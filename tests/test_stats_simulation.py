@@ -21,6 +21,7 @@ from pytest_zimage_quality.stats import (
 )
 from pytest_zimage_quality.stats._monotone import monotone_t
 from pytest_zimage_quality.stats._sequential import (
+    calibrated_design,
     obrien_fleming_spending,
     sequential_design,
     sequential_gate,
@@ -106,12 +107,12 @@ def test_inferior_is_rare_when_nothing_changed() -> None:
 
 def _sequential_pass_rate(d: np.ndarray, plan: tuple[int, ...]) -> tuple[float, float, float]:
     """NON-INFERIOR rate over all looks, its SE, and the mean prompts used (vectorised)."""
-    design = sequential_design(tuple(p / plan[-1] for p in plan), ALPHA)
+    design = calibrated_design(plan, ALPHA)
     decided = np.zeros(d.shape[0], dtype=bool)
     passed = np.zeros(d.shape[0], dtype=bool)
     used = np.full(d.shape[0], float(plan[-1]))
     for k, n_k in enumerate(plan):
-        q = critical_value(n_k, design.nominal_alpha[k])
+        q = design.critical_values[k]
         x = d[:, :n_k] + MARGIN
         up = (monotone_t(x) > q) & ~decided
         down = (monotone_t(-x) > q) & ~decided & ~up
@@ -124,10 +125,10 @@ def _sequential_pass_rate(d: np.ndarray, plan: tuple[int, ...]) -> tuple[float, 
 
 def test_sequential_boundaries_are_the_published_obrien_fleming_ones() -> None:
     # Two equally spaced looks, one-sided alpha 0.05: z = 2.538, 1.662 (Lan-DeMets OBF).
-    two = sequential_design((0.5, 1.0), 0.05)
+    two = sequential_design((0.5, 1.0), 0.05, "obrien-fleming")
     assert two.z_bounds == pytest.approx((2.538, 1.662), abs=2e-3)
     assert two.spent[-1] == pytest.approx(0.05)
-    three = sequential_design((1 / 3, 2 / 3, 1.0), 0.05)
+    three = sequential_design((1 / 3, 2 / 3, 1.0), 0.05, "obrien-fleming")
     assert three.z_bounds == pytest.approx((3.200, 2.141, 1.695), abs=2e-3)
     assert obrien_fleming_spending(1.0, 0.05) == pytest.approx(0.05)
 
@@ -149,5 +150,34 @@ def test_sequential_saves_prompts_on_a_clear_drop_and_agrees_with_the_gate() -> 
     assert one.decision == INFERIOR
     assert one.prompts_saved == 18 - one.prompts_used
     partial = sequential_gate(d[0][:6], (6, 12, 18), margin=MARGIN)
-    assert partial.decision is None  # 6 prompts cannot reach the first look's tiny alpha
-    assert partial.looks[0].critical_value is None
+    assert partial.looks[0].critical_value is not None  # a 6-prompt first look can decide
+    assert partial.decision in (INFERIOR, None)
+    assert partial.decision is None or partial.prompts_saved == 12
+    undecided = sequential_gate(
+        [0.0, -0.02, 0.01, -0.015, 0.005, -0.01], (6, 12, 18), margin=MARGIN
+    )
+    assert undecided.decision is None  # go on to stage 2
+    assert undecided.stopped_at is None
+
+
+def test_the_calibrated_design_spends_alpha_look_by_look() -> None:
+    # The calibration's own sample crosses each look with exactly the spending's increment.
+    design = calibrated_design((6, 12, 18), ALPHA)
+    assert design.spending == "linear"
+    assert design.spent == pytest.approx((ALPHA / 3, 2 * ALPHA / 3, ALPHA))
+    assert all(math.isfinite(q) for q in design.critical_values)
+    assert design.nominal_alpha[0] > 0.5**6  # a 6-prompt first stage can stop a config
+    # O'Brien-Fleming spends 0.0007 at t = 1/3, below the 2^-6 a monotone verdict needs there
+    obf = calibrated_design((6, 12, 18), ALPHA, "obrien-fleming")
+    assert obf.critical_values[0] == math.inf
+    assert obf.nominal_alpha[0] == 0.0
+
+
+def test_stage_one_of_the_example_design_stops_most_clearly_fine_configs() -> None:
+    # 6 x 3 per stage at the study's variance and no true drop: about half stop at stage 1
+    rng = np.random.default_rng(31)
+    d = 0.005 * rng.standard_normal((20_000, 18, 1)) + 0.013 * rng.standard_normal((20_000, 18, 3))
+    x = d.mean(axis=2)[:, :6] + MARGIN
+    design = calibrated_design((6, 12, 18), ALPHA)
+    stopped = float(np.mean(monotone_t(x) > design.critical_values[0]))
+    assert 0.35 < stopped < 0.55

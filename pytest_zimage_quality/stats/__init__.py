@@ -9,7 +9,8 @@ explains every choice. The modules, in the order the data flows:
 - ``_verdicts``: the verdict vocabulary, ``decide`` (bounds -> verdict), ``gate_exit``;
 - ``_power``: the variance prior and the power plan made before the run;
 - ``_gate``: ``noninferiority_gate``; ``_companions``: Wilcoxon and bootstrap alongside;
-- ``_sequential``: group-sequential stages (Lan-DeMets O'Brien-Fleming alpha-spending);
+- ``_sequential``: group-sequential stages (Lan-DeMets alpha-spending, linear by default, with
+  T* boundaries calibrated look by look);
 - ``_per_prompt``: the descriptive per-prompt table, Holm-adjusted.
 """
 
@@ -25,7 +26,10 @@ from ._sequential import (
     Look,
     SequentialDesign,
     SequentialResult,
+    calibrated_design,
+    linear_spending,
     obrien_fleming_spending,
+    pocock_spending,
     sequential_design,
     sequential_gate,
 )
@@ -74,11 +78,13 @@ __all__ = [
     "SequentialResult",
     "VariancePrior",
     "Verdict",
+    "calibrated_design",
     "critical_value",
     "decide",
     "describe",
     "gate_exit",
     "holm_adjust",
+    "linear_spending",
     "lpips_band",
     "min_prompts",
     "monotone_bounds",
@@ -87,6 +93,7 @@ __all__ = [
     "observed_mdd",
     "per_prompt_comparisons",
     "plan_power",
+    "pocock_spending",
     "sequential_design",
     "sequential_gate",
     "speedup",

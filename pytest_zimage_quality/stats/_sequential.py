@@ -2,27 +2,41 @@
 
 Looking at the data after each stage and stopping when the bound clears is optional stopping:
 three looks at level alpha each raise the false pass to about 2 alpha. The design here spends
-alpha over the looks with the Lan-DeMets spending function of O'Brien-Fleming type,
+alpha over the looks with a Lan-DeMets spending function alpha(t) of the information fraction
+t (prompts so far / prompts planned). The default is linear spending,
 
-    alpha(t) = 2 - 2 Phi(z_{1 - alpha/2} / sqrt(t)),   t = information fraction (prompts so far
-                                                            / prompts planned),
+    alpha(t) = alpha * t
 
-so almost nothing is spent early and the last look keeps nearly all of alpha. The z boundaries
-c_1..c_K solve P(Z_1 < c_1, ..., Z_{k-1} < c_{k-1}, Z_k >= c_k) = alpha(t_k) - alpha(t_{k-1}) for
-the canonical joint normal with corr(Z_i, Z_j) = sqrt(t_i / t_j) (scipy's multivariate normal
-CDF). Each look then tests at its nominal level a_k = 1 - Phi(c_k) with the gate's own monotone
-statistic on the prompts so far (the "significance level" approach: the t-type statistic is
-compared with its own quantile at a_k). Crossing the upper boundary stops the config
-NON-INFERIOR; crossing the mirror boundary of the opposite one-sided test stops it INFERIOR
-(non-binding: the NON-INFERIOR error is computed as if it never stopped, so stopping only lowers
-it). At the last look the ordinary verdict applies at the remaining level a_K.
+(Kim & DeMets 1987, power family with rho = 1; Hwang, Shih & DeCani 1990 with gamma = 0), which
+spends alpha in proportion to the prompts seen. Why not O'Brien-Fleming (the textbook default):
+it spends 2 - 2 Phi(z_{1-alpha/2} / sqrt t), 0.0007 at t = 1/3, and a monotone verdict on n
+prompts needs a level above 2^-n (``_monotone``): the example's 6-prompt first stage (2^-6 =
+0.0156) could never stop. Linear spending gives it 0.0167, enough to stop a config whose six
+prompts all clear -delta by a wide margin (about 45% of the equivalent configs of the example),
+at a small cost in power at the last look; Pocock-type spending (Lan & DeMets 1983,
+alpha ln(1 + (e - 1) t)) saves a little more and costs more power (docs/statistics.md has the
+numbers for all three). A first stage too small for its share (alpha n_1 / N <= 2^-n_1) cannot
+stop a config; the plan says so.
+
+Calibration. The gate's statistic is the monotone T* (``_monotone``), not a z, and its looks are
+not the canonical joint normal of the textbook boundaries (small n, heavy t-type tails): using
+the canonical boundaries' nominal levels overshot alpha (0.054 at 6/12/18 prompts). So the
+critical values are calibrated directly: under normal prompt differences with mean -delta, the
+sequence (T*_1, ..., T*_K) of the looks' prefixes is scale-free, and a fixed-seed Monte Carlo of
+it gives q_1..q_K with P(T*_1 <= q_1, ..., T*_{k-1} <= q_{k-1}, T*_k > q_k) = alpha(t_k) -
+alpha(t_{k-1}), exactly the spending (up to the calibration's Monte Carlo error, about 4e-4).
+Each look's ``nominal_alpha`` is its marginal P(T*_k > q_k). A look whose spending is below what
+a monotone verdict can reach (q = inf) spends nothing, and its share is carried to the next.
+Crossing the upper boundary stops the config NON-INFERIOR; crossing the mirror boundary of the
+opposite one-sided test stops it INFERIOR (non-binding: the NON-INFERIOR error is computed as
+if it never stopped, so stopping only lowers it). At the last look the ordinary verdict applies.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final
@@ -31,20 +45,30 @@ import numpy as np
 from scipy import optimize
 from scipy import stats as sps
 
-from ._common import as_vector, check_alpha, check_margin, to_dict
-from ._monotone import critical_value, monotone_t
+from ._common import FloatArray, as_vector, check_alpha, check_margin, to_dict
+from ._monotone import monotone_t
 from ._verdicts import INCONCLUSIVE, INFERIOR, INSUFFICIENT, NON_INFERIOR, Decision
 
 __all__ = [
+    "DEFAULT_SPENDING",
+    "SPENDING_FUNCTIONS",
     "Look",
     "SequentialDesign",
     "SequentialResult",
+    "calibrated_design",
+    "linear_spending",
     "obrien_fleming_spending",
+    "pocock_spending",
     "sequential_design",
     "sequential_gate",
 ]
 
 _MVN_ABSEPS: Final = 1e-7
+#: Normal samples behind each calibrated design (fixed seed: reproducible everywhere).
+SEQUENTIAL_DRAWS: Final = 1 << 18
+_CHUNK: Final = 1 << 14
+
+Spending = Callable[[float, float], float]
 
 
 def obrien_fleming_spending(t: float, alpha: float) -> float:
@@ -54,15 +78,44 @@ def obrien_fleming_spending(t: float, alpha: float) -> float:
     return float(2.0 - 2.0 * sps.norm.cdf(sps.norm.ppf(1.0 - alpha / 2.0) / math.sqrt(min(t, 1.0))))
 
 
+def pocock_spending(t: float, alpha: float) -> float:
+    """Cumulative one-sided alpha spent by information fraction t (Lan-DeMets, Pocock type)."""
+    if t <= 0:
+        return 0.0
+    return float(alpha * math.log1p((math.e - 1.0) * min(t, 1.0)))
+
+
+def linear_spending(t: float, alpha: float) -> float:
+    """Cumulative one-sided alpha spent by information fraction t: alpha * t (Kim-DeMets power
+    family with rho = 1; Hwang-Shih-DeCani with gamma = 0)."""
+    return float(alpha * min(max(t, 0.0), 1.0))
+
+
+#: The spending functions by name; the gate's stages use ``DEFAULT_SPENDING``.
+SPENDING_FUNCTIONS: Final[dict[str, Spending]] = {
+    "pocock": pocock_spending,
+    "linear": linear_spending,
+    "obrien-fleming": obrien_fleming_spending,
+}
+DEFAULT_SPENDING: Final = "linear"
+
+
 @dataclass(frozen=True)
 class SequentialDesign:
-    """Boundaries of a K-look design at the given information fractions (the last is 1)."""
+    """Boundaries of a K-look design at the given information fractions (the last is 1).
+
+    ``critical_values`` are the calibrated T* boundaries of ``calibrated_design`` (empty for the
+    canonical z design of ``sequential_design``); ``z_bounds`` are the normal quantiles of each
+    look's ``nominal_alpha``.
+    """
 
     information: tuple[float, ...]
     alpha: float
     spent: tuple[float, ...]
     z_bounds: tuple[float, ...]
     nominal_alpha: tuple[float, ...]
+    spending: str = DEFAULT_SPENDING
+    critical_values: tuple[float, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
@@ -87,16 +140,26 @@ def _no_cross(bounds: Sequence[float], information: Sequence[float]) -> float:
     )
 
 
-@lru_cache(maxsize=256)
-def sequential_design(information: tuple[float, ...], alpha: float) -> SequentialDesign:
-    """Lan-DeMets O'Brien-Fleming boundaries at ``information`` (increasing, ending at 1)."""
-    a = check_alpha(alpha)
+def _check_fractions(information: Sequence[float]) -> tuple[float, ...]:
     t = tuple(float(x) for x in information)
     if not t or any(x <= 0 for x in t) or any(y <= x for x, y in itertools.pairwise(t)):
         raise ValueError(f"information fractions must increase from > 0, got {information!r}")
     if abs(t[-1] - 1.0) > 1e-12:
         raise ValueError(f"the last look must be at information 1, got {t[-1]!r}")
-    spent = tuple(obrien_fleming_spending(x, a) for x in t)
+    return t
+
+
+@lru_cache(maxsize=256)
+def sequential_design(
+    information: tuple[float, ...], alpha: float, spending: str = DEFAULT_SPENDING
+) -> SequentialDesign:
+    """The canonical (z statistic) Lan-DeMets boundaries at ``information`` (increasing, ending
+    at 1), for ``spending`` ("pocock" or "obrien-fleming"). The gate's own looks use
+    ``calibrated_design``; this is the textbook design, for reference and comparison."""
+    a = check_alpha(alpha)
+    t = _check_fractions(information)
+    spend = SPENDING_FUNCTIONS[spending]
+    spent = tuple(spend(x, a) for x in t)
     bounds: list[float] = [float(sps.norm.isf(spent[0]))]
     for k in range(1, len(t)):
         increment = spent[k] - spent[k - 1]
@@ -108,7 +171,59 @@ def sequential_design(information: tuple[float, ...], alpha: float) -> Sequentia
         # The crossing probability at look k falls as c rises; bracket between 0 and 10.
         bounds.append(float(optimize.brentq(excess, 0.0, 10.0, xtol=1e-6)))
     nominal = tuple(float(sps.norm.sf(c)) for c in bounds)
-    return SequentialDesign(t, a, spent, tuple(bounds), nominal)
+    return SequentialDesign(t, a, spent, tuple(bounds), nominal, spending)
+
+
+@lru_cache(maxsize=64)
+def _look_statistics(plan: tuple[int, ...]) -> FloatArray:
+    """T* of each look's prefix for ``SEQUENTIAL_DRAWS`` normal samples of size plan[-1] with
+    mean 0, shape (draws, looks); fixed seed, so every machine calibrates alike."""
+    rng = np.random.default_rng(np.random.SeedSequence([20_251_128, 7, *plan]))
+    chunks = []
+    for _ in range(SEQUENTIAL_DRAWS // _CHUNK):
+        z = rng.standard_normal((_CHUNK, plan[-1]))
+        chunks.append(
+            np.column_stack(
+                [monotone_t(z[:, :n]) if n >= 2 else np.full(_CHUNK, -np.inf) for n in plan]
+            )
+        )
+    return np.concatenate(chunks)
+
+
+@lru_cache(maxsize=256)
+def calibrated_design(
+    planned_prompts: tuple[int, ...], alpha: float, spending: str = DEFAULT_SPENDING
+) -> SequentialDesign:
+    """The gate's boundaries for looks at ``planned_prompts`` (cumulative prompt counts): T*
+    critical values whose crossing probabilities under the null spend ``spending``'s alpha
+    look by look (module docstring). ``inf`` where a look cannot spend (2^-n too large)."""
+    a = check_alpha(alpha)
+    plan = tuple(int(p) for p in planned_prompts)
+    if not plan or plan[0] < 1 or any(y <= x for x, y in itertools.pairwise(plan)):
+        raise ValueError(f"planned prompts per look must increase from >= 1, got {plan!r}")
+    t = tuple(p / plan[-1] for p in plan)
+    spend = SPENDING_FUNCTIONS[spending]
+    spent = tuple(spend(x, a) for x in t)
+    stats_ = _look_statistics(plan)
+    draws = stats_.shape[0]
+    alive = np.ones(draws, dtype=bool)
+    crossed = 0
+    qs: list[float] = []
+    nominal: list[float] = []
+    for k, n_k in enumerate(plan):
+        allowed = math.floor(spent[k] * draws + 1e-9) - crossed
+        column = stats_[:, k]
+        q = math.inf
+        if n_k >= 2 and allowed > 0:
+            still = np.sort(column[alive])[::-1]  # at most ``allowed`` alive draws above q
+            q = float(still[allowed]) if allowed < still.size else -math.inf
+        now = alive & (column > q)
+        crossed += int(np.count_nonzero(now))
+        alive &= ~now
+        qs.append(q)
+        nominal.append(float(np.count_nonzero(column > q)) / draws)
+    z = tuple(float(sps.norm.isf(p)) if p > 0 else math.inf for p in nominal)
+    return SequentialDesign(t, a, spent, z, tuple(nominal), spending, tuple(qs))
 
 
 @dataclass(frozen=True)
@@ -170,14 +285,14 @@ def sequential_gate(
     d = as_vector(prompt_diffs, "prompt_diffs") if len(prompt_diffs) else np.zeros(0)
     if d.size > plan[-1]:
         raise ValueError(f"{d.size} prompt differences for {plan[-1]} planned prompts")
-    design = sequential_design(tuple(p / plan[-1] for p in plan), a)
+    design = calibrated_design(plan, a)
     looks: list[Look] = []
     decision: Decision | None = None
     for k, n_k in enumerate(plan):
         if d.size < n_k:
             break
         final = k == len(plan) - 1
-        q = critical_value(n_k, design.nominal_alpha[k]) if n_k >= 2 else math.inf
+        q = design.critical_values[k]
         x = d[:n_k] + mg
         stat = float(monotone_t(x[None, :])[0]) if n_k >= 2 else None
         stat_inf = float(monotone_t(-x[None, :])[0]) if n_k >= 2 else None
