@@ -123,6 +123,9 @@ class ScorerSpec:
     - ``prepare``: called once on the main thread with every prompt of the run before scoring
       starts (CLIPScore encodes the prompts there, so a truncation warning reaches a test).
     - ``info``: plain facts about the scorer for summary.json (model, library, ...).
+    - ``close_below`` / ``close_above``: a reference-based metric's closeness threshold for the
+      two-axis reading (``[suite] distance_metric``): a distance (lower is better) is "close"
+      below ``close_below``, a similarity (higher is better) above ``close_above``.
     """
 
     name: str
@@ -136,6 +139,8 @@ class ScorerSpec:
     applies: Callable[[PromptInfo], bool] | None = field(default=None, compare=False)
     prepare: Callable[[Sequence[PromptInfo]], None] | None = field(default=None, compare=False)
     info: Callable[[], Mapping[str, Any]] | None = field(default=None, compare=False)
+    close_below: float | None = None
+    close_above: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -153,6 +158,9 @@ class ScorerSpec:
             raise ScorerSpecError(f"scorer {self.name!r}: score must be callable")
         if not self.label:
             object.__setattr__(self, "label", self.name)
+        _check_closeness(
+            self.name, self.kind, self.higher_is_better, self.close_below, self.close_above
+        )
 
     @property
     def reference_based(self) -> bool:
@@ -175,6 +183,36 @@ class ScorerSpec:
             weights_identity=self.weights_identity,
             background=self.background,
             facts=facts,
+            close_below=self.close_below,
+            close_above=self.close_above,
+        )
+
+
+def _check_closeness(
+    name: str, kind: str, higher: bool, below: float | None, above: float | None
+) -> None:
+    """A closeness threshold belongs to a reference-based metric, on its own side."""
+    if below is None and above is None:
+        return
+    if kind != REFERENCE_BASED:
+        raise ScorerSpecError(
+            f"scorer {name!r}: close_below/close_above apply to a reference-based metric only "
+            "(closeness to the reference image)"
+        )
+    if below is not None and above is not None:
+        raise ScorerSpecError(f"scorer {name!r}: give close_below or close_above, not both")
+    value = below if below is not None else above
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ScorerSpecError(f"scorer {name!r}: a closeness threshold must be a finite number")
+    if below is not None and higher:
+        raise ScorerSpecError(
+            f"scorer {name!r}: close_below is for a distance (higher_is_better=False); a "
+            "similarity is close above a threshold: use close_above"
+        )
+    if above is not None and not higher:
+        raise ScorerSpecError(
+            f"scorer {name!r}: close_above is for a similarity (higher_is_better=True); a "
+            "distance is close below a threshold: use close_below"
         )
 
 
@@ -190,6 +228,8 @@ class MetricInfo:
     weights_identity: str = ""
     background: bool = False
     facts: Mapping[str, Any] = field(default_factory=dict)
+    close_below: float | None = None  # a distance's closeness threshold (two-axis reading)
+    close_above: float | None = None  # a similarity's
 
     @property
     def reference_based(self) -> bool:
@@ -205,6 +245,8 @@ class MetricInfo:
             "weights_identity": self.weights_identity,
             "background": self.background,
             "facts": dict(self.facts),
+            "close_below": self.close_below,
+            "close_above": self.close_above,
         }
 
     @classmethod
@@ -218,7 +260,15 @@ class MetricInfo:
             weights_identity=str(data.get("weights_identity", "")),
             background=bool(data.get("background", False)),
             facts=dict(data.get("facts") or {}),
+            close_below=_number_or_none(data.get("close_below")),
+            close_above=_number_or_none(data.get("close_above")),
         )
+
+
+def _number_or_none(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
 
 
 def check_specs(

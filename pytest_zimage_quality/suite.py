@@ -64,6 +64,8 @@ _SUITE_KEYS = {
     "revision": "free text folded into the image cache key",
     "text_from_quotes": "true: a prompt's quoted text is the text its image should show",
     "gate_metric": "the metric the per-config gate runs on (default 'clipscore'; docs/scorers.md)",
+    "distance_metric": "the reference-based metric of the two-axis reading (default 'lpips')",
+    "distance_close": "its closeness threshold (default: the scorer's close_below/close_above)",
     "prior": "{ sd_between = 0.005, sd_within = 0.013 }: the paired CLIPScore spreads that plan power",
 }
 _CONFIG_KEYS = {"label", "description", "overrides"}
@@ -174,6 +176,9 @@ class Suite:
     prior: tuple[float, float] | None = None
     #: further gated metrics from [gate.metrics.<name>] (metric_gates.py, docs/metrics.md)
     metric_gates: tuple[MetricGateSpec, ...] = ()
+    #: the reference-based metric read on the two axes, and its closeness threshold if given
+    distance_metric: str = "lpips"
+    distance_close: float | None = None
 
     # -- lookups -------------------------------------------------------------------------
     def config(self, key: str) -> ConfigSpec:
@@ -486,7 +491,24 @@ class _Parser:
             )
             if "gate" in self.data
             else (),
+            distance_metric=self.metric_name(suite_t, "distance_metric", "lpips"),
+            distance_close=self.number(
+                suite_t["distance_close"], "suite.distance_close", low=-1e9, high=1e9
+            )
+            if "distance_close" in suite_t
+            else None,
         )
+
+    def metric_name(self, suite_t: Mapping[str, Any], key: str, default: str) -> str:
+        name = self.string(suite_t.get(key, default), f"suite.{key}")
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", name):
+            raise self.error(
+                f"suite.{key}",
+                f"{name!r} is not a metric name",
+                "name a metric of the image against its reference: lpips, clip_image, psnr, "
+                "ssim, or a registered scorer's",
+            )
+        return name
 
     def gate_metric(self, suite_t: Mapping[str, Any]) -> str:
         name = self.string(suite_t.get("gate_metric", "clipscore"), "suite.gate_metric")

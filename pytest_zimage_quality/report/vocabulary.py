@@ -176,8 +176,9 @@ def legend(suite: SuiteSummary) -> tuple[LegendEntry, ...]:
         LegendEntry(
             "Two axes",
             (
-                f"LPIPS < {suite.lpips_close:g} = close to {ref}, else different; NON-INFERIOR "
-                "on CLIPScore = not worse.",
+                f"{_closeness(suite)} = close to {ref}, else different; NON-INFERIOR on "
+                f"{'CLIPScore' if suite.gate_metric == 'clipscore' else suite.gate_metric} = "
+                "not worse.",
             ),
         ),
         LegendEntry(
@@ -188,6 +189,14 @@ def legend(suite: SuiteSummary) -> tuple[LegendEntry, ...]:
             ),
         ),
     )
+
+
+def _closeness(suite: SuiteSummary) -> str:
+    """``LPIPS < 0.2``: the suite's distance metric and where closeness ends."""
+    axis = suite.distance
+    if axis is None or axis.threshold is None:
+        return f"LPIPS < {suite.lpips_close:g}"
+    return axis.describe()
 
 
 def gate_headline(exit_: ExitDecision) -> tuple[str, str]:

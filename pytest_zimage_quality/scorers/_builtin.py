@@ -26,6 +26,7 @@ from typing import Any
 from .. import ocr, similarity
 from ..errors import ZImageWarning
 from ..metrics import REFERENCE_BASED, REFERENCE_FREE, PromptInfo, ScoreBatch, ScorerSpec
+from ..settings import default
 
 __all__ = [
     "builtin_specs",
@@ -159,6 +160,8 @@ def lpips_spec(lpips: Any) -> ScorerSpec:
         device=str(getattr(lpips, "device", "cpu")),
         weights_identity=str(getattr(lpips, "weights_identity", "")),
         info=lambda: _info(lpips),
+        # the study's boundary; the run's --zimage-lpips-close replaces it in the summary
+        close_below=float(default("lpips_close")),
     )
 
 

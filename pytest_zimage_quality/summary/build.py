@@ -37,7 +37,14 @@ from .metric_gates import (
     further_metric_gates,
     primary_gate,
 )
-from .metrics import cell_metrics, infer_metrics, metric_columns
+from .metrics import (
+    DistanceAxis,
+    cell_metrics,
+    distance_axis,
+    infer_metrics,
+    metric_columns,
+    two_axis_reading,
+)
 from .model import (
     ADVISORY_BANNER,
     RANDOM_BANNER,
@@ -164,7 +171,6 @@ def _config_summary(
     label: str,
     is_ref: bool,
     gate: GateParameters,
-    lpips_close: float,
     prompt_order: Sequence[str],
     metrics: Sequence[MetricInfo] = (),
     gate_metric: MetricInfo | None = CLIPSCORE,
@@ -172,6 +178,7 @@ def _config_summary(
     stopped_early: str = "",
     further: Sequence[MetricGateSpec] = (),
     prompts: Sequence[Prompt] = (),
+    distance: DistanceAxis | None = None,
 ) -> tuple[ConfigSummary, dict[str, stats.PromptComparison]]:
     scored = _scored(rows)
     lpips = (
@@ -210,9 +217,14 @@ def _config_summary(
             k=k,
         )
         decision = config_decision(gates)
+    columns = metric_columns(scored, metrics, is_ref=is_ref)
     two_axis = None
-    if result is not None and lpips is not None:
-        two_axis = stats.two_axis_verdict(lpips.mean, decision, close_threshold=lpips_close)
+    if result is not None and distance is not None:  # the suite's distance_metric (LPIPS)
+        column = columns.get(distance.metric)
+        mean = column.mean if column is not None else None
+        if mean is None and distance.metric == "lpips" and lpips is not None:
+            mean = lpips.mean  # records without a metrics map
+        two_axis = two_axis_reading(distance, mean, decision)
     comparisons = judged.comparisons if judged else ()
     summary = ConfigSummary(
         key=key,
@@ -236,7 +248,7 @@ def _config_summary(
         expected_fail_prompts=judged.excluded if judged else (),
         flagged_prompts=tuple(c.prompt for c in comparisons if c.flagged),
         outcomes=_count_outcomes(rows),
-        metrics=metric_columns(scored, metrics, is_ref=is_ref),
+        metrics=columns,
         missing_prompts=judged.missing if judged else (),
         planned_prompts=judged.planned if judged else 0,
         stages=judged.staged if judged else None,
@@ -294,6 +306,12 @@ def _suite_summary(
     labels = {r.config: r.config_label for r in records}
 
     family = gate  # the suite's parameters as given (alpha: the whole family's)
+    distance = distance_axis(
+        suite.distance_metric if suite else "lpips",
+        metrics,
+        lpips_close=settings.lpips_close,
+        suite_threshold=suite.distance_close if suite else None,
+    )
     gate_metric = gate_metric_of(suite, metrics, settings)
     further = further_gates(suite.metric_gates, settings.gate_metric_for(suite)) if suite else ()
     # Bonferroni over the k gated metrics: each decided at alpha / k (metric_gates.py).
@@ -308,7 +326,6 @@ def _suite_summary(
             label=labels.get(key, key),
             is_ref=key == reference,
             gate=gate,
-            lpips_close=settings.lpips_close,
             prompt_order=prompt_order,
             metrics=metrics,
             gate_metric=gate_metric,
@@ -316,6 +333,7 @@ def _suite_summary(
             stopped_early=stopped_early,
             further=further,
             prompts=suite.prompts if suite else (),
+            distance=distance,
         )
         configs.append(config)
 
@@ -351,6 +369,7 @@ def _suite_summary(
         plan=plan,
         notes=tuple(further_look_notes(by_config, reference)),
         generations_saved=generations_saved(plan, configs),
+        distance=distance,
     )
 
 

@@ -14,10 +14,19 @@ import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from .. import stats
 from ..metrics import REFERENCE_BASED, REFERENCE_FREE, MetricInfo
 from ..records import CaseRecord
 
-__all__ = ["MetricColumn", "cell_metrics", "infer_metrics", "metric_columns"]
+__all__ = [
+    "DistanceAxis",
+    "MetricColumn",
+    "cell_metrics",
+    "distance_axis",
+    "infer_metrics",
+    "metric_columns",
+    "two_axis_reading",
+]
 
 
 @dataclass(frozen=True)
@@ -126,6 +135,67 @@ def infer_metrics(
         for name, on_reference in found.items()
     )
     return (*known, *extra)
+
+
+@dataclass(frozen=True)
+class DistanceAxis:
+    """The reference-based metric a suite reads on the two axes (close or different), and
+    where closeness ends: below ``threshold`` for a distance, above it for a similarity."""
+
+    metric: str
+    label: str
+    threshold: float | None  # None: the metric has no threshold, so no closeness reading
+    close_below: bool  # a distance (LPIPS): close below; a similarity: close above
+
+    def is_close(self, mean: float) -> bool:
+        assert self.threshold is not None
+        return mean < self.threshold if self.close_below else mean > self.threshold
+
+    def describe(self) -> str:
+        if self.threshold is None:
+            return f"{self.label}: no closeness threshold"
+        return f"{self.label} {'<' if self.close_below else '>'} {self.threshold:g}"
+
+    def to_dict(self) -> dict[str, str | float | bool | None]:
+        return {
+            "metric": self.metric,
+            "label": self.label,
+            "threshold": self.threshold,
+            "close_below": self.close_below,
+        }
+
+
+def distance_axis(
+    name: str,
+    metrics: Sequence[MetricInfo],
+    *,
+    lpips_close: float,
+    suite_threshold: float | None = None,
+) -> DistanceAxis | None:
+    """The suite's distance metric as this run knows it (None: not a reference-based metric
+    of the run). Threshold: the suite's ``distance_close`` > for LPIPS ``--zimage-lpips-close``
+    > the scorer's ``close_below``/``close_above``."""
+    info = next((m for m in metrics if m.name == name), None)
+    if info is None and name == "lpips":  # records read back without the run's scorers
+        info = MetricInfo("lpips", "LPIPS", REFERENCE_BASED, False)
+    if info is None or not info.reference_based:
+        return None
+    own = info.close_below if info.close_below is not None else info.close_above
+    threshold = suite_threshold
+    if threshold is None:
+        threshold = lpips_close if name == "lpips" else own
+    return DistanceAxis(name, info.label, threshold, close_below=not info.higher_is_better)
+
+
+def two_axis_reading(axis: DistanceAxis | None, mean: float | None, decision: str) -> str | None:
+    """The two-axis words (``stats.two_axis_verdict``) for a candidate whose distance-metric
+    mean is ``mean``; None without a distance reading (as without LPIPS before)."""
+    if axis is None or axis.threshold is None or mean is None or not math.isfinite(mean):
+        return None
+    # two_axis_verdict reads a distance against its threshold: give it this axis's side.
+    return stats.two_axis_verdict(
+        0.0 if axis.is_close(mean) else 1.0, decision, close_threshold=0.5
+    )
 
 
 def by_name(metrics: Sequence[MetricInfo]) -> Mapping[str, MetricInfo]:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ..stages import StageResult
     from ..stats import Description, GateResult
     from .metric_gates import MetricGate
-    from .metrics import MetricColumn
+    from .metrics import DistanceAxis, MetricColumn
 
 __all__ = [
     "ADVISORY_BANNER",
@@ -240,6 +240,8 @@ class SuiteSummary:
     plan: SuitePlan | None = None
     notes: tuple[str, ...] = ()  # suite-level notes (a rerun that adds looks, ...)
     generations_saved: int = 0  # by the sequential stages, candidates and reference
+    #: the reference-based metric read on the two axes ([suite] distance_metric, LPIPS)
+    distance: DistanceAxis | None = None
 
     @property
     def margin(self) -> float:
@@ -269,6 +271,7 @@ class SuiteSummary:
             "plan": None if self.plan is None else self.plan.to_dict(),
             "notes": list(self.notes),
             "generations_saved": self.generations_saved,
+            "distance": None if self.distance is None else self.distance.to_dict(),
         }
 
 
