@@ -62,6 +62,7 @@ from .model import (
 )
 
 if TYPE_CHECKING:
+    from ..look_ledger import EarlierLook
     from ..settings import GateParameters, Settings
     from ..suite import Prompt, Suite
 
@@ -287,6 +288,7 @@ def _suite_summary(
     *,
     plan: SuitePlan | None = None,
     stopped_early: str = "",
+    earlier: Mapping[str, EarlierLook] | None = None,
 ) -> SuiteSummary:
     by_config: dict[str, list[CaseRecord]] = defaultdict(list)
     for record in records:
@@ -367,7 +369,14 @@ def _suite_summary(
         prompts=tuple(prompts),
         gate_metric=settings.gate_metric_for(suite),
         plan=plan,
-        notes=tuple(further_look_notes(by_config, reference)),
+        notes=tuple(
+            further_look_notes(
+                by_config,
+                reference,
+                earlier=earlier,
+                prompts_now=plan.gated_prompts if plan else (),
+            )
+        ),
         generations_saved=generations_saved(plan, configs),
         distance=distance,
     )
@@ -413,13 +422,16 @@ def build_summary(
     metrics: Sequence[MetricInfo] = (),
     plans: Mapping[str, SuitePlan] | None = None,
     stopped_early: str = "",
+    earlier_looks: Mapping[str, Mapping[str, EarlierLook]] | None = None,
 ) -> RunSummary:
     """The run summary of ``records``; ``suites`` are the suite files they came from, if known;
     ``metrics`` describe the run's scorers (metrics the records hold beyond them are added).
 
     ``plans``: each suite's plan made before the run (else made here from the suite and the
     settings' selection); ``stopped_early``: why the run stopped before its last case (-x,
-    Ctrl-C, SIGTERM), which makes every candidate config INCOMPLETE.
+    Ctrl-C, SIGTERM), which makes every candidate config INCOMPLETE; ``earlier_looks``: by
+    suite, the verdicts earlier runs showed (``look_ledger.read_looks``), for the further-look
+    note.
     """
     metrics = infer_metrics(records, metrics)
     by_suite: dict[str, list[CaseRecord]] = defaultdict(list)
@@ -441,6 +453,7 @@ def build_summary(
                 metrics,
                 plan=plan,
                 stopped_early=stopped_early,
+                earlier=(earlier_looks or {}).get(name),
             )
         )
     banners = []

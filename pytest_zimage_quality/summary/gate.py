@@ -18,6 +18,7 @@ from ..stages import CLIPSCORE, StageResult, analyse, paired_scores
 from .model import NO_DATA, ConfigSummary, ExitDecision, SuiteSummary
 
 if TYPE_CHECKING:
+    from ..look_ledger import EarlierLook
     from ..planning import SuitePlan
     from ..records import CaseRecord
     from ..settings import GateParameters, Settings
@@ -31,6 +32,7 @@ __all__ = [
     "gate_decision",
     "gate_metric_choices",
     "generations_saved",
+    "shown_looks",
 ]
 
 
@@ -213,27 +215,52 @@ def generations_saved(plan: SuitePlan | None, configs: Sequence[ConfigSummary]) 
     return saved
 
 
-def further_look_notes(by_config: Mapping[str, Sequence[CaseRecord]], reference: str) -> list[str]:
-    """A rerun that found some prompts' images in the plugin cache and generated others: if the
-    suite gained prompts after an earlier verdict, this run is a further look at that data."""
+def further_look_notes(
+    by_config: Mapping[str, Sequence[CaseRecord]],
+    reference: str,
+    *,
+    earlier: Mapping[str, EarlierLook] | None = None,
+    prompts_now: Collection[str] = (),
+) -> list[str]:
+    """A further look, exactly: an earlier run showed a verdict for a candidate config on
+    prompts P (``earlier``, from ``look_ledger``), the suite's gated prompts now
+    (``prompts_now``) are a strict superset of P, and this run reuses that run's images
+    (records of P served from the plugin cache). Then the verdict is a further look at the same
+    data, and its one-sided error is above alpha. No ledger entry: no note."""
     notes = []
+    now = frozenset(prompts_now)
     for key, rows in by_config.items():
-        if key == reference:
+        before = (earlier or {}).get(key)
+        if key == reference or before is None or not rows:
             continue
-        cached = {r.prompt for r in rows if r.cached == "plugin"}
-        fresh = {r.prompt for r in rows if r.cached != "plugin" and r.clipscore is not None}
-        old = cached - fresh
-        if old and fresh - cached:
-            label = rows[0].config_label
-            notes.append(
-                f"{label}: {len(old)} prompts came from images an earlier run generated and "
-                f"{len(fresh - cached)} were generated now. If prompts were added after seeing "
-                "that run's verdict, this run is a further look at the same data, and its "
-                "one-sided error is above α (optional stopping); declare the added prompts as a "
-                "later stage instead (docs/gate.md)"
-            )
-            break  # one note says it for the suite
+        reused = {r.prompt for r in rows if r.cached == "plugin"} & before.prompts
+        gained = now - before.prompts
+        if not (reused and gained and before.prompts <= now):
+            continue
+        label = rows[0].config_label
+        word = stats.DECISION_LABELS.get(before.decision, before.decision or "a verdict")
+        notes.append(
+            f"{label}: run {before.run_id or '(earlier)'} showed {word} on "
+            f"{len(before.prompts)} prompts; the suite has gained {len(gained)} prompts since "
+            f"({', '.join(sorted(gained)[:4])}{', …' if len(gained) > 4 else ''}) and this run "
+            f"reuses that run's images of {len(reused)} of them: look {before.looks + 1} at the "
+            "same data, so its one-sided error is above α (optional stopping). Declare added "
+            "prompts as a later stage before seeing a verdict instead (docs/gate.md)"
+        )
     return notes
+
+
+def shown_looks(suite: SuiteSummary) -> dict[str, tuple[str, frozenset[str]]]:
+    """{config: (decision, the suite's gated prompts)} for each candidate config whose decision
+    the run showed (not INCOMPLETE): what ``look_ledger.record_looks`` keeps for the next run."""
+    if suite.plan is None:
+        return {}
+    prompts = frozenset(suite.plan.gated_prompts)
+    return {
+        c.key: (c.decision, prompts)
+        for c in suite.configs
+        if not c.is_reference and c.decision not in (stats.INCOMPLETE, NO_DATA)
+    }
 
 
 def gate_metric_choices(metrics: Sequence[MetricInfo]) -> str:
