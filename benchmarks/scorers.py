@@ -1,7 +1,7 @@
 """Scorer benchmark: the naive one-at-a-time path against the plugin's resident batched path.
 
     python benchmarks/scorers.py [--device auto|cpu|cuda|cuda:N] [--n 64] [--json FILE]
-    python benchmarks/scorers.py --ocr [--repeats 2] [--json FILE]   # text accuracy's cost
+    python benchmarks/scorers.py --ocr [--repeats 2] [--image-latency S] [--json FILE]  # OCR cost
 
 Prints, in one run, on 1024x1024 PNG inputs like ComfyUI's (compress level 4):
 
@@ -241,11 +241,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "with and without OCR (benchmarks/scorer_overhead.py)",
     )
     ap.add_argument("--repeats", type=int, default=2, help="--ocr: dry runs of each kind (2)")
+    ap.add_argument(
+        "--image-latency",
+        type=float,
+        default=0.0,
+        help="--ocr: 0 (default) runs the in-process simulated fake (CPU-only images); S > 0 "
+        "runs the fake as its own server process taking S seconds per image, like a GPU server",
+    )
     args = ap.parse_args(argv)
     if args.ocr:
         import scorer_overhead
 
-        figures = scorer_overhead.main(args.repeats)
+        figures = scorer_overhead.main(args.repeats, args.image_latency)
         if args.json:
             args.json.write_text(json.dumps(figures, indent=2), encoding="utf-8")
         return 0
