@@ -150,6 +150,12 @@ def analyse(
     result = stats.sequential_gate(diffs, looks, margin=plan.margin, alpha=plan.alpha)
     taken = len(result.looks)
     decided = look_stage[result.stopped_at - 1] if result.stopped_at else None
+    # Saved = the later stages' planned cases that were really not generated: under xdist (or
+    # any order the hold cannot follow) every stage runs, and the reading is the same, saving 0.
+    later = {p for prompts in plan.stage_prompts[decided or len(counts) :] for p in prompts}
+    later -= leave_out
+    present = {(r.prompt, r.seed) for r in rows if r.prompt in later}
+    saved = max(len(later) * plan.seeds - len(present), 0) if decided else 0
     return StageResult(
         sequential=result,
         n_stages=len(plan.stage_prompts),
@@ -157,7 +163,7 @@ def analyse(
         look_stage=tuple(look_stage),
         decided_stage=decided,
         prompts_used=tuple(used[: result.prompts_used]) if taken else (),
-        generations_saved=result.prompts_saved * plan.seeds,
+        generations_saved=saved,
     )
 
 

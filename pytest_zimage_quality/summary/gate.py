@@ -211,7 +211,11 @@ def generations_saved(plan: SuitePlan | None, configs: Sequence[ConfigSummary]) 
     gated = [c for c in configs if not c.is_reference and c.key in plan.candidates]
     if gated and all(c.stages is not None and c.stages.decided_stage for c in gated):
         last = max(c.stages.decided_stage or 0 for c in gated if c.stages is not None)
-        saved += sum(len(p) for p in plan.stage_prompts[last:]) * plan.seeds
+        later = sum(len(p) for p in plan.stage_prompts[last:]) * plan.seeds
+        reference = next((c for c in configs if c.is_reference), None)
+        made = reference.n_cases if reference is not None else 0
+        # the reference's later-stage cases that were really not generated (xdist runs them all)
+        saved += min(later, max(len(plan.gated_prompts) * plan.seeds - made, 0))
     return saved
 
 

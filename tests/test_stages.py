@@ -1,0 +1,89 @@
+"""Stages read alike whatever ran: the hold's run and an every-stage run (xdist) decide the same."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pytest_zimage_quality.hosts import parse_host
+from pytest_zimage_quality.planning import plan_suites
+from pytest_zimage_quality.records import CaseRecord
+from pytest_zimage_quality.settings import Settings
+from pytest_zimage_quality.stages import StageHold, analyse
+from pytest_zimage_quality.suite import Suite, load_suite
+from tests.helpers import more_prompts, write_small_suite
+
+
+def _suite(tmp_path: Path) -> Suite:
+    # stage 1: 9 prompts (a look that can stop a clearly fine config), stage 2: 3 prompts
+    path = write_small_suite(tmp_path, extra=more_prompts(6) + more_prompts(3, start=6, stage=2))
+    return load_suite(path)
+
+
+def _records(suite: Suite, stages: tuple[int, ...]) -> list[CaseRecord]:
+    rows = []
+    for i, prompt in enumerate(p for p in suite.prompts if p.stage in stages):
+        for seed in suite.seeds:
+            ref = 0.30 + i / 100 + seed / 1000
+            for config in ("bf16", "fp8"):
+                is_ref = config == "bf16"
+                score = ref + (0 if is_ref else 0.0004 * (seed - 2))
+                rows.append(
+                    CaseRecord(
+                        suite=suite.name,
+                        case_id=f"{prompt.key}-{config}-s{seed}",
+                        prompt=prompt.key,
+                        prompt_text="t",
+                        config=config,
+                        config_label=config.upper(),
+                        seed=seed,
+                        reference="bf16",
+                        role="reference" if is_ref else "candidate",
+                        clipscore=score,
+                        reference_clipscore=None if is_ref else ref,
+                        outcome="passed",
+                    )
+                )
+    return rows
+
+
+def _settings() -> Settings:
+    return Settings(hosts=(parse_host("gpu:8188"),), configs=("bf16", "fp8"))
+
+
+def test_an_every_stage_run_decides_as_the_held_run_and_saves_nothing(tmp_path: Path) -> None:
+    suite = _suite(tmp_path)
+    cases = suite.cases(configs=("bf16", "fp8"))
+    plan = plan_suites([(suite, c) for c in cases], _settings())[suite.name]
+    held = [r for r in _records(suite, (1,)) if r.config == "fp8"]
+    every = [r for r in _records(suite, (1, 2)) if r.config == "fp8"]
+    a = analyse(plan, held, stages_run=1)
+    b = analyse(plan, every, stages_run=2)
+    assert a is not None
+    assert b is not None
+    assert (a.decision, a.decided_stage) == ("non-inferior", 1)
+    assert (b.decision, b.decided_stage) == (a.decision, a.decided_stage)
+    assert b.sequential.looks == a.sequential.looks
+    assert a.generations_saved == 9  # stage 2's 3 prompts x 3 seeds were never generated
+    assert b.generations_saved == 0  # under xdist every stage ran: nothing was saved
+
+
+def test_the_hold_releases_stage_two_only_after_stage_one_left_a_config_undecided(
+    tmp_path: Path,
+) -> None:
+    suite = _suite(tmp_path)
+    cases = suite.cases(configs=("bf16", "fp8"))
+    plans = plan_suites([(suite, c) for c in cases], _settings())
+    hold = StageHold(plans, cases)
+    assert len(hold.first()) == 2 * 9 * 3
+    assert hold.held() == 2 * 3 * 3
+    records = {(suite.name, r.case_id): r for r in _records(suite, (1,))}
+    stage_two = [c for c in cases if c.prompt.stage == 2]
+    fp8 = next(c for c in stage_two if c.config.key == "fp8")
+    reason, release = hold.check(fp8, records)
+    assert reason is not None
+    assert "decided NON-INFERIOR at stage 1 of 2" in reason
+    assert release == []
+    ref = next(c for c in stage_two if c.is_reference)
+    reason, _ = hold.check(ref, records)
+    assert reason is not None
+    assert "every candidate config" in reason
