@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -250,3 +251,44 @@ def test_the_stage_hold_saves_generations_under_pytest_randomly(
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     result.assert_outcomes(passed=18, skipped=6)
     assert zimage_fake_comfyui.generations == 18
+
+
+@pytest.mark.slow
+def test_under_xdist_every_stage_runs_and_the_decisions_are_the_same(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    zimage_fake_comfyui: FakeComfyUI,
+) -> None:
+    # xdist workers each see a share of the cases, so the hold is off there: every stage is
+    # generated, and the controller reads the stages as the held run did (same decisions).
+    write_small_suite(pytester.path, extra=more_prompts(6) + more_prompts(3, start=6, stage=2))
+    pytester.makeconftest(CONFTEST)
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+
+    def run(*extra: str) -> tuple[pytest.RunResult, dict[str, object]]:
+        report = pytester.path / f"report{len(extra)}"
+        result = pytester.runpytest_subprocess(
+            "-p",
+            "no:randomly",
+            f"--zimage-host={zimage_fake_comfyui.url}",
+            f"--zimage-report-dir={report}",
+            f"--zimage-cache-dir={pytester.path / f'cache{len(extra)}'}",
+            "--zimage-configs=bf16,fp8",
+            "--zimage-seeds=1",
+            *extra,
+        )
+        data = json.loads((report / "summary.json").read_text(encoding="utf-8"))
+        (fp8,) = [c for c in data["suites"][0]["configs"] if c["key"] == "fp8"]
+        return result, fp8
+
+    held, held_fp8 = run()
+    held.assert_outcomes(passed=18, skipped=6)
+    spread, spread_fp8 = run("-n", "2")
+    spread.assert_outcomes(passed=24)
+    assert spread.ret == held.ret == pytest.ExitCode.OK
+    for key in ("decision", "verdict"):
+        assert spread_fp8[key] == held_fp8[key]
+    assert spread_fp8["stages"]["decided_stage"] == held_fp8["stages"]["decided_stage"] == 1
+    assert spread_fp8["stages"]["looks"] == held_fp8["stages"]["looks"]
+    assert held_fp8["stages"]["generations_saved"] == 3
+    assert spread_fp8["stages"]["generations_saved"] == 0
