@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -265,7 +266,7 @@ def test_under_xdist_every_stage_runs_and_the_decisions_are_the_same(
     pytester.makeconftest(CONFTEST)
     monkeypatch.setenv("PYTHONPATH", str(REPO))
 
-    def run(*extra: str) -> tuple[pytest.RunResult, dict[str, object]]:
+    def run(*extra: str) -> tuple[pytest.RunResult, dict[str, Any]]:
         report = pytester.path / f"report{len(extra)}"
         result = pytester.runpytest_subprocess(
             "-p",
