@@ -19,6 +19,7 @@ from .errors import ZImageError
 if TYPE_CHECKING:
     from _pytest._code.code import ExceptionInfo, TerminalRepr
 
+    from .settings import Settings
     from .suite import Case, Suite
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "QualityFailure",
     "SuiteFile",
     "ZImageItem",
+    "gate_mode",
     "is_suite_file",
     "order_by_stage",
 ]
@@ -37,6 +39,14 @@ SUITE_FILE_PATTERN = "zimage*.toml"
 
 def is_suite_file(path: Path) -> bool:
     return fnmatch(path.name, SUITE_FILE_PATTERN)
+
+
+def gate_mode(settings: Settings) -> str:
+    """How the gate counts in this run: ADVISORY (shown, never sets the exit status), "not
+    applied" (random weights: not a quality measurement), else "applied"."""
+    if settings.advisory:
+        return "ADVISORY"
+    return "not applied" if settings.random_weights else "applied"
 
 
 def _case_of(item: pytest.Item) -> Case | None:
@@ -88,6 +98,9 @@ class CaseRunner(Protocol):
     @property
     def xfail_strict(self) -> bool: ...
 
+    @property
+    def settings(self) -> Settings: ...
+
     def suite_cases(self, path: Path) -> tuple[Suite, list[Case]]: ...
 
     def setup_case(self, item: ZImageItem) -> None: ...
@@ -135,6 +148,9 @@ class ZImageItem(pytest.Item):
         self.suite = suite
         self.runner = runner
         self.add_marker(pytest.mark.zimage)
+        # Every case's JUnit entry says whether the gate sets the exit status (#11: in ADVISORY
+        # mode every output says so), as the testsuite's zimage_gate_mode property does.
+        self.user_properties.append(("zimage_gate_mode", gate_mode(runner.settings)))
 
     def setup(self) -> None:
         self.runner.setup_case(self)
