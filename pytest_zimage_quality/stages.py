@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -176,8 +176,18 @@ class StageHold:
     rather than held, and the summary still reads the stages afterwards (nothing saved then).
     """
 
-    def __init__(self, plans: Mapping[str, SuitePlan], cases: Iterable[Case]) -> None:
+    def __init__(
+        self,
+        plans: Mapping[str, SuitePlan],
+        cases: Iterable[Case],
+        *,
+        metric_for: Callable[[str], MetricInfo | None] | None = None,
+    ) -> None:
+        """``metric_for(suite)``: the suite's gate metric as the run measures it (asked when a
+        decision is due, once the scorers exist); None when the run does not measure it, and
+        then nothing is held back. Without it, and without ``use_metric``, CLIPScore."""
         self._plans = plans
+        self._metric_for = metric_for
         self._planned: dict[tuple[str, str, int], list[Case]] = defaultdict(list)
         self._held: dict[tuple[str, str, int], list[Case]] = {}
         self._labels: dict[tuple[str, str], str] = {}
@@ -200,6 +210,14 @@ class StageHold:
     def use_metric(self, suite: str, metric: MetricInfo) -> None:
         """Decide ``suite``'s configs on ``metric`` (its gate metric; CLIPScore by default)."""
         self._metrics[suite] = metric
+
+    def _metric(self, suite: str) -> MetricInfo | None:
+        if suite not in self._metrics and self._metric_for is not None:
+            found = self._metric_for(suite)
+            if found is None or found.reference_based:
+                return None  # no gate on it in this run: the summary says so; hold nothing
+            self._metrics[suite] = found
+        return self._metrics.get(suite, CLIPSCORE)
 
     def first(self) -> list[Case]:
         """The cases to generate from the start (everything of a suite without stages)."""
@@ -239,14 +257,13 @@ class StageHold:
             return earlier, True
         if not self._complete(suite, config, stages_run, records):
             return None, False
+        metric = self._metric(suite)
+        if metric is None:
+            return None, True
         rows = [r for r in records.values() if r.suite == suite and r.config == config]
         excluded = {r.prompt for r in rows if r.expected_fail}
         result = analyse(
-            self._plans[suite],
-            rows,
-            stages_run=stages_run,
-            excluded=excluded,
-            metric=self._metrics.get(suite, CLIPSCORE),
+            self._plans[suite], rows, stages_run=stages_run, excluded=excluded, metric=metric
         )
         self._results[key] = result
         return result, True

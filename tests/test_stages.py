@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pytest_zimage_quality.hosts import parse_host
+from pytest_zimage_quality.metrics import REFERENCE_FREE, MetricInfo
 from pytest_zimage_quality.planning import plan_suites
 from pytest_zimage_quality.records import CaseRecord
 from pytest_zimage_quality.settings import Settings
@@ -19,7 +20,8 @@ def _suite(tmp_path: Path) -> Suite:
     return load_suite(path)
 
 
-def _records(suite: Suite, stages: tuple[int, ...]) -> list[CaseRecord]:
+def _records(suite: Suite, stages: tuple[int, ...], *, other_drop: float = 0.0) -> list[CaseRecord]:
+    """Records whose CLIPScore shows no drop; the metric "sharp" drops by ``other_drop``."""
     rows = []
     for i, prompt in enumerate(p for p in suite.prompts if p.stage in stages):
         for seed in suite.seeds:
@@ -40,6 +42,8 @@ def _records(suite: Suite, stages: tuple[int, ...]) -> list[CaseRecord]:
                         role="reference" if is_ref else "candidate",
                         clipscore=score,
                         reference_clipscore=None if is_ref else ref,
+                        metrics={"sharp": score - (0 if is_ref else other_drop)},
+                        reference_metrics={} if is_ref else {"sharp": ref},
                         outcome="passed",
                     )
                 )
@@ -87,3 +91,22 @@ def test_the_hold_releases_stage_two_only_after_stage_one_left_a_config_undecide
     reason, _ = hold.check(ref, records)
     assert reason is not None
     assert "every candidate config" in reason
+
+
+def test_the_hold_decides_on_the_suites_gate_metric(tmp_path: Path) -> None:
+    suite = _suite(tmp_path)
+    cases = suite.cases(configs=("bf16", "fp8"))
+    plans = plan_suites([(suite, c) for c in cases], _settings())
+    records = {(suite.name, r.case_id): r for r in _records(suite, (1,), other_drop=0.05)}
+    fp8 = next(c for c in cases if c.prompt.stage == 2 and c.config.key == "fp8")
+    sharp = MetricInfo("sharp", "Sharpness", REFERENCE_FREE, True)
+    # CLIPScore shows no drop; the suite's gate metric drops by 0.05: INFERIOR at stage 1
+    hold = StageHold(plans, cases, metric_for=lambda name: sharp)
+    reason, _ = hold.check(fp8, records)
+    assert reason is not None
+    assert "decided INFERIOR at stage 1" in reason
+    # a gate metric this run does not measure: no decision, so nothing is held back
+    unmeasured = StageHold(plans, cases, metric_for=lambda name: None)
+    reason, release = unmeasured.check(fp8, records)
+    assert reason is None
+    assert len(release) == 9  # fp8's stage-2 cases: 3 prompts x 3 seeds
