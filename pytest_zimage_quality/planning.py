@@ -165,8 +165,24 @@ class SuitePlan:
             f"{prior.sd_within:.4g}; α = {self.alpha:g})",
             f"zimage plan: per-case {self.band.describe()} over {self.band.n_cases} candidate cases",
         ]
+        if self.staged:
+            lines.append(self.design_line())
         lines.extend(f"zimage plan: WARNING {note}" for note in self.warnings())
         return lines
+
+    def design_line(self) -> str:
+        """Each look's nominal level, and which looks cannot stop a config (2^-n too large)."""
+        design = stats.calibrated_design(self.looks, self.alpha)
+        looks = "; ".join(
+            f"{n} prompts: {'cannot stop a config' if math.isinf(q) else f'α {a:.4f}'}"
+            for n, q, a in zip(
+                self.looks, design.critical_values, design.nominal_alpha, strict=True
+            )
+        )
+        return (
+            f"zimage plan: sequential design ({design.spending} α-spending, calibrated; "
+            f"docs/statistics.md): {looks}"
+        )
 
     def warnings(self) -> list[str]:
         """Below the target power: what would reach it (never fails the run)."""

@@ -110,3 +110,15 @@ def test_the_hold_decides_on_the_suites_gate_metric(tmp_path: Path) -> None:
     reason, release = unmeasured.check(fp8, records)
     assert reason is None
     assert len(release) == 9  # fp8's stage-2 cases: 3 prompts x 3 seeds
+
+
+def test_the_plan_names_each_looks_level_and_the_looks_that_cannot_stop(tmp_path: Path) -> None:
+    path = write_small_suite(tmp_path, extra=more_prompts(6, stage=2))  # looks at 3, 9 prompts
+    suite = load_suite(path)
+    cases = suite.cases(configs=("bf16", "fp8"))
+    plan = plan_suites([(suite, c) for c in cases], _settings())[suite.name]
+    line = plan.design_line()
+    assert line.startswith("zimage plan: sequential design (linear α-spending, calibrated;")
+    assert "3 prompts: cannot stop a config" in line  # 2^-3 is above any share of 0.05
+    assert "9 prompts: α 0.0" in line
+    assert line in plan.lines()
