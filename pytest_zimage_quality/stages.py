@@ -2,8 +2,8 @@
 
 A suite may split its prompts into stages (``stage = 2`` on a prompt). The run generates stage 1
 for every config; after it, each candidate is tested against a group-sequential boundary
-(``stats.sequential_gate``: Lan-DeMets alpha-spending of O'Brien-Fleming type), which keeps the
-overall one-sided error at alpha across the looks. A config decided NON-INFERIOR or INFERIOR
+(``stats.sequential_gate``: Lan-DeMets linear alpha-spending with calibrated T* boundaries),
+which keeps the overall one-sided error at alpha across the looks. A config decided NON-INFERIOR or INFERIOR
 stops: its later-stage cases are never released to the engine. The reference's later-stage
 cases are released while any candidate still needs them.
 
