@@ -23,15 +23,15 @@ from typing import IO, TYPE_CHECKING, Any
 
 import pytest
 
-from . import __version__
-from .artifacts import ReportDir, ResultsLog, new_run_id
-from .baseline import Baseline, BaselineError, Comparison, compare, load_baseline
-from .checks import check_record
-from .collect import NO_HOST_REASON, QualityFailure, ZImageItem, xfail_marker
-from .errors import ScorerError, SuiteError, ZImageError, ZImageWarning
-from .identical_images import identical_images_problem
-from .metrics import MetricInfo, ScorerSpec, ScorerSpecError, check_specs
-from .outcomes import (
+from .. import __version__
+from ..artifacts import ReportDir, ResultsLog, new_run_id
+from ..baseline import Baseline, BaselineError, Comparison, compare, load_baseline
+from ..checks import check_record
+from ..collect import NO_HOST_REASON, QualityFailure, ZImageItem, xfail_marker
+from ..errors import ScorerError, SuiteError, ZImageError, ZImageWarning
+from ..identical_images import identical_images_problem
+from ..metrics import MetricInfo, ScorerSpec, ScorerSpecError, check_specs
+from ..outcomes import (
     ERROR_KIND_PROPERTY,
     INFRA_EXIT_STATUS,
     VERDICT_PROPERTY,
@@ -39,28 +39,28 @@ from .outcomes import (
     error_properties,
     run_exit_status,
 )
-from .records import CaseRecord
-from .report.ci_views import noise_floor_text
-from .report.comparison import comparison_lines, provenance_lines, speed_memory_lines
-from .report.markdown import (
+from ..records import CaseRecord
+from ..report.ci_views import noise_floor_text
+from ..report.comparison import comparison_lines, provenance_lines, speed_memory_lines
+from ..report.markdown import (
     STEP_SUMMARY_ENV,
     append_step_summary,
     render_markdown,
     write_markdown,
 )
-from .report.terminal import report_header, write_terminal_summary
-from .stop_signals import stop_on_signals
-from .suite import Case, Suite, load_suite
-from .summary.model import Environment, ServerSummary
+from ..report.terminal import report_header, write_terminal_summary
+from ..stop_signals import stop_on_signals
+from ..suite import Case, Suite, load_suite
+from ..summary.model import Environment, ServerSummary
 
 if TYPE_CHECKING:
-    from .checks import CaseBand
-    from .engine import CaseOutcome, Engine
-    from .planning import SuitePlan
-    from .settings import GateParameters, Settings
-    from .stages import StageHold
-    from .stats import VariancePrior
-    from .summary import RunSummary
+    from ..checks import CaseBand
+    from ..engine import CaseOutcome, Engine
+    from ..planning import SuitePlan
+    from ..settings import GateParameters, Settings
+    from ..stages import StageHold
+    from ..stats import VariancePrior
+    from ..summary import RunSummary
 
 __all__ = ["NO_HOST_REASON", "SESSION_KEY", "ZImageSession"]
 
@@ -124,7 +124,7 @@ class ZImageSession:
         self._all_planned: set[tuple[str, str]] = set()
         self._prior: dict[str | None, VariancePrior] | None = None
         if settings.prior is not None:
-            from .planning import load_prior  # noqa: PLC0415 - scipy only when a prior is given
+            from ..planning import load_prior  # noqa: PLC0415 - scipy only when a prior is given
 
             try:
                 self._prior = load_prior(settings.prior)
@@ -248,8 +248,8 @@ class ZImageSession:
         """Each suite's plan (power from the prior, stages, per-case band), made once before
         anything is generated; below the target power it warns (the run goes on)."""
         if self._plans is None:
-            from .planning import plan_suites  # noqa: PLC0415 - scipy only for zimage runs
-            from .stages import StageHold  # noqa: PLC0415
+            from ..planning import plan_suites  # noqa: PLC0415 - scipy only for zimage runs
+            from ..stages import StageHold  # noqa: PLC0415
 
             selected = self._selected(items)
             self._plans = plan_suites(selected, self.settings, prior_file=self._prior)
@@ -313,8 +313,8 @@ class ZImageSession:
         if self._engine_error is not None:
             raise self._engine_error
         if self._engine is None:
-            from .cache import ImageCache  # noqa: PLC0415 - not needed at plugin load
-            from .engine import Engine  # noqa: PLC0415
+            from ..cache import ImageCache  # noqa: PLC0415 - not needed at plugin load
+            from ..engine import Engine  # noqa: PLC0415
 
             self._prepare_report_dir()
             engine = Engine(
@@ -353,8 +353,8 @@ class ZImageSession:
         (``--zimage-vram-interval``; docs/ci.md: VRAM beside speed)."""
         if self.settings.vram_interval <= 0:
             return
-        from .summary.verdicts import config_name  # noqa: PLC0415 - not needed at plugin load
-        from .vram import VramSampler  # noqa: PLC0415
+        from ..summary.verdicts import config_name  # noqa: PLC0415 - not needed at plugin load
+        from ..vram import VramSampler  # noqa: PLC0415
 
         multi = len(self._suites) > 1
 
@@ -386,7 +386,7 @@ class ZImageSession:
         for hook in (hooks.pytest_zimage_make_clip_scorer, hooks.pytest_zimage_make_lpips_scorer):
             if any(impl.plugin is not ours for impl in hook.get_hookimpls()):
                 return  # a conftest supplies its own scorers: their weights are its business
-        from .scorers import resolve_clip_weights, resolve_lpips_weights  # noqa: PLC0415
+        from ..scorers import resolve_clip_weights, resolve_lpips_weights  # noqa: PLC0415
 
         resolve_clip_weights(self.settings.clip_model, self.settings.clip_pretrained)
         resolve_lpips_weights(self.settings.lpips_net, self.settings.lpips_weights)
@@ -405,7 +405,7 @@ class ZImageSession:
         the fixtures share), then ``pytest_zimage_register_scorers`` hooks, then installed
         packages' entry points. Names must be unique."""
         if self._specs is None:
-            from .scorers import (  # noqa: PLC0415 - torch etc. only when scoring
+            from ..scorers import (  # noqa: PLC0415 - torch etc. only when scoring
                 builtin_specs,
                 entry_point_scorers,
                 flatten_specs,
@@ -618,7 +618,7 @@ class ZImageSession:
 
     def _capture_environment(self) -> None:
         if self._vram_samplers:
-            from .vram import merge_peaks  # noqa: PLC0415
+            from ..vram import merge_peaks  # noqa: PLC0415
 
             for sampler in self._vram_samplers:
                 sampler.stop()
@@ -627,7 +627,7 @@ class ZImageSession:
             self._vram_samplers = []
         engine = self._engine
         if engine is not None and engine.regenerated:
-            from .recheck import score_pairs  # noqa: PLC0415 - torch only when rechecking
+            from ..recheck import score_pairs  # noqa: PLC0415 - torch only when rechecking
 
             pairs = score_pairs(engine.regenerated, self._specs or [])
             self.environment["recheck_pairs"] = [dataclasses.asdict(p) for p in pairs]
@@ -666,7 +666,7 @@ class ZImageSession:
             return
         if not self.records:
             return
-        from .summary.build import (  # noqa: PLC0415 - scipy only when there is a gate
+        from ..summary.build import (  # noqa: PLC0415 - scipy only when there is a gate
             build_summary,
             gate_metric_problem,
         )
@@ -732,7 +732,7 @@ class ZImageSession:
         )
         if xml is None:
             return
-        from .report.vocabulary import gate_headline, verdict_label  # noqa: PLC0415
+        from ..report.vocabulary import gate_headline, verdict_label  # noqa: PLC0415
 
         exit_ = self.summary.exit
         mode = "ADVISORY" if exit_.advisory else "applied" if exit_.gate_applied else "not applied"
@@ -744,8 +744,8 @@ class ZImageSession:
     def _with_ci_blocks(self, session: pytest.Session, summary: RunSummary) -> RunSummary:
         """summary.json's CI blocks: ``verdicts`` (with the exit status the run will end
         with) and ``provenance``."""
-        from .summary.ci import provenance_block, suite_fingerprint  # noqa: PLC0415
-        from .summary.verdicts import summarize_verdicts  # noqa: PLC0415 - end of run only
+        from ..summary.ci import provenance_block, suite_fingerprint  # noqa: PLC0415
+        from ..summary.verdicts import summarize_verdicts  # noqa: PLC0415 - end of run only
 
         env = self.environment
         stats = env.get("system_stats") or {}
@@ -784,7 +784,7 @@ class ZImageSession:
     def _noise_floor(self, summary: RunSummary) -> dict[str, Any] | None:
         """The determinism check's floor, each suite's margin beside it, and a warning when a
         margin is not above it."""
-        from .noise_floor import RecheckPair, margin_warning, measure_noise_floor  # noqa: PLC0415
+        from ..noise_floor import RecheckPair, margin_warning, measure_noise_floor  # noqa: PLC0415
 
         rows = self.environment.get("recheck_pairs")
         if not rows:
@@ -802,9 +802,9 @@ class ZImageSession:
 
     def _vram_block(self, summary: RunSummary) -> dict[str, Any] | None:
         """Per config, its peak VRAM and the change against its suite's reference."""
-        from .summary.ci import vram_block  # noqa: PLC0415
-        from .summary.verdicts import config_name  # noqa: PLC0415
-        from .vram import ConfigVram  # noqa: PLC0415
+        from ..summary.ci import vram_block  # noqa: PLC0415
+        from ..summary.verdicts import config_name  # noqa: PLC0415
+        from ..vram import ConfigVram  # noqa: PLC0415
 
         peaks = {
             name: ConfigVram(config=name, **values)
@@ -864,7 +864,7 @@ class ZImageSession:
         )
 
     def _write_html(self) -> None:
-        from .report.html import write_html_report  # noqa: PLC0415 - jinja2 only at the end
+        from ..report.html import write_html_report  # noqa: PLC0415 - jinja2 only at the end
 
         assert self.summary is not None
         history, notes = self._history()
@@ -885,8 +885,8 @@ class ZImageSession:
         directory = self.settings.history
         if directory is None or self.summary is None:
             return {}, []
-        from .baseline import load_history  # noqa: PLC0415 - end of run only
-        from .cache import write_atomic  # noqa: PLC0415
+        from ..baseline import load_history  # noqa: PLC0415 - end of run only
+        from ..cache import write_atomic  # noqa: PLC0415
 
         data = self.summary.to_dict()
         try:
@@ -1025,7 +1025,7 @@ class ZImageSession:
         """
         if self.is_worker or self.config.option.collectonly:
             return [str(host) for host in self.settings.hosts]
-        from .comfyui import ComfyUIClient  # noqa: PLC0415 - httpx only when a host is given
+        from ..comfyui import ComfyUIClient  # noqa: PLC0415 - httpx only when a host is given
 
         lines = []
         for host in self.settings.hosts:
