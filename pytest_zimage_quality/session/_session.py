@@ -9,17 +9,14 @@ reports), writes the run's artifacts and decides the exit status.
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import functools
 import json
 import os
 import platform
 import sys
-import tempfile
 import warnings
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -49,9 +46,9 @@ from ..report.markdown import (
     write_markdown,
 )
 from ..report.terminal import report_header, write_terminal_summary
-from ..stop_signals import stop_on_signals
 from ..suite import Case, Suite, load_suite
 from ..summary.model import Environment, ServerSummary
+from ._guard import RunGuard
 
 if TYPE_CHECKING:
     from ..checks import CaseBand
@@ -66,8 +63,6 @@ __all__ = ["NO_HOST_REASON", "SESSION_KEY", "ZImageSession"]
 
 SESSION_KEY = pytest.StashKey["ZImageSession"]()
 _OUTCOME_KEY = pytest.StashKey["CaseOutcome"]()
-#: The file in the report directory whose flock marks the run writing there.
-REPORT_LOCK = ".zimage-run.lock"
 
 
 class ZImageSession:
@@ -974,48 +969,21 @@ class ZImageSession:
         ):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
-    # -- SIGTERM / SIGHUP ------------------------------------------------------------------
-    _restore_signals: Callable[[], None] | None = None
+    # -- SIGTERM / SIGHUP and the report directory's lock (_guard) -----------------------
+    _guard: RunGuard | None = None
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        """A run that talks to a server stops on SIGTERM/SIGHUP as on Ctrl-C (stop_signals)."""
+        """A run that talks to a server stops on SIGTERM/SIGHUP as on Ctrl-C, and (on the
+        controller) holds its report directory until it ends."""
         if self.has_host:
-            if not self.is_worker:
-                self._lock_report_dir()
-            self._restore_signals = stop_on_signals()
-
-    _report_lock: IO[str] | None = None
-
-    def _lock_report_dir(self) -> None:
-        """Hold the report directory for this run: two runs writing one directory would end
-        with one's results.jsonl beside the other's summary and report. Released at exit
-        (the kernel drops a flock when the process dies, so a killed run leaves no lock)."""
-        path = self._default_dir(self.settings.report_dir, "report")
-        _check_writable_dir(path, "--zimage-report-dir")
-        handle = (path / REPORT_LOCK).open("a+", encoding="utf-8")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.seek(0)
-            other = handle.read().strip() or "another pytest run"
-            handle.close()
-            raise pytest.UsageError(
-                f"--zimage-report-dir {path}: {other} is writing there now; wait for it to "
-                "end, or give this run its own --zimage-report-dir"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"the pytest run with pid {os.getpid()}")
-        handle.flush()
-        self._report_lock = handle
+            self._guard = RunGuard.start(
+                None if self.is_worker else self._default_dir(self.settings.report_dir, "report")
+            )
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
-        if self._restore_signals is not None:
-            self._restore_signals()
-            self._restore_signals = None
-        if self._report_lock is not None:
-            self._report_lock.close()
-            self._report_lock = None
+        if self._guard is not None:
+            self._guard.release()
+            self._guard = None
 
     def probe_hosts(self) -> list[str]:
         """One line per host for the report header: its ComfyUI version, GPU and VRAM.
@@ -1060,22 +1028,6 @@ class ZImageSession:
         else:
             hosts = [] if self.settings.simulated else self.probe_hosts()
         return report_header(self.settings, host_lines=hosts, report_root=self.report_dir.root)
-
-
-def _check_writable_dir(path: Path, option: str) -> None:
-    """A directory the run will write into, checked before any generation: a file there, or
-    no permission, is one usage error, not an INTERNALERROR after the images are made."""
-    if path.exists() and not path.is_dir():
-        raise pytest.UsageError(f"{option} {path}: is a file, not a directory; pass a directory")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
-            pass
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise pytest.UsageError(
-            f"{option} {path}: cannot write there ({reason}); pass a writable directory"
-        ) from None
 
 
 def _scorer_identity(scorer: Any) -> dict[str, Any]:
