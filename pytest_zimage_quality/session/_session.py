@@ -26,15 +26,12 @@ from ..baseline import Baseline, BaselineError, Comparison, compare, load_baseli
 from ..checks import check_record
 from ..collect import NO_HOST_REASON, QualityFailure, ZImageItem, xfail_marker
 from ..errors import ScorerError, SuiteError, ZImageError, ZImageWarning
-from ..identical_images import identical_images_problem
 from ..metrics import MetricInfo, ScorerSpec, ScorerSpecError, check_specs
 from ..outcomes import (
     ERROR_KIND_PROPERTY,
-    INFRA_EXIT_STATUS,
     VERDICT_PROPERTY,
     RunVerdicts,
     error_properties,
-    run_exit_status,
 )
 from ..records import CaseRecord
 from ..report.ci_views import noise_floor_text
@@ -48,6 +45,14 @@ from ..report.markdown import (
 from ..report.terminal import report_header, write_terminal_summary
 from ..suite import Case, Suite, load_suite
 from ..summary.model import Environment, ServerSummary
+from ._exit import (
+    add_junit_properties,
+    identical_images_failure,
+    run_verdicts,
+    settle_exit_status,
+    stopped_early,
+    write_last_lines,
+)
 from ._guard import RunGuard
 
 if TYPE_CHECKING:
@@ -690,57 +695,31 @@ class ZImageSession:
         self.report_dir.write_summary(self.summary.to_dict())
         self._write_html()
         self._write_markdown()
-        self._junit_properties()
-        if session.exitstatus == pytest.ExitCode.OK:
-            if stopped:  # an incomplete run never exits 0, advisory or not
-                session.exitstatus = pytest.ExitCode.INTERRUPTED
-            elif self.summary.exit.fails_run:
-                self.gate_failed = True
-                session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        self._infra_exit_status(session)
-        self._fail_identical_images(session)
+        add_junit_properties(self.config, self.summary)
+        self.identical_images_error = identical_images_failure(self.records.values())
+        self.gate_failed = settle_exit_status(
+            session,
+            self.summary,
+            self.verdicts,
+            stopped=stopped,
+            infra_exit_status=self.settings.infra_exit_status,
+            identical_images_error=self.identical_images_error,
+        )
 
     def stopped_early(self, session: pytest.Session, exitstatus: int) -> str:
-        """Why the run stopped before its last case ("" when it did not): Ctrl-C or SIGTERM
-        (``KeyboardInterrupt``, exit status 2), -x / --maxfail (``session.shouldfail``), or a
-        plugin's ``session.shouldstop``. A stop after the last planned case is no early stop."""
-        why = ""
-        if exitstatus == pytest.ExitCode.INTERRUPTED:
-            why = str(session.shouldstop or "interrupted")
-        elif session.shouldfail or session.shouldstop:
-            why = str(session.shouldfail or session.shouldstop)
-        if not why:
-            return ""
-        left = self._all_planned - set(self.records) - self._stage_skipped
-        return why if left or not self._all_planned else ""
-
-    def _junit_properties(self) -> None:
-        """The gate's verdict in the JUnit XML's testsuite properties (ADVISORY included)."""
-        assert self.summary is not None
-        xml = next(
-            (
-                plugin
-                for plugin in self.config.pluginmanager.get_plugins()
-                if callable(getattr(plugin, "add_global_property", None))
-            ),
-            None,
+        """Why the run stopped before its last case ("" when it did not; _exit.stopped_early)."""
+        return stopped_early(
+            session,
+            exitstatus,
+            planned=self._all_planned,
+            done=self.records,
+            stage_skipped=self._stage_skipped,
         )
-        if xml is None:
-            return
-        from ..report.vocabulary import gate_headline, verdict_label  # noqa: PLC0415
-
-        exit_ = self.summary.exit
-        mode = "ADVISORY" if exit_.advisory else "applied" if exit_.gate_applied else "not applied"
-        xml.add_global_property("zimage_gate", gate_headline(exit_)[0])
-        xml.add_global_property("zimage_gate_mode", mode)
-        for name, decision in exit_.decisions.items():
-            xml.add_global_property(f"zimage_decision_{name}", verdict_label(decision))
 
     def _with_ci_blocks(self, session: pytest.Session, summary: RunSummary) -> RunSummary:
         """summary.json's CI blocks: ``verdicts`` (with the exit status the run will end
         with) and ``provenance``."""
         from ..summary.ci import provenance_block, suite_fingerprint  # noqa: PLC0415
-        from ..summary.verdicts import summarize_verdicts  # noqa: PLC0415 - end of run only
 
         env = self.environment
         stats = env.get("system_stats") or {}
@@ -762,17 +741,12 @@ class ZImageSession:
             ),
         )
 
-        verdicts = summarize_verdicts(self.records.values(), summary, error_kinds=self.error_kinds)
-        status = int(session.exitstatus)
-        if status == pytest.ExitCode.OK and summary.exit.stopped_early:
-            status = int(pytest.ExitCode.INTERRUPTED)
-        elif status == pytest.ExitCode.OK and summary.exit.fails_run:
-            status = int(pytest.ExitCode.TESTS_FAILED)
-        self.verdicts = dataclasses.replace(
-            verdicts,
-            exit_status=self._exit_status_for(status, verdicts),
+        self.verdicts = run_verdicts(
+            self.records.values(),
+            summary,
+            error_kinds=self.error_kinds,
+            status=int(session.exitstatus),
             infra_exit_status=self.settings.infra_exit_status,
-            stopped_early=summary.exit.stopped_early,
         )
         return dataclasses.replace(summary, verdicts=self.verdicts.to_dict())
 
@@ -814,21 +788,6 @@ class ZImageSession:
             for config in suite.configs
         }
         return vram_block(peaks, references)
-
-    def _exit_status_for(self, status: int, verdicts: RunVerdicts) -> int:
-        return run_exit_status(
-            status,
-            counts=verdicts.counts,
-            error_kinds=verdicts.error_kinds.values(),
-            quality_failed_configs=sum(v == "failed" for v in verdicts.configs.values()),
-            enabled=self.settings.infra_exit_status,
-        )
-
-    def _infra_exit_status(self, session: pytest.Session) -> None:
-        """``--zimage-infra-exit-status``: a run that met only infrastructure errors (no
-        quality failure, no config judged worse) exits 75, so CI can retry it."""
-        if self.verdicts is not None:
-            session.exitstatus = self._exit_status_for(int(session.exitstatus), self.verdicts)
 
     def _compare(self, summary: RunSummary) -> dict[str, Any]:
         """summary.json's ``baseline`` block; a baseline from another lane is refused (the run
@@ -938,36 +897,15 @@ class ZImageSession:
             terminalreporter.write_line(f"zimage {floor}", yellow="WARNING" in floor)
         for line in provenance_lines(self.summary):
             terminalreporter.write_line(line, yellow="regenerated" in line)
-        if self.gate_metric_error is not None:
-            terminalreporter.write_line(f"zimage usage error: {self.gate_metric_error}", red=True)
-        if self.identical_images_error is not None:
-            terminalreporter.write_line(
-                f"zimage: FAILED — {self.identical_images_error}", red=True, bold=True
-            )
-        if self.verdicts is not None:  # the last line: errors and failures counted apart
-            verdict = self.verdicts.verdict
-            terminalreporter.write_line(
-                self.verdicts.last_line(),
-                green=verdict == "passed",
-                red=verdict == "failed",
-                yellow=verdict == "error",
-                bold=True,
-            )
-
-    # -- a server that returns one image for everything ------------------------------------
-    identical_images_error: str | None = None
-
-    def _fail_identical_images(self, session: pytest.Session) -> None:
-        """Every image of the run byte-identical across prompts/seeds: a broken server, not a
-        perfect model (identical_images); the run fails whatever the cases and gate said."""
-        self.identical_images_error = identical_images_problem(
-            (r.prompt, r.seed, r.image_sha256) for r in self.records.values() if r.image_sha256
+        write_last_lines(
+            terminalreporter,
+            gate_metric_error=self.gate_metric_error,
+            identical_images_error=self.identical_images_error,
+            verdicts=self.verdicts,
         )
-        if self.identical_images_error is not None and session.exitstatus in (
-            pytest.ExitCode.OK,
-            INFRA_EXIT_STATUS,
-        ):
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    #: a server that returned one image for everything (_exit.identical_images_failure)
+    identical_images_error: str | None = None
 
     # -- SIGTERM / SIGHUP and the report directory's lock (_guard) -----------------------
     _guard: RunGuard | None = None
