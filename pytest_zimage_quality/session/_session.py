@@ -22,7 +22,7 @@ import pytest
 
 from .. import __version__
 from ..artifacts import ReportDir, ResultsLog, new_run_id
-from ..baseline import Baseline, BaselineError, Comparison, compare, load_baseline
+from ..baseline import Baseline, BaselineError, Comparison, load_baseline
 from ..checks import check_record
 from ..collect import NO_HOST_REASON, QualityFailure, ZImageItem, xfail_marker
 from ..errors import ScorerError, SuiteError, ZImageError, ZImageWarning
@@ -45,6 +45,7 @@ from ..report.markdown import (
 from ..report.terminal import report_header, write_terminal_summary
 from ..suite import Case, Suite, load_suite
 from ..summary.model import Environment, ServerSummary
+from ._ci_blocks import compare_baseline, with_ci_blocks
 from ._exit import (
     add_junit_properties,
     identical_images_failure,
@@ -717,30 +718,9 @@ class ZImageSession:
         )
 
     def _with_ci_blocks(self, session: pytest.Session, summary: RunSummary) -> RunSummary:
-        """summary.json's CI blocks: ``verdicts`` (with the exit status the run will end
-        with) and ``provenance``."""
-        from ..summary.ci import provenance_block, suite_fingerprint  # noqa: PLC0415
-
-        env = self.environment
-        stats = env.get("system_stats") or {}
-        summary = dataclasses.replace(
-            summary,
-            vram=self._vram_block(summary),
-            noise_floor=self._noise_floor(summary),
-            provenance=provenance_block(
-                [(str(s.get("url", "")), stats.get(s.get("url")) or s) for s in env["servers"]],
-                models=env.get("model_files") or {},
-                suites=[
-                    suite_fingerprint(s.name, s.sha256, s.workflow.graph)
-                    for s in self.loaded_suites()
-                ],
-                scorers=env.get("scorers") or {},
-                plugin_version=__version__,
-                runner_python=platform.python_version(),
-                regenerated=env.get("regenerated_other_lane") or (),
-            ),
-        )
-
+        """summary.json's CI blocks (_ci_blocks), then ``verdicts`` with the exit status the
+        run will end with."""
+        summary = with_ci_blocks(summary, self.environment, self.loaded_suites())
         self.verdicts = run_verdicts(
             self.records.values(),
             summary,
@@ -750,58 +730,17 @@ class ZImageSession:
         )
         return dataclasses.replace(summary, verdicts=self.verdicts.to_dict())
 
-    def _noise_floor(self, summary: RunSummary) -> dict[str, Any] | None:
-        """The determinism check's floor, each suite's margin beside it, and a warning when a
-        margin is not above it."""
-        from ..noise_floor import RecheckPair, margin_warning, measure_noise_floor  # noqa: PLC0415
-
-        rows = self.environment.get("recheck_pairs")
-        if not rows:
-            return None
-        floor = measure_noise_floor(RecheckPair(**row) for row in rows)
-        block = floor.to_dict()
-        block["margins"] = {suite.name: suite.margin for suite in summary.suites}
-        warnings_ = [
-            f"{suite.name}: {w}"
-            for suite in summary.suites
-            if (w := margin_warning(floor, suite.margin)) is not None
-        ]
-        block["margin_warning"] = "; ".join(warnings_) or None
-        return block
-
-    def _vram_block(self, summary: RunSummary) -> dict[str, Any] | None:
-        """Per config, its peak VRAM and the change against its suite's reference."""
-        from ..summary.ci import vram_block  # noqa: PLC0415
-        from ..summary.verdicts import config_name  # noqa: PLC0415
-        from ..vram import ConfigVram  # noqa: PLC0415
-
-        peaks = {
-            name: ConfigVram(config=name, **values)
-            for name, values in (self.environment.get("vram_peaks") or {}).items()
-        }
-        multi = len(summary.suites) > 1
-        references = {
-            config_name(suite.name, config.key, multi_suite=multi): config_name(
-                suite.name, suite.reference.key, multi_suite=multi
-            )
-            for suite in summary.suites
-            for config in suite.configs
-        }
-        return vram_block(peaks, references)
-
     def _compare(self, summary: RunSummary) -> dict[str, Any]:
         """summary.json's ``baseline`` block; a baseline from another lane is refused (the run
         then fails with the reason) unless ``--zimage-baseline-any-lane``."""
         assert self.baseline is not None
-        rows = [record.to_dict() for record in self.records.values()]
-        try:
-            self.comparison = compare(
-                self.baseline, summary.to_dict(), rows, any_lane=self.settings.baseline_any_lane
-            )
-        except BaselineError as exc:
-            self.baseline_refused = str(exc)
-            return {"path": str(self.baseline.path), "refused": self.baseline_refused}
-        return self.comparison.to_dict()
+        block, self.comparison, self.baseline_refused = compare_baseline(
+            self.baseline,
+            summary,
+            self.records.values(),
+            any_lane=self.settings.baseline_any_lane,
+        )
+        return block
 
     def environment_summary(self) -> Environment:
         """Where this run happened, as plain data for the summary (servers, scorers, versions)."""
