@@ -9,18 +9,14 @@ reports), writes the run's artifacts and decides the exit status.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import os
-import platform
-import sys
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .. import __version__
 from ..artifacts import ReportDir, ResultsLog, new_run_id
 from ..baseline import Baseline, BaselineError, Comparison, load_baseline
 from ..checks import check_record
@@ -44,8 +40,14 @@ from ..report.markdown import (
 )
 from ..report.terminal import report_header, write_terminal_summary
 from ..suite import Case, Suite, load_suite
-from ..summary.model import Environment, ServerSummary
+from ..summary.model import Environment
 from ._ci_blocks import compare_baseline, with_ci_blocks
+from ._environment import (
+    capture_environment,
+    environment_summary,
+    merge_environment,
+    start_vram_sampling,
+)
 from ._exit import (
     add_junit_properties,
     identical_images_failure,
@@ -346,37 +348,10 @@ class ZImageSession:
                     raise error from exc
                 raise
             self._engine = engine
-            self._start_vram_sampling(engine)
-        return self._engine
-
-    def _start_vram_sampling(self, engine: Engine) -> None:
-        """Sample each server's VRAM while it generates, attributed to the config it runs
-        (``--zimage-vram-interval``; docs/ci.md: VRAM beside speed)."""
-        if self.settings.vram_interval <= 0:
-            return
-        from ..summary.verdicts import config_name  # noqa: PLC0415 - not needed at plugin load
-        from ..vram import VramSampler  # noqa: PLC0415
-
-        multi = len(self._suites) > 1
-
-        def running(runner: Any) -> str | None:
-            case = runner.running_case()
-            return (
-                None
-                if case is None
-                else config_name(case.suite, case.config.key, multi_suite=multi)
+            self._vram_samplers = start_vram_sampling(
+                engine, interval=self.settings.vram_interval, multi_suite=len(self._suites) > 1
             )
-
-        for runner in engine.runners:
-            stats = getattr(runner.client, "system_stats", None)
-            if callable(stats):
-                sampler = VramSampler(
-                    stats,
-                    current_config=functools.partial(running, runner),
-                    interval=self.settings.vram_interval,
-                )
-                sampler.start()
-                self._vram_samplers.append(sampler)
+        return self._engine
 
     def _check_scorer_weights(self) -> None:
         """Refuse the run before any generation when the default scorers' weights are missing."""
@@ -617,45 +592,21 @@ class ZImageSession:
         assert self._results is not None
         self._results.append(record, nodeid=report.nodeid)
 
-    def _capture_environment(self) -> None:
-        if self._vram_samplers:
-            from ..vram import merge_peaks  # noqa: PLC0415
-
-            for sampler in self._vram_samplers:
-                sampler.stop()
-            peaks = merge_peaks(sampler.peaks() for sampler in self._vram_samplers)
-            self.environment["vram_peaks"] = {k: v.to_dict() for k, v in peaks.items()}
-            self._vram_samplers = []
-        engine = self._engine
-        if engine is not None and engine.regenerated:
-            from ..recheck import score_pairs  # noqa: PLC0415 - torch only when rechecking
-
-            pairs = score_pairs(engine.regenerated, self._specs or [])
-            self.environment["recheck_pairs"] = [dataclasses.asdict(p) for p in pairs]
-        if engine is not None:
-            servers = [dataclasses.asdict(info) for info in engine.server_infos]
-            for server, info in zip(servers, engine.server_infos, strict=True):
-                server["gpu_name"] = info.gpu_name
-                server["simulated"] = self.settings.simulated
-            self.environment["servers"] = servers
-            self.environment["model_files"] = engine.model_identities()
-            self.environment["system_stats"] = engine.system_stats
-            self.environment["regenerated_other_lane"] = engine.regenerated_other_lane
-        if self._scorers is not None:
-            self.environment["scorers"] = {
-                name: _scorer_identity(scorer)
-                for name, scorer in zip(("clip", "lpips"), self._scorers, strict=True)
-            }
-
     def merge_environment(self, other: dict[str, Any]) -> None:
         """Fold a worker's environment into the controller's (first server list wins)."""
-        for key, value in other.items():
-            if value and not self.environment.get(key):
-                self.environment[key] = value
+        merge_environment(self.environment, other)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        self._capture_environment()
+        capture_environment(
+            self.environment,
+            samplers=self._vram_samplers,
+            engine=self._engine,
+            specs=self._specs,
+            scorers=self._scorers,
+            simulated=self.settings.simulated,
+        )
+        self._vram_samplers = []
         if self._engine is not None:
             self._engine.close(cancel=True)
         if self._results is not None:
@@ -744,17 +695,7 @@ class ZImageSession:
 
     def environment_summary(self) -> Environment:
         """Where this run happened, as plain data for the summary (servers, scorers, versions)."""
-        torch = sys.modules.get("torch")
-        return Environment(
-            plugin_version=__version__,
-            python=platform.python_version(),
-            platform=platform.platform(),
-            pytest=pytest.__version__,
-            torch=getattr(torch, "__version__", None),
-            device=self.settings.device,
-            servers=tuple(ServerSummary.from_dict(s) for s in self.environment.get("servers", [])),
-            scorers=self.environment.get("scorers", {}),
-        )
+        return environment_summary(self.environment, device=self.settings.device)
 
     def _write_html(self) -> None:
         from ..report.html import write_html_report  # noqa: PLC0415 - jinja2 only at the end
@@ -905,24 +846,6 @@ class ZImageSession:
         else:
             hosts = [] if self.settings.simulated else self.probe_hosts()
         return report_header(self.settings, host_lines=hosts, report_root=self.report_dir.root)
-
-
-def _scorer_identity(scorer: Any) -> dict[str, Any]:
-    """What identifies a scorer's numbers; user-supplied scorers may lack some attributes."""
-    info = getattr(scorer, "info", None)
-    if callable(info):
-        data = info()
-        if isinstance(data, dict):
-            return {**data, "class": type(scorer).__qualname__}
-    fields = ("name", "model", "pretrained", "net", "weights_identity", "random_weights")
-    identity = {
-        name: getattr(scorer, name)
-        for name in fields
-        if isinstance(getattr(scorer, name, None), str | bool)
-    }
-    identity["device"] = str(getattr(scorer, "device", ""))
-    identity["class"] = type(scorer).__qualname__
-    return identity
 
 
 def _outcome_of(report: pytest.TestReport) -> str:
