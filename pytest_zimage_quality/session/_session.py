@@ -9,8 +9,6 @@ reports), writes the run's artifacts and decides the exit status.
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,14 +28,6 @@ from ..outcomes import (
     error_properties,
 )
 from ..records import CaseRecord
-from ..report.ci_views import noise_floor_text
-from ..report.comparison import comparison_lines, provenance_lines, speed_memory_lines
-from ..report.markdown import (
-    STEP_SUMMARY_ENV,
-    append_step_summary,
-    render_markdown,
-    write_markdown,
-)
 from ..report.terminal import report_header, write_terminal_summary
 from ..suite import Case, Suite, load_suite
 from ..summary.model import Environment
@@ -57,6 +47,7 @@ from ._exit import (
     write_last_lines,
 )
 from ._guard import RunGuard
+from ._outputs import host_lines, write_ci_lines, write_html, write_pr_summary
 
 if TYPE_CHECKING:
     from ..checks import CaseBand
@@ -645,8 +636,21 @@ class ZImageSession:
                 session.exitstatus = pytest.ExitCode.USAGE_ERROR
         self.summary = self._with_ci_blocks(session, self.summary)
         self.report_dir.write_summary(self.summary.to_dict())
-        self._write_html()
-        self._write_markdown()
+        records = list(self.records.values())
+        write_html(
+            self.report_dir,
+            self.summary,
+            records,
+            history_dir=self.settings.history,
+            run_id=self.run_id,
+        )
+        write_pr_summary(
+            self.settings,
+            self.summary,
+            records,
+            comparison=self.comparison,
+            report_path=self.report_dir.html_path,
+        )
         add_junit_properties(self.config, self.summary)
         self.identical_images_error = identical_images_failure(self.records.values())
         self.gate_failed = settle_exit_status(
@@ -697,65 +701,6 @@ class ZImageSession:
         """Where this run happened, as plain data for the summary (servers, scorers, versions)."""
         return environment_summary(self.environment, device=self.settings.device)
 
-    def _write_html(self) -> None:
-        from ..report.html import write_html_report  # noqa: PLC0415 - jinja2 only at the end
-
-        assert self.summary is not None
-        history, notes = self._history()
-        try:
-            write_html_report(
-                self.report_dir,
-                self.summary,
-                list(self.records.values()),
-                history=history,
-                history_notes=notes,
-            )
-        except OSError as exc:
-            warnings.warn(ZImageWarning(f"could not write report.html: {exc}"), stacklevel=1)
-
-    def _history(self) -> tuple[dict[tuple[str, str], list[Any]], list[str]]:
-        """``--zimage-history DIR``: store this run's summary.json there, then each config's
-        Δ and verdict across the stored runs (a broken stored file is a note, never a stop)."""
-        directory = self.settings.history
-        if directory is None or self.summary is None:
-            return {}, []
-        from ..baseline import load_history  # noqa: PLC0415 - end of run only
-        from ..cache import write_atomic  # noqa: PLC0415
-
-        data = self.summary.to_dict()
-        try:
-            write_atomic(
-                Path(directory) / f"{self.run_id}.json",
-                json.dumps(data, indent=1, sort_keys=True).encode("utf-8"),
-            )
-            return load_history(directory, current=data)
-        except (OSError, BaselineError) as exc:
-            return {}, [f"history: {exc}"]
-
-    def _write_markdown(self) -> None:
-        """The PR summary: to ``--zimage-markdown``, and appended to GitHub Actions' job
-        summary when the job names one (unless ``--zimage-step-summary=no``)."""
-        assert self.summary is not None
-        settings = self.settings
-        step = settings.step_summary and bool(os.environ.get(STEP_SUMMARY_ENV))
-        if settings.markdown is None and not step:
-            return
-        text = render_markdown(
-            self.summary,
-            records=list(self.records.values()),
-            comparison=self.comparison,
-            report_path=str(self.report_dir.html_path),
-        )
-        try:
-            if settings.markdown is not None:
-                write_markdown(settings.markdown, text)
-            if step:
-                append_step_summary(text)
-        except OSError as exc:
-            warnings.warn(
-                ZImageWarning(f"could not write the Markdown summary: {exc}"), stacklevel=1
-            )
-
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.is_worker or self.settings.plan:
             return
@@ -768,15 +713,12 @@ class ZImageSession:
             has_host=self.has_host,
             any_zimage_items=self.any_zimage_items,
         )
-        for line, markup in comparison_lines(self.comparison, self.baseline_refused):
-            terminalreporter.write_line(line, **markup)
-        for line in speed_memory_lines(self.summary):
-            terminalreporter.write_line(line)
-        floor = noise_floor_text(self.summary) if self.summary is not None else None
-        if floor:
-            terminalreporter.write_line(f"zimage {floor}", yellow="WARNING" in floor)
-        for line in provenance_lines(self.summary):
-            terminalreporter.write_line(line, yellow="regenerated" in line)
+        write_ci_lines(
+            terminalreporter,
+            self.summary,
+            comparison=self.comparison,
+            baseline_refused=self.baseline_refused,
+        )
         write_last_lines(
             terminalreporter,
             gate_metric_error=self.gate_metric_error,
@@ -806,37 +748,11 @@ class ZImageSession:
     def probe_hosts(self) -> list[str]:
         """One line per host for the report header: its ComfyUI version, GPU and VRAM.
 
-        A quick ``/system_stats`` per host (no retries); the run itself connects later, when
-        its first test starts. Skipped for --collect-only and on xdist workers.
+        Skipped for --collect-only and on xdist workers (_outputs.host_lines).
         """
         if self.is_worker or self.config.option.collectonly:
             return [str(host) for host in self.settings.hosts]
-        from ..comfyui import ComfyUIClient  # noqa: PLC0415 - httpx only when a host is given
-
-        lines = []
-        for host in self.settings.hosts:
-            url = str(host)  # the password, if any, redacted
-            client = ComfyUIClient(
-                host, headers=self.settings.headers, timeout=10, use_websocket=False, retries=0
-            )
-            try:
-                info = client.connect()
-            except ZImageError as exc:
-                lines.append(f"{url}: not reachable now ({exc.message})")
-                continue
-            except Exception as exc:  # a header must never break the session
-                lines.append(f"{url}: not reachable now ({type(exc).__name__}: {exc})")
-                continue
-            finally:
-                client.close()
-            device = info.devices[0] if info.devices else None
-            vram = (
-                f", VRAM {device.vram_total / 2**30:.1f} GiB ({device.vram_free / 2**30:.1f} free)"
-                if device and device.vram_total
-                else ""
-            )
-            lines.append(f"{url}: ComfyUI {info.comfyui_version}, {info.gpu_name}{vram}")
-        return lines
+        return host_lines(self.settings)
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         if not self.has_host:
