@@ -19,8 +19,8 @@ from ..artifacts import ReportDir, ResultsLog, new_run_id
 from ..baseline import Baseline, BaselineError, Comparison, load_baseline
 from ..checks import check_record
 from ..collect import NO_HOST_REASON, QualityFailure, ZImageItem, xfail_marker
-from ..errors import ScorerError, SuiteError, ZImageError, ZImageWarning
-from ..metrics import MetricInfo, ScorerSpec, ScorerSpecError, check_specs
+from ..errors import SuiteError, ZImageError, ZImageWarning
+from ..metrics import MetricInfo, ScorerSpec
 from ..outcomes import (
     ERROR_KIND_PROPERTY,
     VERDICT_PROPERTY,
@@ -48,6 +48,7 @@ from ._exit import (
 )
 from ._guard import RunGuard
 from ._outputs import host_lines, write_ci_lines, write_html, write_pr_summary
+from ._scorers import check_scorer_weights, gather_metric_specs, make_scorers
 
 if TYPE_CHECKING:
     from ..checks import CaseBand
@@ -345,56 +346,20 @@ class ZImageSession:
         return self._engine
 
     def _check_scorer_weights(self) -> None:
-        """Refuse the run before any generation when the default scorers' weights are missing."""
-        if self.settings.random_weights:
-            return
-        hooks = self.config.pluginmanager.hook
-        ours = self.config.pluginmanager.get_plugin("zimage_quality")
-        for hook in (hooks.pytest_zimage_make_clip_scorer, hooks.pytest_zimage_make_lpips_scorer):
-            if any(impl.plugin is not ours for impl in hook.get_hookimpls()):
-                return  # a conftest supplies its own scorers: their weights are its business
-        from ..scorers import resolve_clip_weights, resolve_lpips_weights  # noqa: PLC0415
-
-        resolve_clip_weights(self.settings.clip_model, self.settings.clip_pretrained)
-        resolve_lpips_weights(self.settings.lpips_net, self.settings.lpips_weights)
+        check_scorer_weights(self.config, self.settings)
 
     def scorers(self) -> tuple[Any, Any]:
         """The run's CLIP and LPIPS scorers, built once (hooks may supply their own)."""
         if self._scorers is None:
-            hook = self.config.hook
-            clip = hook.pytest_zimage_make_clip_scorer(config=self.config, settings=self.settings)
-            lpips = hook.pytest_zimage_make_lpips_scorer(config=self.config, settings=self.settings)
-            self._scorers = (clip, lpips)
+            self._scorers = make_scorers(self.config, self.settings)
         return self._scorers
 
     def metric_specs(self) -> list[ScorerSpec]:
-        """Every metric of the run, built once: the built-ins (on the CLIP and LPIPS scorers
-        the fixtures share), then ``pytest_zimage_register_scorers`` hooks, then installed
-        packages' entry points. Names must be unique."""
+        """Every metric of the run, built once (_scorers.gather_metric_specs)."""
         if self._specs is None:
-            from ..scorers import (  # noqa: PLC0415 - torch etc. only when scoring
-                builtin_specs,
-                entry_point_scorers,
-                flatten_specs,
+            specs = gather_metric_specs(
+                self.config, self.settings, self.scorers(), list(self._suites.values())
             )
-
-            clip, lpips = self.scorers()
-            suites = list(self._suites.values())
-            found: list[tuple[ScorerSpec, str]] = [
-                (spec, "built-in") for spec in builtin_specs(clip, lpips, suites=suites)
-            ]
-            for result in self.config.hook.pytest_zimage_register_scorers(
-                config=self.config, settings=self.settings, suites=suites
-            ):
-                where = "a pytest_zimage_register_scorers hook"
-                found.extend((spec, where) for spec in flatten_specs(result, where))
-            found.extend(entry_point_scorers(self.settings))
-            try:
-                specs = check_specs(
-                    [spec for spec, _ in found], origin={id(s): w for s, w in found}
-                )
-            except ScorerSpecError as exc:
-                raise ScorerError(str(exc), hint="docs/scorers.md: registering a scorer") from None
             self._specs = specs
             self.environment["metrics"] = [spec.describe().to_dict() for spec in specs]
         return self._specs
