@@ -17,15 +17,11 @@ import pytest
 
 from ..artifacts import ReportDir, ResultsLog, new_run_id
 from ..baseline import Baseline, BaselineError, Comparison, load_baseline
-from ..checks import check_record
-from ..collect import NO_HOST_REASON, QualityFailure, ZImageItem, xfail_marker
+from ..collect import NO_HOST_REASON, ZImageItem, xfail_marker
 from ..errors import SuiteError, ZImageError, ZImageWarning
 from ..metrics import MetricInfo, ScorerSpec
 from ..outcomes import (
-    ERROR_KIND_PROPERTY,
-    VERDICT_PROPERTY,
     RunVerdicts,
-    error_properties,
 )
 from ..records import CaseRecord
 from ..report.terminal import report_header, write_terminal_summary
@@ -48,6 +44,14 @@ from ._exit import (
 )
 from ._guard import RunGuard
 from ._outputs import host_lines, write_ci_lines, write_html, write_pr_summary
+from ._records import (
+    add_error_record,
+    base_record,
+    check_outcome,
+    progress_printer,
+    record_for,
+    record_from_report,
+)
 from ._scorers import check_scorer_weights, gather_metric_specs, make_scorers
 
 if TYPE_CHECKING:
@@ -389,11 +393,7 @@ class ZImageSession:
         else:
             error = None
         if error is not None:  # failed outside the except block: no "during handling" chain
-            base = self._base_record(item.suite, item.case)
-            item.user_properties.extend(
-                base.with_(check="error", message=str(error)).to_properties()
-            )
-            item.user_properties.extend(error_properties(error))
+            add_error_record(item, self._base_record(item.suite, item.case), error)
             pytest.fail(str(error), pytrace=False)
         if release:
             engine.request(release)  # the next stage of an undecided config
@@ -412,38 +412,18 @@ class ZImageSession:
         else:
             error = None
         if error is not None:
-            base = self._base_record(item.suite, item.case)
-            item.user_properties.extend(
-                base.with_(check="error", message=str(error)).to_properties()
-            )
-            item.user_properties.extend(error_properties(error))
+            add_error_record(item, self._base_record(item.suite, item.case), error)
             pytest.fail(str(error), pytrace=False)
 
     def outcome(self, suite: Suite, case: Case) -> CaseOutcome:
         engine = self.engine()
         verbose = self.config.get_verbosity() >= 1
-        outcome = engine.outcome(case, poll=self._progress_printer(case) if verbose else None)
+        outcome = engine.outcome(
+            case, poll=progress_printer(self.config, case) if verbose else None
+        )
         for note in engine.drain_notes():
             warnings.warn(ZImageWarning(note), stacklevel=2)
         return outcome
-
-    def _progress_printer(self, case: Case) -> Any:
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        capture = self.config.pluginmanager.get_plugin("capturemanager")
-        last: list[str | None] = [None]
-
-        def show(progress: str | None) -> None:
-            if reporter is None or progress is None or progress == last[0]:
-                return
-            last[0] = progress
-            line = f"    zimage: {case.id}: {progress}"
-            if capture is not None:
-                with capture.global_and_fixture_disabled():
-                    reporter.write_line(line)
-            else:
-                reporter.write_line(line)
-
-        return show
 
     def run_case(self, item: ZImageItem) -> None:
         suite, case = item.suite, item.case
@@ -453,79 +433,23 @@ class ZImageSession:
             try:
                 outcome = self.outcome(suite, case)
             except ZImageError as exc:
-                item.user_properties.extend(
-                    base.with_(check="error", message=str(exc)).to_properties()
-                )
-                item.user_properties.extend(error_properties(exc))
+                add_error_record(item, base, exc)
                 raise
-        record = self.record_for(base, outcome)
-        result = check_record(
-            record,
-            blank=outcome.scores.blank,
-            band=None if case.is_reference else self.band_for(suite),
-        )
-        record = record.with_(check="pass" if result.passed else "fail", message=result.message)
-        item.user_properties.extend(record.to_properties())
-        item.user_properties.append((VERDICT_PROPERTY, "passed" if result.passed else "failed"))
-        if not result.passed:
-            raise QualityFailure(result.message)
+        band = None if case.is_reference else self.band_for(suite)
+        check_outcome(item, self.record_for(base, outcome), outcome, band)
 
     def _base_record(self, suite: Suite, case: Case) -> CaseRecord:
-        gate = self.gate_for(suite)
-        return CaseRecord(
-            suite=suite.name,
-            case_id=case.id,
-            prompt=case.prompt.key,
-            prompt_text=case.prompt.text,
-            config=case.config.key,
-            config_label=case.config.label,
-            seed=case.seed,
-            reference=case.reference,
-            role="reference" if case.is_reference else "candidate",
-            tolerance=None if case.is_reference else self._band_width(suite, gate),
-            # Random weights put CLIPScore on no meaningful absolute scale: no floor then.
-            clip_floor=gate.clip_floor
-            if case.is_reference and not self.settings.random_weights
-            else None,
-            expected_fail=case.expected_fail.reason if case.expected_fail else "",
+        return base_record(
+            suite,
+            case,
+            gate=self.gate_for(suite),
+            band=self.band_for(suite),
+            settings=self.settings,
             run_id=self.run_id,
-            suite_path=str(suite.path),
-            simulated=self.settings.simulated,
-            random_weights=self.settings.random_weights,
         )
-
-    def _band_width(self, suite: Suite, gate: GateParameters) -> float:
-        band = self.band_for(suite)
-        return band.width if band is not None else gate.tolerance
 
     def record_for(self, base: CaseRecord, outcome: CaseOutcome) -> CaseRecord:
-        gen, scores, ref = outcome.generated, outcome.scores, outcome.reference
-        clip = scores.clipscore
-        ref_clip = ref.scores.clipscore if ref else None
-        # A candidate's reference-free metrics pair with its reference image's values.
-        ref_metrics = (
-            {k: v for k, v in ref.scores.metrics.items() if k in scores.metrics} if ref else {}
-        )
-        return base.with_(
-            clipscore=clip,
-            reference_clipscore=ref_clip,
-            delta=clip - ref_clip if clip is not None and ref_clip is not None else None,
-            lpips=scores.lpips,
-            metrics=dict(scores.metrics),
-            reference_metrics=ref_metrics,
-            details=dict(scores.details),
-            image_path=str(outcome.image_path),
-            reference_image_path=str(ref.image_path) if ref else "",
-            image_sha256=gen.sha256,
-            width=scores.width,
-            height=scores.height,
-            wall_seconds=gen.wall_seconds,
-            server_seconds=gen.server_seconds,
-            cached=gen.cached,
-            host=gen.host,
-            prompt_id=gen.prompt_id,
-            graph_hash=outcome.job.graph_hash,
-        )
+        return record_for(base, outcome)
 
     # -- reports (controller side) ----------------------------------------------------------
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -533,14 +457,11 @@ class ZImageSession:
             return
         if "zimage" in report.keywords:  # the xdist controller collects nothing itself
             self.any_zimage_items = True
-        if not (report.when == "call" or (report.when == "setup" and report.failed)):
+        found = record_from_report(report)
+        if found is None:
             return
-        record = CaseRecord.from_properties(report.user_properties)
-        if record is None:
-            return
-        record = record.with_(outcome=_outcome_of(report))
-        kind = dict(report.user_properties).get(ERROR_KIND_PROPERTY)
-        if isinstance(kind, str):
+        record, kind = found
+        if kind is not None:
             self.error_kinds[record.key] = kind
         self.records[record.key] = record
         if self._results is None:
@@ -727,11 +648,3 @@ class ZImageSession:
         else:
             hosts = [] if self.settings.simulated else self.probe_hosts()
         return report_header(self.settings, host_lines=hosts, report_root=self.report_dir.root)
-
-
-def _outcome_of(report: pytest.TestReport) -> str:
-    if hasattr(report, "wasxfail"):
-        return "xfailed" if report.skipped else "xpassed"
-    if report.when == "setup" and report.failed:
-        return "error"
-    return str(report.outcome)
