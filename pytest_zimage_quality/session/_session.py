@@ -17,15 +17,15 @@ import pytest
 
 from ..artifacts import ReportDir, ResultsLog, new_run_id
 from ..baseline import Baseline, BaselineError, Comparison, load_baseline
-from ..collect import NO_HOST_REASON, ZImageItem, xfail_marker
-from ..errors import SuiteError, ZImageError, ZImageWarning
+from ..collect import NO_HOST_REASON, ZImageItem
+from ..errors import ZImageError, ZImageWarning
 from ..metrics import MetricInfo, ScorerSpec
 from ..outcomes import (
     RunVerdicts,
 )
 from ..records import CaseRecord
 from ..report.terminal import report_header, write_terminal_summary
-from ..suite import Case, Suite, load_suite
+from ..suite import Case, Suite
 from ..summary.model import Environment
 from ._ci_blocks import compare_baseline, with_ci_blocks
 from ._environment import (
@@ -53,6 +53,7 @@ from ._records import (
     record_from_report,
 )
 from ._scorers import check_scorer_weights, gather_metric_specs, make_scorers
+from ._suites import SuiteCatalog
 
 if TYPE_CHECKING:
     from ..checks import CaseBand
@@ -84,8 +85,7 @@ class ZImageSession:
         )
         self._report_dir: ReportDir | None = None
         self._cache_dir: Path | None = None
-        self._suites: dict[Path, Suite] = {}
-        self._suite_errors: dict[Path, ZImageError] = {}
+        self._catalog = SuiteCatalog(settings)
         self._planned: list[tuple[Suite, Case]] = []
         self._engine: Engine | None = None
         self._engine_error: ZImageError | None = None
@@ -163,72 +163,25 @@ class ZImageSession:
     def xfail_strict(self) -> bool:
         return self.settings.xfail_strict
 
-    # -- suites ---------------------------------------------------------------------------
+    # -- suites (_suites) -------------------------------------------------------------------
     def load(self, path: Path) -> Suite:
         """The suite at ``path``, loaded once per run (errors are remembered too)."""
-        path = Path(path).resolve()
-        if path in self._suite_errors:
-            raise self._suite_errors[path]
-        if path not in self._suites:
-            try:
-                self._suites[path] = load_suite(path)
-            except SuiteError as exc:
-                self._suite_errors[path] = exc
-                raise
-        return self._suites[path]
+        return self._catalog.load(path)
 
     def loaded_suites(self) -> list[Suite]:
         """Suites collected in this process, plus those records name (the xdist controller)."""
-        for record in self.records.values():
-            if record.suite_path:
-                try:
-                    self.load(Path(record.suite_path))
-                except ZImageError:
-                    continue
-        return list(self._suites.values())
+        return self._catalog.loaded(self.records.values())
 
     def suite_cases(self, path: Path) -> tuple[Suite, list[Case]]:
         """The suite at ``path`` and its cases after --zimage-configs/prompts/seeds."""
-        suite = self.load(path)
-        try:
-            cases = suite.cases(
-                configs=self.settings.configs,
-                prompts=self.settings.prompts,
-                seeds=self.settings.seeds_for(suite),
-            )
-        except KeyError as exc:
-            raise SuiteError(
-                f"{exc.args[0]} in --zimage-configs / --zimage-prompts",
-                path=str(suite.path),
-                hint="use keys the suite defines (they are the test ids' parts)",
-            ) from None
-        return suite, cases
+        return self._catalog.suite_cases(path)
 
     def gate_for(self, suite: Suite) -> GateParameters:
         return self.settings.gate_for(suite)
 
     def parametrize(self, metafunc: pytest.Metafunc) -> None:
         """Parametrize a Python test's ``zimage_case`` over the cases of --zimage-suite."""
-        if self.settings.suite_path is None:
-            raise pytest.Collector.CollectError(
-                f"{metafunc.definition.nodeid} uses the zimage_case fixture but no suite is "
-                "configured\n  hint: pass --zimage-suite=PATH or set zimage_suite in the ini file"
-            )
-        try:
-            _, cases = self.suite_cases(self.settings.suite_path)
-        except ZImageError as exc:
-            raise pytest.Collector.CollectError(str(exc)) from None
-        params = []
-        for case in cases:
-            marks = []
-            if case.expected_fail is not None:
-                marks.append(
-                    xfail_marker(
-                        case, default_strict=self.settings.xfail_strict, raises=AssertionError
-                    )
-                )
-            params.append(pytest.param(case, id=case.id, marks=marks))
-        metafunc.parametrize("zimage_case", params, indirect=True)
+        self._catalog.parametrize(metafunc)
 
     # -- planning and the engine ----------------------------------------------------------
     def _selected(self, items: list[pytest.Item]) -> list[tuple[Suite, Case]]:
@@ -321,7 +274,7 @@ class ZImageSession:
             )
             try:
                 engine.start(
-                    list(self._suites.values()),
+                    self._catalog.suites(),
                     # a staged suite starts with stage 1; later stages are released by setup_case
                     self._hold.first()
                     if self._hold is not None
@@ -345,7 +298,9 @@ class ZImageSession:
                 raise
             self._engine = engine
             self._vram_samplers = start_vram_sampling(
-                engine, interval=self.settings.vram_interval, multi_suite=len(self._suites) > 1
+                engine,
+                interval=self.settings.vram_interval,
+                multi_suite=len(self._catalog.suites()) > 1,
             )
         return self._engine
 
@@ -362,7 +317,7 @@ class ZImageSession:
         """Every metric of the run, built once (_scorers.gather_metric_specs)."""
         if self._specs is None:
             specs = gather_metric_specs(
-                self.config, self.settings, self.scorers(), list(self._suites.values())
+                self.config, self.settings, self.scorers(), self._catalog.suites()
             )
             self._specs = specs
             self.environment["metrics"] = [spec.describe().to_dict() for spec in specs]
