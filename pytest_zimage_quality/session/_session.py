@@ -44,6 +44,7 @@ from ._exit import (
 )
 from ._guard import RunGuard
 from ._outputs import host_lines, write_ci_lines, write_html, write_pr_summary
+from ._plan import RunPlan
 from ._records import (
     add_error_record,
     base_record,
@@ -60,8 +61,6 @@ if TYPE_CHECKING:
     from ..engine import CaseOutcome, Engine
     from ..planning import SuitePlan
     from ..settings import GateParameters, Settings
-    from ..stages import StageHold
-    from ..stats import VariancePrior
     from ..summary import RunSummary
 
 __all__ = ["NO_HOST_REASON", "SESSION_KEY", "ZImageSession"]
@@ -86,7 +85,6 @@ class ZImageSession:
         self._report_dir: ReportDir | None = None
         self._cache_dir: Path | None = None
         self._catalog = SuiteCatalog(settings)
-        self._planned: list[tuple[Suite, Case]] = []
         self._engine: Engine | None = None
         self._engine_error: ZImageError | None = None
         self._prepared = False
@@ -117,18 +115,7 @@ class ZImageSession:
         self.verdicts: RunVerdicts | None = None
         self._vram_samplers: list[Any] = []
         # The gate's plan, made at collection (docs/gate.md): power, stages, per-case band.
-        self._plans: dict[str, SuitePlan] | None = None
-        self._hold: StageHold | None = None
-        self._stage_skipped: set[tuple[str, str]] = set()
-        self._all_planned: set[tuple[str, str]] = set()
-        self._prior: dict[str | None, VariancePrior] | None = None
-        if settings.prior is not None:
-            from ..planning import load_prior  # noqa: PLC0415 - scipy only when a prior is given
-
-            try:
-                self._prior = load_prior(settings.prior)
-            except ZImageError as exc:
-                raise pytest.UsageError(str(exc)) from None
+        self._plan = RunPlan(config, self._catalog, is_worker=self.is_worker)
 
     @property
     def report_dir(self) -> ReportDir:
@@ -183,60 +170,23 @@ class ZImageSession:
         """Parametrize a Python test's ``zimage_case`` over the cases of --zimage-suite."""
         self._catalog.parametrize(metafunc)
 
-    # -- planning and the engine ----------------------------------------------------------
-    def _selected(self, items: list[pytest.Item]) -> list[tuple[Suite, Case]]:
-        planned: list[tuple[Suite, Case]] = []
-        for item in items:
-            if isinstance(item, ZImageItem):
-                self.any_zimage_items = True
-                planned.append((item.suite, item.case))
-            elif "zimage_result" in getattr(item, "fixturenames", ()):
-                case = getattr(getattr(item, "callspec", None), "params", {}).get("zimage_case")
-                if isinstance(case, Case) and self.settings.suite_path is not None:
-                    planned.append((self.load(self.settings.suite_path), case))
-        return planned
-
+    # -- the plan (_plan) and the engine --------------------------------------------------
     def _plan_run(self, items: list[pytest.Item]) -> dict[str, SuitePlan]:
-        """Each suite's plan (power from the prior, stages, per-case band), made once before
-        anything is generated; below the target power it warns (the run goes on)."""
-        if self._plans is None:
-            from ..planning import plan_suites  # noqa: PLC0415 - scipy only for zimage runs
-            from ..stages import StageHold  # noqa: PLC0415
-
-            selected = self._selected(items)
-            self._plans = plan_suites(selected, self.settings, prior_file=self._prior)
-            self._all_planned = {case.key for _, case in selected}
-            if not self.is_worker:  # xdist workers cannot hold: they see a share of the cases
-                self._hold = StageHold(self._plans, [case for _, case in selected])
-            if (self.has_host or self.settings.plan) and not self.is_worker:
-                for plan in self._plans.values():
-                    for warning in plan.warnings():
-                        self._warn_once(warning)
-        return self._plans
-
-    def _warn_once(self, text: str) -> None:
-        """A ZImageWarning in pytest's warnings summary that never stops the run: it is
-        recorded, not raised, so ``filterwarnings = error`` cannot turn a plan into a crash."""
-        message = warnings.WarningMessage(ZImageWarning(text), ZImageWarning, __file__, 0)
-        self.config.hook.pytest_warning_recorded.call_historic(
-            kwargs={"warning_message": message, "when": "collect", "nodeid": "", "location": None}
-        )
+        return self._plan.plan(items, announce=self.has_host or self.settings.plan)
 
     def pytest_report_collectionfinish(
         self, config: pytest.Config, items: list[pytest.Item]
     ) -> list[str]:
         """The plan, printed after "collected N items" and before any generation."""
-        if not (self.has_host or self.settings.plan) or not self._selected(items):
+        if not (self.has_host or self.settings.plan) or not self._plan.selected(items):
             return []
         return [line for plan in self._plan_run(items).values() for line in plan.lines()]
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        planned = self._selected(session.items)
-        if planned and (self.has_host or self.settings.plan):  # no host: every case skips
-            self._plan_run(session.items)
-        # Under xdist a worker runs a share of the items it cannot know in advance: plan on demand.
-        self._planned = [] if self.is_worker else planned
+        if any(isinstance(item, ZImageItem) for item in session.items):
+            self.any_zimage_items = True
+        self._plan.collected(session.items, plan_now=self.has_host or self.settings.plan)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> bool | None:
@@ -253,8 +203,7 @@ class ZImageSession:
 
     def band_for(self, suite: Suite) -> CaseBand | None:
         """The per-case band of ``suite``'s candidates (None before collection planned it)."""
-        plan = (self._plans or {}).get(suite.name)
-        return plan.band if plan is not None else None
+        return self._plan.band_for(suite)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
@@ -276,9 +225,7 @@ class ZImageSession:
                 engine.start(
                     self._catalog.suites(),
                     # a staged suite starts with stage 1; later stages are released by setup_case
-                    self._hold.first()
-                    if self._hold is not None
-                    else [case for _, case in self._planned],
+                    self._plan.first_cases(),
                     before_generating=self._check_scorer_weights,
                 )
                 engine.provide_scorers(self.metric_specs)  # built while the server generates
@@ -335,12 +282,9 @@ class ZImageSession:
     def setup_case(self, item: ZImageItem) -> None:
         if not self.has_host:
             pytest.skip(NO_HOST_REASON)
-        release: list[Case] = []
-        if self._hold is not None:
-            reason, release = self._hold.check(item.case, self.records)
-            if reason is not None:
-                self._stage_skipped.add(item.case.key)
-                pytest.skip(reason)
+        reason, release = self._plan.hold_check(item.case, self.records)
+        if reason is not None:
+            pytest.skip(reason)
         try:
             engine = self.engine()
         except ZImageError as exc:
@@ -464,7 +408,7 @@ class ZImageSession:
             environment=self.environment_summary(),
             run_id=self.run_id,
             metrics=metrics,
-            plans=self._plans,
+            plans=self._plan.plans,
             stopped_early=stopped,
         )
         self.ran_gate = True
@@ -508,9 +452,9 @@ class ZImageSession:
         return stopped_early(
             session,
             exitstatus,
-            planned=self._all_planned,
+            planned=self._plan.all_planned,
             done=self.records,
-            stage_skipped=self._stage_skipped,
+            stage_skipped=self._plan.stage_skipped,
         )
 
     def _with_ci_blocks(self, session: pytest.Session, summary: RunSummary) -> RunSummary:

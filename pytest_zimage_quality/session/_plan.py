@@ -1,0 +1,124 @@
+"""The gate's plan for the run, made at collection before anything is generated
+(docs/gate.md): each suite's power, stages and per-case band, and the stage hold that keeps
+stage k+1 of a config back until its looks through stage k leave it undecided."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import pytest
+
+from ..collect import ZImageItem
+from ..errors import ZImageError, ZImageWarning
+from ..records import CaseRecord
+from ..suite import Case, Suite
+from ._suites import SuiteCatalog
+
+if TYPE_CHECKING:
+    from ..checks import CaseBand
+    from ..planning import SuitePlan
+    from ..settings import Settings
+    from ..stages import StageHold
+    from ..stats import VariancePrior
+
+__all__ = ["RunPlan", "record_warning"]
+
+
+class RunPlan:
+    """The selected cases, each suite's plan, and the stage hold (controller only)."""
+
+    def __init__(self, config: pytest.Config, catalog: SuiteCatalog, *, is_worker: bool) -> None:
+        self.config = config
+        self.catalog = catalog
+        self.settings: Settings = catalog.settings
+        self.is_worker = is_worker
+        #: None until collection planned the run
+        self.plans: dict[str, SuitePlan] | None = None
+        self.hold: StageHold | None = None
+        #: the cases to generate from the start (none on an xdist worker: it plans on demand)
+        self.planned: list[tuple[Suite, Case]] = []
+        #: keys of every selected case, and of those the hold skipped (decided configs)
+        self.all_planned: set[tuple[str, str]] = set()
+        self.stage_skipped: set[tuple[str, str]] = set()
+        self._prior: dict[str | None, VariancePrior] | None = None
+        if self.settings.prior is not None:
+            from ..planning import load_prior  # noqa: PLC0415 - scipy only when a prior is given
+
+            try:
+                self._prior = load_prior(self.settings.prior)
+            except ZImageError as exc:
+                raise pytest.UsageError(str(exc)) from None
+
+    def selected(self, items: list[pytest.Item]) -> list[tuple[Suite, Case]]:
+        """The (suite, case) of each zimage item and each Python test using ``zimage_case``."""
+        planned: list[tuple[Suite, Case]] = []
+        for item in items:
+            if isinstance(item, ZImageItem):
+                planned.append((item.suite, item.case))
+            elif "zimage_result" in getattr(item, "fixturenames", ()):
+                case = getattr(getattr(item, "callspec", None), "params", {}).get("zimage_case")
+                if isinstance(case, Case) and self.settings.suite_path is not None:
+                    planned.append((self.catalog.load(self.settings.suite_path), case))
+        return planned
+
+    def plan(self, items: list[pytest.Item], *, announce: bool) -> dict[str, SuitePlan]:
+        """Each suite's plan (power from the prior, stages, per-case band), made once before
+        anything is generated; below the target power it warns when ``announce`` (the run
+        goes on)."""
+        if self.plans is None:
+            from ..planning import plan_suites  # noqa: PLC0415 - scipy only for zimage runs
+            from ..stages import StageHold  # noqa: PLC0415
+
+            selected = self.selected(items)
+            self.plans = plan_suites(selected, self.settings, prior_file=self._prior)
+            self.all_planned = {case.key for _, case in selected}
+            if not self.is_worker:  # xdist workers cannot hold: they see a share of the cases
+                self.hold = StageHold(self.plans, [case for _, case in selected])
+            if announce and not self.is_worker:
+                for plan in self.plans.values():
+                    for warning in plan.warnings():
+                        record_warning(self.config, warning)
+        return self.plans
+
+    def collected(self, items: list[pytest.Item], *, plan_now: bool) -> None:
+        """After collection: plan the run when it will generate (``plan_now``; with no host
+        every case skips), and remember what to generate from the start."""
+        planned = self.selected(items)
+        if planned and plan_now:
+            self.plan(items, announce=True)
+        # Under xdist a worker runs a share of the items it cannot know in advance: plan on demand.
+        self.planned = [] if self.is_worker else planned
+
+    def first_cases(self) -> list[Case]:
+        """What the engine generates from the start: a staged suite's stage 1 (later stages
+        are released by ``hold_check``), else every planned case."""
+        if self.hold is not None:
+            return self.hold.first()
+        return [case for _, case in self.planned]
+
+    def hold_check(
+        self, case: Case, records: Mapping[tuple[str, str], CaseRecord]
+    ) -> tuple[str | None, list[Case]]:
+        """Why ``case`` is skipped (None: it runs), and the cases its stage now releases."""
+        if self.hold is None:
+            return None, []
+        reason, release = self.hold.check(case, records)
+        if reason is not None:
+            self.stage_skipped.add(case.key)
+        return reason, release
+
+    def band_for(self, suite: Suite) -> CaseBand | None:
+        """The per-case band of ``suite``'s candidates (None before collection planned it)."""
+        plan = (self.plans or {}).get(suite.name)
+        return plan.band if plan is not None else None
+
+
+def record_warning(config: pytest.Config, text: str) -> None:
+    """A ZImageWarning in pytest's warnings summary that never stops the run: it is
+    recorded, not raised, so ``filterwarnings = error`` cannot turn a plan into a crash."""
+    message = warnings.WarningMessage(ZImageWarning(text), ZImageWarning, __file__, 0)
+    config.hook.pytest_warning_recorded.call_historic(
+        kwargs={"warning_message": message, "when": "collect", "nodeid": "", "location": None}
+    )
