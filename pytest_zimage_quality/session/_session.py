@@ -28,11 +28,10 @@ from ..report.terminal import report_header, write_terminal_summary
 from ..suite import Case, Suite
 from ..summary.model import Environment
 from ._ci_blocks import compare_baseline, with_ci_blocks
+from ._engine import RunEngine
 from ._environment import (
-    capture_environment,
     environment_summary,
     merge_environment,
-    start_vram_sampling,
 )
 from ._exit import (
     add_junit_properties,
@@ -53,7 +52,6 @@ from ._records import (
     record_for,
     record_from_report,
 )
-from ._scorers import check_scorer_weights, gather_metric_specs, make_scorers
 from ._suites import SuiteCatalog
 
 if TYPE_CHECKING:
@@ -85,8 +83,6 @@ class ZImageSession:
         self._report_dir: ReportDir | None = None
         self._cache_dir: Path | None = None
         self._catalog = SuiteCatalog(settings)
-        self._engine: Engine | None = None
-        self._engine_error: ZImageError | None = None
         self._prepared = False
         self._results: ResultsLog | None = None
         self.records: dict[tuple[str, str], CaseRecord] = {}
@@ -95,8 +91,6 @@ class ZImageSession:
         self.any_zimage_items = False
         self.ran_gate = False
         self._nextitem: pytest.Item | None = None
-        self._scorers: tuple[Any, Any] | None = None
-        self._specs: list[ScorerSpec] | None = None
         #: ``--zimage-baseline``, read before any generation (a bad file is a usage error)
         self.baseline: Baseline | None = None
         self.comparison: Comparison | None = None
@@ -113,9 +107,9 @@ class ZImageSession:
         #: record key -> outcomes.error_kind of each case that errored (from its report)
         self.error_kinds: dict[tuple[str, str], str] = {}
         self.verdicts: RunVerdicts | None = None
-        self._vram_samplers: list[Any] = []
         # The gate's plan, made at collection (docs/gate.md): power, stages, per-case band.
         self._plan = RunPlan(config, self._catalog, is_worker=self.is_worker)
+        self._run = RunEngine(config, self._plan, self.environment)
 
     @property
     def report_dir(self) -> ReportDir:
@@ -211,64 +205,19 @@ class ZImageSession:
 
     def engine(self) -> Engine:
         """The running engine, started on first use; a start failure is re-raised every time."""
-        if self._engine_error is not None:
-            raise self._engine_error
-        if self._engine is None:
-            from ..cache import ImageCache  # noqa: PLC0415 - not needed at plugin load
-            from ..engine import Engine  # noqa: PLC0415
+        return self._run.start(self._open_dirs)
 
-            self._prepare_report_dir()
-            engine = Engine(
-                self.settings, report_dir=self.report_dir, cache=ImageCache(self.cache_dir)
-            )
-            try:
-                engine.start(
-                    self._catalog.suites(),
-                    # a staged suite starts with stage 1; later stages are released by setup_case
-                    self._plan.first_cases(),
-                    before_generating=self._check_scorer_weights,
-                )
-                engine.provide_scorers(self.metric_specs)  # built while the server generates
-            except BaseException as exc:
-                error = (
-                    exc
-                    if isinstance(exc, ZImageError)
-                    else ZImageError(
-                        f"starting the run failed: {type(exc).__name__}: {exc}",
-                        hint="this is a bug in pytest-zimage-quality or its environment; please report it",
-                    )
-                )
-                self._engine_error = error
-                engine.close(cancel=True)
-                if isinstance(exc, ZImageError | Exception):
-                    raise error from exc
-                raise
-            self._engine = engine
-            self._vram_samplers = start_vram_sampling(
-                engine,
-                interval=self.settings.vram_interval,
-                multi_suite=len(self._catalog.suites()) > 1,
-            )
-        return self._engine
-
-    def _check_scorer_weights(self) -> None:
-        check_scorer_weights(self.config, self.settings)
+    def _open_dirs(self) -> tuple[ReportDir, Path]:
+        self._prepare_report_dir()
+        return self.report_dir, self.cache_dir
 
     def scorers(self) -> tuple[Any, Any]:
         """The run's CLIP and LPIPS scorers, built once (hooks may supply their own)."""
-        if self._scorers is None:
-            self._scorers = make_scorers(self.config, self.settings)
-        return self._scorers
+        return self._run.make_scorers()
 
     def metric_specs(self) -> list[ScorerSpec]:
         """Every metric of the run, built once (_scorers.gather_metric_specs)."""
-        if self._specs is None:
-            specs = gather_metric_specs(
-                self.config, self.settings, self.scorers(), self._catalog.suites()
-            )
-            self._specs = specs
-            self.environment["metrics"] = [spec.describe().to_dict() for spec in specs]
-        return self._specs
+        return self._run.metric_specs()
 
     def _prepare_report_dir(self) -> None:
         if self._prepared:
@@ -374,17 +323,7 @@ class ZImageSession:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        capture_environment(
-            self.environment,
-            samplers=self._vram_samplers,
-            engine=self._engine,
-            specs=self._specs,
-            scorers=self._scorers,
-            simulated=self.settings.simulated,
-        )
-        self._vram_samplers = []
-        if self._engine is not None:
-            self._engine.close(cancel=True)
+        self._run.finish()
         if self._results is not None:
             self._results.close()
         if self.is_worker:
