@@ -8,7 +8,6 @@ reports), writes the run's artifacts and decides the exit status.
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +18,7 @@ from ..artifacts import ReportDir, ResultsLog, new_run_id
 from ..baseline import Baseline, BaselineError, Comparison, load_baseline
 from ..collect import NO_HOST_REASON, ZImageItem
 from ..errors import ZImageError, ZImageWarning
-from ..metrics import MetricInfo, ScorerSpec
+from ..metrics import ScorerSpec
 from ..outcomes import (
     RunVerdicts,
 )
@@ -27,7 +26,6 @@ from ..records import CaseRecord
 from ..report.terminal import report_header, write_terminal_summary
 from ..suite import Case, Suite
 from ..summary.model import Environment
-from ._ci_blocks import compare_baseline, with_ci_blocks
 from ._engine import RunEngine
 from ._environment import (
     environment_summary,
@@ -36,7 +34,6 @@ from ._environment import (
 from ._exit import (
     add_junit_properties,
     identical_images_failure,
-    run_verdicts,
     settle_exit_status,
     stopped_early,
     write_last_lines,
@@ -53,6 +50,7 @@ from ._records import (
     record_from_report,
 )
 from ._suites import SuiteCatalog
+from ._summary import summarize_run
 
 if TYPE_CHECKING:
     from ..checks import CaseBand
@@ -333,34 +331,26 @@ class ZImageSession:
             return
         if not self.records:
             return
-        from ..summary.build import (  # noqa: PLC0415 - scipy only when there is a gate
-            build_summary,
-            gate_metric_problem,
-        )
-
-        metrics = [MetricInfo.from_dict(m) for m in self.environment.get("metrics", [])]
         stopped = self.stopped_early(session, exitstatus)
-        self.summary = build_summary(
-            list(self.records.values()),
+        records = list(self.records.values())
+        end = summarize_run(
+            session,
+            records,
             suites=self.loaded_suites(),
             settings=self.settings,
-            environment=self.environment_summary(),
+            environment=self.environment,
+            summary_environment=self.environment_summary(),
             run_id=self.run_id,
-            metrics=metrics,
             plans=self._plan.plans,
-            stopped_early=stopped,
+            stopped=stopped,
+            baseline=self.baseline,
+            error_kinds=self.error_kinds,
         )
         self.ran_gate = True
-        self.gate_metric_error = gate_metric_problem(self.settings, metrics) if metrics else None
-        if self.gate_metric_error is not None:
-            session.exitstatus = pytest.ExitCode.USAGE_ERROR
-        if self.baseline is not None:
-            self.summary = dataclasses.replace(self.summary, baseline=self._compare(self.summary))
-            if self.baseline_refused and session.exitstatus == pytest.ExitCode.OK:
-                session.exitstatus = pytest.ExitCode.USAGE_ERROR
-        self.summary = self._with_ci_blocks(session, self.summary)
+        self.summary, self.verdicts = end.summary, end.verdicts
+        self.comparison, self.baseline_refused = end.comparison, end.baseline_refused
+        self.gate_metric_error = end.gate_metric_error
         self.report_dir.write_summary(self.summary.to_dict())
-        records = list(self.records.values())
         write_html(
             self.report_dir,
             self.summary,
@@ -395,31 +385,6 @@ class ZImageSession:
             done=self.records,
             stage_skipped=self._plan.stage_skipped,
         )
-
-    def _with_ci_blocks(self, session: pytest.Session, summary: RunSummary) -> RunSummary:
-        """summary.json's CI blocks (_ci_blocks), then ``verdicts`` with the exit status the
-        run will end with."""
-        summary = with_ci_blocks(summary, self.environment, self.loaded_suites())
-        self.verdicts = run_verdicts(
-            self.records.values(),
-            summary,
-            error_kinds=self.error_kinds,
-            status=int(session.exitstatus),
-            infra_exit_status=self.settings.infra_exit_status,
-        )
-        return dataclasses.replace(summary, verdicts=self.verdicts.to_dict())
-
-    def _compare(self, summary: RunSummary) -> dict[str, Any]:
-        """summary.json's ``baseline`` block; a baseline from another lane is refused (the run
-        then fails with the reason) unless ``--zimage-baseline-any-lane``."""
-        assert self.baseline is not None
-        block, self.comparison, self.baseline_refused = compare_baseline(
-            self.baseline,
-            summary,
-            self.records.values(),
-            any_lane=self.settings.baseline_any_lane,
-        )
-        return block
 
     def environment_summary(self) -> Environment:
         """Where this run happened, as plain data for the summary (servers, scorers, versions)."""
