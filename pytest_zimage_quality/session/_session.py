@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ..artifacts import ReportDir, ResultsLog, new_run_id
+from ..artifacts import ReportDir, new_run_id
 from ..baseline import Baseline, BaselineError, Comparison, load_baseline
 from ..collect import NO_HOST_REASON, ZImageItem
 from ..errors import ZImageError, ZImageWarning
@@ -26,6 +26,7 @@ from ..records import CaseRecord
 from ..report.terminal import report_header, write_terminal_summary
 from ..suite import Case, Suite
 from ..summary.model import Environment
+from ._dirs import RunDirs
 from ._engine import RunEngine
 from ._environment import (
     environment_summary,
@@ -78,11 +79,8 @@ class ZImageSession:
             if workerinput and "zimage_run_id" in workerinput
             else new_run_id(simulated=settings.simulated)
         )
-        self._report_dir: ReportDir | None = None
-        self._cache_dir: Path | None = None
+        self._dirs = RunDirs(config, settings, self.run_id, is_worker=self.is_worker)
         self._catalog = SuiteCatalog(settings)
-        self._prepared = False
-        self._results: ResultsLog | None = None
         self.records: dict[tuple[str, str], CaseRecord] = {}
         self.summary: RunSummary | None = None
         self.gate_failed = False
@@ -112,25 +110,11 @@ class ZImageSession:
     @property
     def report_dir(self) -> ReportDir:
         """The run's report directory (only runs that need it create pytest's cache dir)."""
-        if self._report_dir is None:
-            self._report_dir = ReportDir(
-                self._default_dir(self.settings.report_dir, "report"), self.run_id
-            )
-        return self._report_dir
+        return self._dirs.report_dir
 
     @property
     def cache_dir(self) -> Path:
-        if self._cache_dir is None:
-            self._cache_dir = self._default_dir(self.settings.cache_dir, "images")
-        return self._cache_dir
-
-    def _default_dir(self, chosen: Path | None, leaf: str) -> Path:
-        if chosen is not None:
-            return chosen
-        cache = getattr(self.config, "cache", None)
-        if cache is not None:
-            return Path(cache.mkdir("zimage")) / leaf
-        return self.config.rootpath / ".pytest_cache" / "d" / "zimage" / leaf
+        return self._dirs.cache_dir
 
     @property
     def has_host(self) -> bool:
@@ -206,7 +190,7 @@ class ZImageSession:
         return self._run.start(self._open_dirs)
 
     def _open_dirs(self) -> tuple[ReportDir, Path]:
-        self._prepare_report_dir()
+        self._dirs.prepare()
         return self.report_dir, self.cache_dir
 
     def scorers(self) -> tuple[Any, Any]:
@@ -216,14 +200,6 @@ class ZImageSession:
     def metric_specs(self) -> list[ScorerSpec]:
         """Every metric of the run, built once (_scorers.gather_metric_specs)."""
         return self._run.metric_specs()
-
-    def _prepare_report_dir(self) -> None:
-        if self._prepared:
-            return
-        self._prepared = True
-        if not self.is_worker:
-            self.report_dir.prepare()
-            self._results = ResultsLog(self.report_dir.results_path, self.run_id)
 
     # -- running one case -----------------------------------------------------------------
     def setup_case(self, item: ZImageItem) -> None:
@@ -310,10 +286,7 @@ class ZImageSession:
         if kind is not None:
             self.error_kinds[record.key] = kind
         self.records[record.key] = record
-        if self._results is None:
-            self._prepare_report_dir()
-        assert self._results is not None
-        self._results.append(record, nodeid=report.nodeid)
+        self._dirs.append(record, nodeid=report.nodeid)
 
     def merge_environment(self, other: dict[str, Any]) -> None:
         """Fold a worker's environment into the controller's (first server list wins)."""
@@ -322,8 +295,7 @@ class ZImageSession:
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         self._run.finish()
-        if self._results is not None:
-            self._results.close()
+        self._dirs.close()
         if self.is_worker:
             workeroutput = getattr(self.config, "workeroutput", None)
             if workeroutput is not None:
@@ -425,9 +397,7 @@ class ZImageSession:
         """A run that talks to a server stops on SIGTERM/SIGHUP as on Ctrl-C, and (on the
         controller) holds its report directory until it ends."""
         if self.has_host:
-            self._guard = RunGuard.start(
-                None if self.is_worker else self._default_dir(self.settings.report_dir, "report")
-            )
+            self._guard = RunGuard.start(None if self.is_worker else self._dirs.report_root)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self._guard is not None:
