@@ -23,7 +23,7 @@ from ..outcomes import (
     RunVerdicts,
 )
 from ..records import CaseRecord
-from ..report.terminal import report_header, write_terminal_summary
+from ..report.terminal import write_terminal_summary
 from ..suite import Case, Suite
 from ..summary.model import Environment
 from ._dirs import RunDirs
@@ -40,7 +40,7 @@ from ._exit import (
     write_last_lines,
 )
 from ._guard import RunGuard
-from ._outputs import host_lines, write_ci_lines, write_html, write_pr_summary
+from ._outputs import header_lines, host_lines, write_ci_lines, write_html, write_pr_summary
 from ._plan import RunPlan
 from ._records import (
     add_error_record,
@@ -405,19 +405,12 @@ class ZImageSession:
             self._guard = None
 
     def probe_hosts(self) -> list[str]:
-        """One line per host for the report header: its ComfyUI version, GPU and VRAM.
-
-        Skipped for --collect-only and on xdist workers (_outputs.host_lines).
-        """
-        if self.is_worker or self.config.option.collectonly:
-            return [str(host) for host in self.settings.hosts]
-        return host_lines(self.settings)
+        """One line per host for the report header (_outputs.host_lines); not probed for
+        --collect-only and on xdist workers."""
+        probe = not (self.is_worker or self.config.option.collectonly)
+        return host_lines(self.settings, probe=probe)
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         if not self.has_host:
             return []  # unrelated runs stay quiet (and create no report directory)
-        if self.settings.plan:  # a plan needs no server
-            hosts = [f"{host} (not contacted: --zimage-plan)" for host in self.settings.hosts]
-        else:
-            hosts = [] if self.settings.simulated else self.probe_hosts()
-        return report_header(self.settings, host_lines=hosts, report_root=self.report_dir.root)
+        return header_lines(self.settings, self.probe_hosts, report_root=self.report_dir.root)
