@@ -3,7 +3,8 @@
 It loads suites for collection, starts the engine when the first zimage test runs, turns an
 outcome into a ``CaseRecord`` and a pass/fail, collects records back from test reports (so
 the summary and the gate work identically under pytest-xdist, where the controller only sees
-reports), writes the run's artifacts and decides the exit status.
+reports), writes the run's artifacts and decides the exit status. Its hooks are here; the
+jobs they do live in the sibling modules the package docstring lists.
 """
 
 from __future__ import annotations
