@@ -29,9 +29,11 @@ __all__ = [
     "EXPECTED_TEXT",
     "PROMPT_FILTERS",
     "MetricGateSpec",
+    "band_failures",
     "bonferroni_alpha",
     "combine_decisions",
     "further_gates",
+    "gate_metric_usage_problem",
     "parse_metric_gates",
 ]
 
@@ -107,6 +109,80 @@ def combine_decisions(decisions: Collection[str]) -> str:
             return word
     unknown = sorted(set(decisions) - set(_SEVERITY))
     raise ValueError(f"unknown decisions {unknown}")
+
+
+def gate_metric_usage_problem(
+    name: str, builtins: Mapping[str, str], *, others_registered: bool, what: str
+) -> str | None:
+    """Why ``name`` cannot gate this run, known before generation, or None.
+
+    ``builtins``: the run's built-in metrics (name -> kind); ``others_registered``: a conftest
+    hook or an installed entry point may add metrics (whose names are known only once they are
+    built, so an unknown name is refused here only when nothing else can add one); ``what``
+    names the setting in the message (``--zimage-gate-metric``, ``[gate.metrics.x]``).
+    """
+    kind = builtins.get(name)
+    gateable = sorted(n for n, k in builtins.items() if k == "reference_free")
+    choices = ", ".join(gateable) + (" or a registered scorer's" if others_registered else "")
+    if kind == "reference_based":
+        return (
+            f"{what} {name!r} compares with the reference image, so it cannot gate (a gate "
+            f"pairs a metric of the image against its prompt with its reference's); name one "
+            f"of: {choices}"
+        )
+    if kind is not None or others_registered:
+        return None
+    why = (
+        "needs the OCR extra and a prompt that declares its text (expected_text, or quotes "
+        "with [suite] text_from_quotes = true): pip install 'pytest-zimage-quality[ocr]'"
+        if name == "text_accuracy"
+        else "is not a metric of this run (no scorer registers it: docs/scorers.md)"
+    )
+    return f"{what} {name!r} {why}; the metrics it can name here: {choices}"
+
+
+class _Record(Protocol):
+    @property
+    def case_id(self) -> str: ...
+    @property
+    def is_reference(self) -> bool: ...
+    def metric(self, name: str) -> float | None: ...
+    def reference_metric(self, name: str) -> float | None: ...
+
+
+def band_failures(
+    record: _Record,
+    prompt: _Prompt,
+    specs: Sequence[MetricGateSpec],
+    *,
+    higher_is_better: Mapping[str, bool],
+    labels: Mapping[str, str] | None = None,
+) -> list[str]:
+    """Why a candidate case falls outside a further gated metric's per-case band: its value
+    dropped from its reference image's (same prompt and seed) by more than ``band``, in the
+    metric's bad direction. Metrics without a value for the case (not measured, or a prompt
+    outside the metric's prompts) are not checked here: the config's gate says so."""
+    if record.is_reference:
+        return []
+    out = []
+    for spec in specs:
+        if spec.band is None or not spec.selects(prompt) or spec.metric not in higher_is_better:
+            continue
+        value, reference = record.metric(spec.metric), record.reference_metric(spec.metric)
+        if value is None or reference is None:
+            continue
+        if not (math.isfinite(value) and math.isfinite(reference)):
+            continue
+        sign = 1.0 if higher_is_better[spec.metric] else -1.0
+        drop = sign * (value - reference)
+        if drop < -spec.band:
+            label = (labels or {}).get(spec.metric, spec.metric)
+            out.append(
+                f"{record.case_id}: {label} {value:.4g} vs reference {reference:.4g}: the "
+                f"change {drop:+.4g} (in its better direction) is below -band {spec.band:g} "
+                f"([gate.metrics.{spec.metric}] band)"
+            )
+    return out
 
 
 Error = Callable[[str, str, str], Exception]

@@ -301,3 +301,68 @@ def test_every_output_shows_each_gated_metrics_decision(tmp_path: Path) -> None:
     # a suite with one gated metric shows no such table
     plain = _summary(tmp_path / "plain", "", text_drop=0.3)
     assert "Gated metrics" not in render_markdown(plain)
+
+
+# -- checked before generation ----------------------------------------------------------------
+
+
+def test_a_gate_metric_name_is_checked_against_the_runs_metrics_before_generation(
+    tmp_path: Path,
+) -> None:
+    from pytest_zimage_quality.metric_gates import gate_metric_usage_problem
+    from pytest_zimage_quality.scorers._builtin import builtin_metric_kinds
+
+    with_text = _suite(tmp_path / "t", "", suite_extra="text_from_quotes = true")
+    without = _suite(tmp_path / "n", "")
+    kinds = builtin_metric_kinds([with_text])
+    assert kinds["clipscore"] == REFERENCE_FREE
+    assert kinds["lpips"] == REFERENCE_BASED
+    assert kinds["text_accuracy"] == REFERENCE_FREE  # the test extra installs OCR
+    assert "text_accuracy" not in builtin_metric_kinds([without])  # no prompt asks for text
+
+    def problem(name: str, suite: Suite, *, others: bool = False) -> str | None:
+        return gate_metric_usage_problem(
+            name,
+            builtin_metric_kinds([suite]),
+            others_registered=others,
+            what="--zimage-gate-metric",
+        )
+
+    assert problem("clipscore", without) is None
+    assert problem("text_accuracy", with_text) is None
+    typo = problem("clipscor", without)
+    assert typo is not None
+    assert typo.startswith("--zimage-gate-metric 'clipscor' is not a metric of this run")
+    assert typo.endswith("the metrics it can name here: clipscore")
+    text = problem("text_accuracy", without)
+    assert text is not None
+    assert "pytest-zimage-quality[ocr]" in text
+    lpips = problem("lpips", without, others=True)
+    assert lpips is not None
+    assert "compares with the reference image" in lpips
+    assert "or a registered scorer's" in lpips
+    # a conftest hook or an entry point may register it: checked once scorers are built
+    assert problem("pickscore", without, others=True) is None
+
+
+def test_a_case_outside_a_gated_metrics_band_fails_with_both_values(tmp_path: Path) -> None:
+    from pytest_zimage_quality.metric_gates import band_failures
+
+    suite = _suite(tmp_path, GATED, suite_extra="text_from_quotes = true")
+    spec = suite.metric_gates[0]
+    rows = {r.case_id: r for r in _records(suite.name, text_drop=0.3)}
+    directions = {"text_accuracy": True}
+    dropped = rows["sign-fp8-s1"]
+    (message,) = band_failures(
+        dropped, suite.prompt("sign"), [spec], higher_is_better=directions,
+        labels={"text_accuracy": "Text acc."},
+    )  # fmt: skip
+    assert message.startswith("sign-fp8-s1: Text acc. 0.59 vs reference 0.89: the change -0.3 ")
+    assert "below -band 0.2 ([gate.metrics.text_accuracy] band)" in message
+    # within the band, a reference, or a lower-is-better metric that fell: no failure
+    kept = _records(suite.name, text_drop=0.1)
+    assert band_failures(kept[1], suite.prompt("cat"), [spec], higher_is_better=directions) == []
+    assert band_failures(rows["sign-bf16-s1"], suite.prompt("sign"), [spec],
+                         higher_is_better=directions) == []  # fmt: skip
+    assert band_failures(dropped, suite.prompt("sign"), [spec],
+                         higher_is_better={"text_accuracy": False}) == []  # fmt: skip

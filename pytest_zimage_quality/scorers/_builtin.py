@@ -231,6 +231,19 @@ def ocr_threads() -> int:
     return max(1, min(4, (os.cpu_count() or 2) // 2))
 
 
+def builtin_metric_kinds(suites: Sequence[Any]) -> dict[str, str]:
+    """The built-in metrics a run of ``suites`` will have, name -> kind, known before any
+    model is built (``builtin_specs`` builds the same set): for checking a gate metric's name
+    at collection, before generation."""
+    kinds = {"clipscore": REFERENCE_FREE, "clip_image": REFERENCE_BASED, "lpips": REFERENCE_BASED}
+    wants_text = any(getattr(p, "expected_text", None) for s in suites for p in s.prompts)
+    if wants_text and all(importlib.util.find_spec(m) is not None for m in _OCR_MODULES):
+        kinds["text_accuracy"] = REFERENCE_FREE
+    if importlib.util.find_spec("skimage") is not None:
+        kinds.update(psnr=REFERENCE_BASED, ssim=REFERENCE_BASED)
+    return kinds
+
+
 def builtin_specs(clip: Any, lpips: Any, *, suites: Sequence[Any]) -> list[ScorerSpec]:
     """Every built-in metric of a run, in column order.
 
