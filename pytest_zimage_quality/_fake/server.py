@@ -194,7 +194,7 @@ class FakeServer:
         try:
             loop.run_forever()
         finally:
-            loop.close()
+            _drain_and_close(loop)
 
     async def _startup(self) -> None:
         self._messages = asyncio.Queue()
@@ -232,7 +232,10 @@ class FakeServer:
                     await task
         await self._close_silent()
         if self._runner is not None:
+            leftovers = self._connection_transports()
             await self._runner.cleanup()
+            for transport in leftovers:  # a handler that outlived shutdown_timeout
+                transport.abort()
 
     # -- connection modes and restarts (ServerHooks, called from any thread but the loop's) ------
 
@@ -257,6 +260,8 @@ class FakeServer:
         if mode != "silent":
             await self._close_silent()
         if mode != "serving":
+            for transport in self._connection_transports():
+                transport.abort()  # a restart drops sockets at once: no graceful flush
             server = self._runner.server
             if server is not None:
                 for connection in list(server.connections):
@@ -269,6 +274,13 @@ class FakeServer:
             await self._site.start()
         elif mode == "silent" and self._silent is None:
             self._silent = await asyncio.start_server(self._silent_client, self.host, self.port)
+
+    def _connection_transports(self) -> list[asyncio.Transport]:
+        server = self._runner.server if self._runner is not None else None
+        if server is None:
+            return []
+        found = (connection.transport for connection in server.connections)
+        return [t for t in found if isinstance(t, asyncio.Transport) and not t.is_closing()]
 
     async def _silent_client(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -927,3 +939,22 @@ class FakeServer:
         if reply is None:
             return web.Response(status=status)
         return web.json_response(reply)
+
+
+def _drain_and_close(loop: asyncio.AbstractEventLoop) -> None:
+    """Close the loop only after its tasks and socket-closing callbacks have run.
+
+    A transport's socket is closed by a callback scheduled on the loop; closing the loop
+    before it runs leaves the socket to the garbage collector, whose ResourceWarning then
+    surfaces in some later, unrelated test.
+    """
+    with contextlib.suppress(Exception):
+        tasks = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        for _ in range(3):
+            loop.run_until_complete(asyncio.sleep(0))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    loop.close()
