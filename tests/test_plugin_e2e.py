@@ -549,10 +549,6 @@ def test_xdist_gives_the_same_gate(
     assert len({json.loads(line)["run_id"] for line in lines}) == 1
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known defect after the round-2 merges, open for the next session (see the closing note): a failed generation is now an ERROR (setup phase); the -x expectation still counts a failure",
-)
 def test_stop_on_first_failure_cancels_our_queued_prompts(
     project: pytest.Pytester, zimage_fake_comfyui_factory: Fake
 ) -> None:
@@ -561,7 +557,9 @@ def test_stop_on_first_failure_cancels_our_queued_prompts(
         lambda run: run.graph["3"]["inputs"]["seed"] == 1, message="boom", times=1
     )
     result = run(project, fake, "-x", "--zimage-queue-depth=3")
-    result.assert_outcomes(failed=1)
+    result.assert_outcomes(errors=1)  # a generation that failed is an error of its case's setup
+    result.stdout.fnmatch_lines(["zimage verdict: ERROR*the run stopped early*"])
+    assert result.ret != pytest.ExitCode.OK
     fake.wait_idle(timeout=10)
     assert fake.generations <= 4
     paths = [(r.method, r.path) for r in fake.requests]
