@@ -1,41 +1,59 @@
-"""Scale-out: the pool scheduler against today's one-config-per-host, on a simulated clock.
+"""Scale-out: the pool against today's one-config-per-host, on fake ComfyUI servers.
 
-    python benchmarks/scaleout.py                 # L=1 s per image, M=4 s per model load
-    python benchmarks/scaleout.py --latency 1.8 --load 6 --cases 72
+    python benchmarks/scaleout.py                  # fake servers, ~5 min on 2 cores
+    python benchmarks/scaleout.py --with-check     # + the cross-server determinism check first
+    python benchmarks/scaleout.py --simulate       # the event simulation only (instant)
 
-An event-driven simulation of the fake ComfyUI's latency model: a server takes ``L x speed``
-seconds per image and ``M`` seconds whenever the next prompt needs other model files than the
-loaded ones (every server starts with none). It runs one prompt at a time; queue-ahead hides
-the client's round trips, so they cost nothing here. For H servers x K configs x N cases
-(N/K cases per config, config 0 the reference, one pair per (prompt, seed)):
+Default mode: for each cell, H fake ComfyUI servers (``FakeComfyUI``, in this process, on
+loopback ports) with the fake's latency model: an image takes ``L x speed`` seconds, a model
+load ``M`` whenever a prompt needs other model files than the loaded ones. The plugin's own
+parts run the cell: ``servers.connect_servers`` (hardware classes), ``generation.Generation``
+(image requests, the online ``pool.Pool``, one ``scheduler.HostRunner`` per server with
+queue-ahead depth 2) and the real ``ComfyUIClient`` over HTTP and WebSocket. The pool starts
+from its default estimates (it is told nothing) and learns. ``L = SCALE x H`` (default
+0.03 s x H), so every cell's bound is about the same few seconds and the client's own work per
+image stays well under ``L / H`` on two shared cores; ``M = 4 L``. Wall time runs from the
+first submission to the last image fetched.
 
-- ``pool``: :class:`pytest_zimage_quality.pool.Pool` plans with the nominal L and M (it is not
-  told the speeds), learns each server's times from its completions, and an idle server asks
-  again after every completion (stealing when that ends the run sooner);
-- ``told``: the same pool told each server's true speed up front (wall / bound only);
-- ``pinned``: the pool (learning) with each (prompt, seed) kept on one server;
-- ``today``: each config pinned to one host, largest config first to the least-loaded host
-  (``engine.Engine._assign_hosts``), each host running its queue in plan order.
+By default the pool's servers are taken as one bit-identical class (``--zimage-pin-pairs=never``,
+what a class the determinism check has cleared gets); ``--with-check`` runs the check first, as
+the plugin does on a pool's first run (one reference case on every server: one image and, with
+several configs, one extra model load per server).
 
-Printed per cell: wall / lower bound (the bound is N x L / H' + M, where H' = sum of 1/speed,
-i.e. H when the speeds are equal), the mean and max idle fraction over servers (time without a
-prompt before the run ended) and the loads (total, and the most on one server). Speeds are 1.0
-everywhere, or spread evenly over [1.0, 1.5] in the ``mixed`` variant. Target: pool <= 1.10.
+For H servers x K configs x N cases (N/K per config, config 0 the reference, 3 seeds):
+
+- ``pool``: wall / the lower bound, where the bound is N x L / H' + M (H' = sum of 1/speed,
+  i.e. H when the speeds are equal); in brackets wall / the bound that counts the loads some
+  server must pay when K > H (``load_aware_bound``); then the mean and max idle fraction over
+  servers (the fake's own busy timeline) and the model loads the fakes counted (total / most on
+  one server). The next line gives each server's idle:loads:images.
+- ``sim``: the same pool in the event simulation below (no client, no servers).
+- ``today``: each config pinned to one host (the old ``Engine._assign_hosts`` rule), simulated.
+
+Speeds are 1.0 everywhere (``equal``) or spread evenly over [1.0, 1.5] (``mixed``). Target:
+pool <= 1.10. ``--simulate`` prints the event simulation alone: the pool learning speeds, told
+them (``told``), with pinned pairs, and today.
 """
 
 from __future__ import annotations
 
 import argparse
 import heapq
+import json
 import sys
+import tempfile
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pytest_zimage_quality.planner import Server, Task, lower_bound
 from pytest_zimage_quality.pool import Pool
+from pytest_zimage_quality.suite import Suite, load_suite
 
 
 @dataclass(frozen=True)
@@ -163,14 +181,247 @@ def simulate_today(
     return Result(wall, bound, [1 - f / wall for f in finish], loads)
 
 
+# -- the real scheduler and client against fake ComfyUI servers ------------------------------
+WORKFLOW = Path(__file__).resolve().parent.parent / "example_suite" / "z_image_turbo_t2i_api.json"
+SEEDS = 3
+
+
+@dataclass(frozen=True)
+class FakeRunSettings:
+    """What ``generation.Generation`` reads of a run's settings (the plugin's defaults)."""
+
+    refresh: bool = False
+    timeout: float = 120.0
+    queue_depth: int = 2
+    pin_pairs: str = "auto"
+
+    def cache_revision(self, suite: Suite) -> str:
+        return suite.revision
+
+
+@dataclass(frozen=True)
+class FakeResult:
+    wall: float
+    bound: float  # the issue's: total image time / H + one load
+    attainable: float  # every server loads once and every config at least once
+    idle: list[float]
+    loads: list[int]  # model loads each fake server counted (the determinism check's included)
+    images: list[int]  # images each server made for the pool
+
+    @property
+    def ratio(self) -> float:
+        return self.wall / self.bound
+
+    def cell(self) -> str:
+        return (
+            f"{self.ratio:5.2f} ({self.wall / self.attainable:4.2f}) "
+            f"idle {100 * sum(self.idle) / len(self.idle):3.0f}%/{100 * max(self.idle):3.0f}% "
+            f"loads {sum(self.loads):2d}/{max(self.loads):<2d}"
+        )
+
+    def per_server(self) -> str:
+        return " ".join(
+            f"{100 * i:.0f}%:{n}L:{m}"
+            for i, n, m in zip(self.idle, self.loads, self.images, strict=True)
+        )
+
+
+def write_suite(directory: Path, cases: int, configs: int) -> Suite:
+    """``configs`` configs, each its own transformer file (a new config costs a model load),
+    ``cases / configs / 3`` prompts x 3 seeds, 32-pixel images in 2 steps (cheap to render)."""
+    graph = json.loads(WORKFLOW.read_text(encoding="utf-8"))
+    graph["13"]["inputs"].update(width=32, height=32)
+    graph["3"]["inputs"]["steps"] = 2
+    (directory / "workflow_api.json").write_text(json.dumps(graph), encoding="utf-8")
+    prompts = cases // configs // SEEDS
+    lines = [
+        "[suite]",
+        'name = "scaleout"',
+        'workflow = "workflow_api.json"',
+        'prompt_input = { node = "27", input = "text" }',
+        'seed_input = { node = "3", input = "seed" }',
+        'output_node = "9"',
+        'reference = "c0"',
+        f"seeds = {list(range(1, SEEDS + 1))}",
+    ]
+    for config in range(configs):
+        lines += [
+            f"[configs.c{config}]",
+            f'overrides."28".unet_name = "scaleout_c{config}.safetensors"',
+        ]
+    for prompt in range(prompts):
+        lines += ["[[prompts]]", f'key = "p{prompt}"', f'text = "benchmark prompt {prompt}"']
+    path = directory / "scaleout.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return load_suite(path)
+
+
+def run_fake_cell(
+    cases: int,
+    speeds: Sequence[float],
+    latency: float,
+    load: float,
+    configs: int,
+    work: Path,
+    *,
+    check: bool = False,
+) -> FakeResult:
+    """One cell on ``len(speeds)`` in-process fake servers, through the plugin's own pool,
+    runners and ComfyUI client (every setting at its default, the determinism check included)."""
+    from pytest_zimage_quality._fake.fake import FakeComfyUI
+    from pytest_zimage_quality.comfyui import ComfyUIClient
+    from pytest_zimage_quality.dispatch import plan_order
+    from pytest_zimage_quality.generation import Generation
+    from pytest_zimage_quality.servers import config_graphs, connect_servers
+
+    suite = write_suite(work, cases, configs)
+    models = FakeComfyUI.models_for_graphs(list(config_graphs([suite]).values()))
+    fakes = [
+        FakeComfyUI(models=models, image_latency=latency, load_latency=load, speed_factor=speed)
+        for speed in speeds
+    ]
+    for fake in fakes:
+        fake.start()
+    done = threading.Event()
+    finished: list[object] = []
+    errors: list[object] = []
+    lock = threading.Lock()
+
+    last = [0.0]
+
+    def count(request: object, outcome: object, into: list[object]) -> None:
+        with lock:
+            into.append(request)
+            last[0] = time.monotonic()
+            if len(finished) + len(errors) == cases:
+                done.set()
+
+    servers: list[Any] = []
+    try:
+        urls = [str(fake.url) for fake in fakes]
+        servers, classes = connect_servers(
+            urls, [suite], lambda url: ComfyUIClient(url, timeout=120.0)
+        )
+        generation = Generation(
+            FakeRunSettings(pin_pairs="auto" if check else "never"),
+            [suite],
+            servers,
+            classes,
+            cache=None,
+            estimates={},
+            deliver=lambda r, g: count(r, g, finished),
+            fail=lambda r, e: count(r, e, errors),
+        )
+        requests = sorted(
+            (generation.requests.request(case) for case in suite.cases()), key=plan_order([suite])
+        )
+        assert len(requests) == cases, (len(requests), cases)
+        started = time.monotonic()
+        generation.start(requests)
+        if not done.wait(timeout=600):
+            raise RuntimeError(f"the cell did not finish: {len(finished)} of {cases} images")
+        if errors:
+            raise RuntimeError(f"{len(errors)} cases failed")
+        wall = last[0] - started
+        report = generation.report()["pool"]["servers"]
+        generation.stop(cancel=False)
+        by_url = {s["url"]: s for s in report}
+        rates = sum(1 / (latency * speed) for speed in speeds)
+        bound = cases / rates + load
+        return FakeResult(
+            wall=wall,
+            bound=bound,
+            attainable=load_aware_bound(cases, speeds, latency, load, configs),
+            idle=[fake.idle_fraction(started, last[0]) for fake in fakes],
+            loads=[int(fake.model_loads) for fake in fakes],
+            images=[int(by_url[url]["images"]) for url in urls],
+        )
+    finally:
+        for server in servers:
+            server.client.close()
+        for fake in fakes:
+            fake.stop()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--simulate", action="store_true", help="the event simulation only (no servers, instant)"
+    )
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=0.03,
+        help="fake servers: seconds per image = SCALE x H (the same wall per cell at every H)",
+    )
     parser.add_argument("--latency", type=float, default=1.0, help="L: seconds per image")
     parser.add_argument("--load", type=float, default=4.0, help="M: seconds per model load")
     parser.add_argument("--cases", type=int, nargs="+", default=[72, 288])
     parser.add_argument("--servers", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--configs", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument(
+        "--with-check",
+        action="store_true",
+        help="run the cross-server determinism check first, as a pool's first run does",
+    )
+    parser.add_argument(
+        "--variants", nargs="+", choices=["equal", "mixed"], default=["equal", "mixed"]
+    )
     args = parser.parse_args(argv)
+    if args.simulate:
+        return simulate_main(args)
+    return fake_main(args)
+
+
+def fake_main(args: argparse.Namespace) -> int:
+    ratio = args.load / args.latency
+    print(
+        f"fake ComfyUI servers in this process; L = {args.scale} s x H per image, M = {ratio:g} L "
+        "per model load; speeds 1.0 (equal) or 1.0..1.5 (mixed)"
+    )
+    print(
+        "pool cell: wall / bound (wall / the bound that counts max(H, K) loads), idle mean/max, "
+        "loads total/most on one server; sim = the event simulation; today = one config per host"
+    )
+    header = (
+        f"{'speeds':6} {'N':>4} {'H':>2} {'K':>2} | {'pool (fake servers)':39} | sim   | "
+        "today (one config per host, simulated)"
+    )
+    print(header)
+    print("-" * (len(header) + 8))
+    worst = worst_attainable = 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        for variant in args.variants:
+            for cases in args.cases:
+                for servers in args.servers:
+                    for configs in args.configs:
+                        speeds = speeds_for(servers, variant == "mixed")
+                        latency = args.scale * servers
+                        load = ratio * latency
+                        work = Path(tmp) / f"{variant}-{cases}-{servers}-{configs}"
+                        work.mkdir()
+                        real = run_fake_cell(
+                            cases, speeds, latency, load, configs, work, check=args.with_check
+                        )
+                        tasks = make_tasks(cases, configs)
+                        sim = simulate_pool(tasks, speeds, latency, load)
+                        today = simulate_today(tasks, speeds, latency, load)
+                        worst = max(worst, real.ratio)
+                        worst_attainable = max(worst_attainable, real.wall / real.attainable)
+                        print(
+                            f"{variant:6} {cases:4d} {servers:2d} {configs:2d} | {real.cell():39} | "
+                            f"{sim.ratio:5.2f} | {today.cell()}",
+                            flush=True,
+                        )
+                        print(f"{'':17}  per server idle:loads:images  {real.per_server()}")
+    print(
+        f"worst wall / bound: {worst:.3f}; worst wall / the bound with max(H, K) loads: "
+        f"{worst_attainable:.3f} (target 1.10)"
+    )
+    return 0
+
+
+def simulate_main(args: argparse.Namespace) -> int:
     print(f"L = {args.latency} s per image, M = {args.load} s per model load")
     print("cell: wall / bound, idle mean/max over servers, loads total/most on one server")
     width = len(Result(1, 1, [0], [0]).cell())

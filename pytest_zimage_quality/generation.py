@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .comfyui import GeneratedImage
@@ -130,6 +130,8 @@ class Generation:
         )
         self.determinism: dict[str, Any] | None = None
         self.dispatch: Dispatcher | None = None
+        #: server url -> the model group the determinism check left loaded on it
+        self._loaded: dict[str, Hashable] = {}
         self.runners: list[HostRunner] = []
 
     def start(self, requests: Sequence[ImageRequest]) -> None:
@@ -154,6 +156,7 @@ class Generation:
                 source=self.dispatch,
                 deliver=self._deliver,
                 fail=self._fail,
+                loaded=self._loaded.get(server.url),
             )
             for server in self.servers
         ]
@@ -263,7 +266,8 @@ class Generation:
 
     def _pool_server(self, server: PoolServer) -> Server:
         image, load = self.estimates.get(server.hardware_class, DEFAULT_ESTIMATE)
-        return Server(server.url, image, load, server.hardware_class)
+        loaded = self._loaded.get(server.url)
+        return Server(server.url, image, load, server.hardware_class, loaded=loaded)
 
     def _pinned_classes(self) -> list[str]:
         """``always``: every class; ``never``: none; ``auto``: those the check did not clear."""
@@ -288,6 +292,8 @@ class Generation:
         )
         if not images:
             return misses
+        # what the check left loaded: the plan continues with it where that saves a load
+        self._loaded = dict.fromkeys(images, request.group)
         self._deliver(request, next(iter(images.values())))
         return [r for r in misses if r is not request]
 

@@ -205,7 +205,11 @@ def _plan_split(servers: Sequence[Server], tasks: Sequence[Task]) -> dict[str, t
     fastest = sorted(servers, key=lambda s: s.image_seconds)
     # fast and slow alternating: a split group then spans one of each, and loads stay at one
     alternating = [s for pair in zip(fastest, reversed(fastest), strict=True) for s in pair]
-    server_orders = [list(servers), fastest, fastest[::-1], alternating[: len(servers)]]
+    # Servers listed together are usually alike (one host's GPUs): with no speeds learnt yet,
+    # a group split over servers far apart in the list hedges against a slow host holding all
+    # of one group (the pool then rebalances within the group, which costs no load).
+    spread = [s for column in range(len(groups)) for s in servers[column :: len(groups)]]
+    server_orders = [spread, list(servers), fastest, fastest[::-1], alternating[: len(servers)]]
     best = _whole_groups(servers, groups)
     best_cost = _cost(servers, best)
     hi = max(s.busy_seconds for s in servers) + sum(queue_time(servers[0], g) for _, g in groups)

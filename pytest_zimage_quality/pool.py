@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from .planner import Server, Task, lower_bound, pairs_of, plan, queue_time
+from .planner import Server, Task, count_loads, lower_bound, pairs_of, plan, queue_time
 
 __all__ = ["Pool", "ServerStats"]
 
@@ -53,6 +53,9 @@ class _State:
     inflight: dict[Hashable, Task] = field(default_factory=dict)
     last_group: Hashable = None  # the group of the last case handed out: what will be loaded
     planned_image_seconds: float = 0.0  # the image estimate the current queue was planned with
+    #: (seconds, image-time factor of its group) of the last completions that paid a load
+    load_samples: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=5))
+    images_seen: int = 0  # completions without a load: the image time is learnt from these
 
 
 class Pool:
@@ -79,6 +82,7 @@ class Pool:
             s.name: _State(
                 server=s,
                 stats=ServerStats(s.name, s.hardware_class, s.image_seconds, s.load_seconds),
+                last_group=s.loaded,
             )
             for s in servers
         }
@@ -140,10 +144,18 @@ class Pool:
             base = state.server.image_time(task.group) / state.server.image_seconds
             if loaded:
                 stats.loads += 1
-                sample = max(0.0, seconds - stats.image_seconds * base)
-                stats.load_seconds += self.alpha * (sample - stats.load_seconds)
+                state.load_samples.append((seconds, base))
             elif seconds > 0:
-                stats.image_seconds += self.alpha * (seconds / base - stats.image_seconds)
+                # the first image time replaces the guess outright; later ones are averaged
+                weight = 1.0 if state.images_seen == 0 else self.alpha
+                state.images_seen += 1
+                stats.image_seconds += weight * (seconds / base - stats.image_seconds)
+            if state.load_samples and (loaded or seconds > 0):
+                # a load is what a loaded completion took beyond its image: judged with the
+                # newest image time (the first load is seen before any image time is known)
+                loads = [max(0.0, t - stats.image_seconds * b) for t, b in state.load_samples]
+                stats.load_seconds = sum(loads) / len(loads)
+            if not loaded and seconds > 0:
                 drift = abs(stats.image_seconds / state.planned_image_seconds - 1)
                 if drift > self.replan_drift:
                     self._replan(state.server.hardware_class)
@@ -267,6 +279,10 @@ class Pool:
             return
         fresh = plan([self._estimate(s, now=True) for s in members], pending)
         if fresh.makespan >= max(self._remaining(s) for s in members) * (1 - 1e-3) - 1e-9:
+            return
+        # a re-plan never adds model loads: learnt times are noisy early on, and a load paid
+        # on a guess costs more than the imbalance it was meant to fix
+        if sum(fresh.loads.values()) > sum(count_loads(s.queue, s.last_group) for s in members):
             return
         self.replans += 1
         for state in members:

@@ -113,7 +113,9 @@ class HostRunner:
         source: WorkSource,
         deliver: Callable[[ImageRequest, GeneratedImage], None],
         fail: Callable[[ImageRequest, ZImageError], None],
+        loaded: Hashable = None,
     ) -> None:
+        """``loaded``: the model group the server holds already (None: unknown)."""
         self.client = client
         self.host = client.base_url
         self.depth = depth
@@ -130,7 +132,8 @@ class HostRunner:
         self._lock = threading.Lock()
         self._inflight: dict[str, ImageRequest] = {}
         self._loaded: dict[str, bool] = {}  # prompt id -> its models differ from the previous
-        self._last_group: Hashable = object()  # nothing known to be loaded yet
+        # the group whose models the server holds (a fresh object: nothing known yet)
+        self._last_group: Hashable = object() if loaded is None else loaded
         self._last_finish = 0.0
         self.dead = False
         self.submitted = 0

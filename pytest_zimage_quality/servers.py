@@ -117,10 +117,17 @@ class LaunchedServers:
         if settings.ray is not None:
             from .ray_pool import RayPool  # noqa: PLC0415 - Ray only when a Ray pool is asked for
 
+            # --zimage-gpus=none: CPU servers (one CPU each), as many as --zimage-ray-servers
+            # or --zimage-cpu-servers say; else one GPU per actor
+            cpu_only = _gpu_list(settings.gpus) == []
+            servers = settings.ray_servers
+            if servers is None and cpu_only:
+                servers = max(1, settings.cpu_servers)
             ray_pool = RayPool(
                 command,
                 address=settings.ray,
-                servers=settings.ray_servers,
+                servers=servers,
+                num_gpus=0.0 if cpu_only else 1.0,
                 ready_timeout=settings.launch_timeout,
                 log_dir=str(log_dir),
             )

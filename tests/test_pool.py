@@ -78,6 +78,14 @@ def test_faster_servers_get_more_images() -> None:
     assert result.makespan == pytest.approx(22.0)
 
 
+def test_without_known_speeds_a_split_config_spans_servers_far_apart_in_the_list() -> None:
+    # servers listed together are usually one host's GPUs: if that host is slow, a config on
+    # two neighbours would be slow as a whole; far apart, the pool rebalances it without a load
+    queues = plan(servers(4, load=4.0), tasks_for({"bf16": 8, "fp8": 8})).queues
+    groups = {name: {t.group for t in queue} for name, queue in queues.items()}
+    assert groups == {"s0": {"bf16"}, "s1": {"fp8"}, "s2": {"bf16"}, "s3": {"fp8"}}
+
+
 def test_each_queue_starts_with_the_reference_config() -> None:
     result = plan(servers(2, load=1.0), tasks_for({"bf16": 4, "fp8": 4, "nvfp4": 4}))
     for queue in result.queues.values():
@@ -204,10 +212,18 @@ def test_the_pool_learns_image_and_load_times() -> None:
     assert second is not None
     assert pool.completed("a", second.key, 3.0, loaded=False)
     (stats,) = pool.stats()
-    assert stats.load_seconds == pytest.approx(6.0)  # 4 + 0.5 * (8 - 4)
-    assert stats.image_seconds == pytest.approx(2.0)  # 1 + 0.5 * (3 - 1)
+    # the first image time replaces the guess (it may be far off: 1 s guessed, 3 s real) and
+    # the load is re-judged with it: 9 s with a load = 3 s image + 6 s load
+    assert stats.image_seconds == pytest.approx(3.0)
+    assert stats.load_seconds == pytest.approx(6.0)
     assert (stats.done, stats.loads) == (2, 1)
-    assert pool.remaining("a") == pytest.approx(2.0)
+    assert pool.remaining("a") == pytest.approx(3.0)
+    third = pool.next_for("a")
+    assert third is not None
+    assert pool.completed("a", third.key, 2.0, loaded=False)
+    (stats,) = pool.stats()
+    assert stats.image_seconds == pytest.approx(2.5)  # later images averaged: 3 + 0.5 * (2 - 3)
+    assert stats.load_seconds == pytest.approx(6.5)  # 9 - 2.5
 
 
 def test_an_idle_server_steals_from_the_one_behind() -> None:
