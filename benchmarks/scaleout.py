@@ -207,6 +207,7 @@ class FakeResult:
     idle: list[float]
     loads: list[int]  # model loads each fake server counted (the determinism check's included)
     images: list[int]  # images each server made for the pool
+    stretch: float = 1.0  # the servers' measured time per image / the nominal L x speed
 
     @property
     def ratio(self) -> float:
@@ -214,7 +215,7 @@ class FakeResult:
 
     def cell(self) -> str:
         return (
-            f"{self.ratio:5.2f} ({self.wall / self.attainable:4.2f}) "
+            f"{self.ratio:5.2f} ({self.wall / self.attainable:4.2f}) x{self.stretch:4.2f} "
             f"idle {100 * sum(self.idle) / len(self.idle):3.0f}%/{100 * max(self.idle):3.0f}% "
             f"loads {sum(self.loads):2d}/{max(self.loads):<2d}"
         )
@@ -326,12 +327,25 @@ def run_fake_cell(
         report = generation.report()["pool"]["servers"]
         generation.stop(cancel=False)
         by_url = {s["url"]: s for s in report}
-        rates = sum(1 / (latency * speed) for speed in speeds)
-        bound = cases / rates + load
+        # The bound from the times the servers took (their timelines), not the nominal L and
+        # M: on two shared cores the fake's own work can stretch an image past L, and that
+        # is the machine's cost, not the schedule's.
+        image_times, load_times = [], []
+        for fake in fakes:
+            intervals = [i for i in fake.timeline if i.start >= started]
+            runs = [i.end - i.start for i in intervals if i.kind == "run"]
+            loads = [i.end - i.start for i in intervals if i.kind == "load"]
+            image_times.append((sum(runs) - sum(loads)) / max(1, len(runs)))
+            load_times += loads
+        measured_load = min(load_times, default=load)
+        bound = cases / sum(1 / t for t in image_times) + measured_load
         return FakeResult(
             wall=wall,
             bound=bound,
-            attainable=load_aware_bound(cases, speeds, latency, load, configs),
+            attainable=load_aware_bound(
+                cases, [t / latency for t in image_times], latency, measured_load, configs
+            ),
+            stretch=sum(image_times) / sum(latency * speed for speed in speeds),
             idle=[fake.idle_fraction(started, last[0]) for fake in fakes],
             loads=[int(fake.model_loads) for fake in fakes],
             images=[int(by_url[url]["images"]) for url in urls],
@@ -353,6 +367,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=float,
         default=0.03,
         help="fake servers: seconds per image = SCALE x H (the same wall per cell at every H)",
+    )
+    parser.add_argument(
+        "--floor",
+        type=float,
+        default=0.06,
+        help="fake servers: at least this many seconds per image (the client's and the fake's "
+        "own work per image must stay well below it)",
     )
     parser.add_argument("--latency", type=float, default=1.0, help="L: seconds per image")
     parser.add_argument("--load", type=float, default=4.0, help="M: seconds per model load")
@@ -384,7 +405,7 @@ def fake_main(args: argparse.Namespace) -> int:
         "loads total/most on one server; sim = the event simulation; today = one config per host"
     )
     header = (
-        f"{'speeds':6} {'N':>4} {'H':>2} {'K':>2} | {'pool (fake servers)':39} | sim   | "
+        f"{'speeds':6} {'N':>4} {'H':>2} {'K':>2} | {'pool (fake servers)':45} | sim   | "
         "today (one config per host, simulated)"
     )
     print(header)
@@ -396,7 +417,7 @@ def fake_main(args: argparse.Namespace) -> int:
                 for servers in args.servers:
                     for configs in args.configs:
                         speeds = speeds_for(servers, variant == "mixed")
-                        latency = args.scale * servers
+                        latency = max(args.floor, args.scale * servers)
                         load = ratio * latency
                         work = Path(tmp) / f"{variant}-{cases}-{servers}-{configs}"
                         work.mkdir()
@@ -409,7 +430,7 @@ def fake_main(args: argparse.Namespace) -> int:
                         worst = max(worst, real.ratio)
                         worst_attainable = max(worst_attainable, real.wall / real.attainable)
                         print(
-                            f"{variant:6} {cases:4d} {servers:2d} {configs:2d} | {real.cell():39} | "
+                            f"{variant:6} {cases:4d} {servers:2d} {configs:2d} | {real.cell():45} | "
                             f"{sim.ratio:5.2f} | {today.cell()}",
                             flush=True,
                         )

@@ -24,6 +24,7 @@ from typing import Any
 __all__ = [
     "HardwareClass",
     "HardwareProfile",
+    "class_lines",
     "classify",
     "determinism_plan",
     "determinism_report",
@@ -126,6 +127,19 @@ def classify(profiles: Iterable[HardwareProfile]) -> list[HardwareClass]:
         )
         for key, members in groups.items()
     ]
+
+
+def class_lines(classes: Sequence[HardwareClass], *, with_id: bool = True) -> list[str]:
+    """One line per hardware class: what it is and its servers (the terminal names them)."""
+    lines = []
+    for number, klass in enumerate(classes, 1):
+        name = klass.id if with_id else f"{number} of {len(classes)}"
+        word = "server" if len(klass.servers) == 1 else "servers"
+        lines.append(
+            f"hardware class {name}: {klass.label} — {len(klass.servers)} {word}: "
+            + ", ".join(klass.servers)
+        )
+    return lines
 
 
 def determinism_plan(classes: Sequence[HardwareClass]) -> dict[str, list[str]]:

@@ -17,45 +17,15 @@ refused. Thread-safe: runners call it from their own threads. No pytest, no netw
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import threading
 from collections import deque
 from collections.abc import Hashable, Iterable, Sequence
-from dataclasses import dataclass, field
 
-from .planner import Server, Task, count_loads, lower_bound, pairs_of, plan, queue_time
+from .planner import Server, Task, count_loads, lower_bound, pairs_of, plan
+from .pool_state import ServerState, ServerStats
 
 __all__ = ["Pool", "ServerStats"]
-
-
-@dataclass
-class ServerStats:
-    """What one server did and what the pool believes of it."""
-
-    name: str
-    hardware_class: str
-    image_seconds: float
-    load_seconds: float
-    done: int = 0
-    loads: int = 0
-    busy_seconds: float = 0.0
-    stolen_in: int = 0
-    stolen_out: int = 0
-    alive: bool = True
-
-
-@dataclass
-class _State:
-    server: Server
-    stats: ServerStats
-    queue: deque[Task] = field(default_factory=deque)
-    inflight: dict[Hashable, Task] = field(default_factory=dict)
-    last_group: Hashable = None  # the group of the last case handed out: what will be loaded
-    planned_image_seconds: float = 0.0  # the image estimate the current queue was planned with
-    #: (seconds, image-time factor of its group) of the last completions that paid a load
-    load_samples: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=5))
-    images_seen: int = 0  # completions without a load: the image time is learnt from these
 
 
 class Pool:
@@ -78,8 +48,8 @@ class Pool:
         classes = {s.hardware_class for s in servers}
         self._pinned = set(classes) if pin_pairs is True else set(pin_pairs or ())
         self._lock = threading.Lock()
-        self._states: dict[str, _State] = {
-            s.name: _State(
+        self._states: dict[str, ServerState] = {
+            s.name: ServerState(
                 server=s,
                 stats=ServerStats(s.name, s.hardware_class, s.image_seconds, s.load_seconds),
                 last_group=s.loaded,
@@ -141,20 +111,9 @@ class Pool:
             stats = state.stats
             stats.done += 1
             stats.busy_seconds += max(0.0, seconds)
-            base = state.server.image_time(task.group) / state.server.image_seconds
             if loaded:
                 stats.loads += 1
-                state.load_samples.append((seconds, base))
-            elif seconds > 0:
-                # the first image time replaces the guess outright; later ones are averaged
-                weight = 1.0 if state.images_seen == 0 else self.alpha
-                state.images_seen += 1
-                stats.image_seconds += weight * (seconds / base - stats.image_seconds)
-            if state.load_samples and (loaded or seconds > 0):
-                # a load is what a loaded completion took beyond its image: judged with the
-                # newest image time (the first load is seen before any image time is known)
-                loads = [max(0.0, t - stats.image_seconds * b) for t, b in state.load_samples]
-                stats.load_seconds = sum(loads) / len(loads)
+            state.learn(task, seconds, loaded=loaded, alpha=self.alpha)
             if not loaded and seconds > 0:
                 drift = abs(stats.image_seconds / state.planned_image_seconds - 1)
                 if drift > self.replan_drift:
@@ -219,7 +178,7 @@ class Pool:
     def remaining(self, server: str) -> float:
         """Estimated seconds until ``server`` has finished what it holds."""
         with self._lock:
-            return self._remaining(self._states[server])
+            return self._states[server].remaining()
 
     def server_of(self, key: Hashable) -> str | None:
         """The server that finished ``key`` (or holds it now)."""
@@ -251,19 +210,6 @@ class Pool:
         self._tasks[task.key] = task
         self._rank[task.key] = len(self._rank)
 
-    def _estimate(self, state: _State, *, now: bool = False) -> Server:
-        """The server with its learnt times; ``now``: also what it holds and has loaded."""
-        s = state.server
-        scale = state.stats.image_seconds / s.image_seconds
-        by_group = {g: t * scale for g, t in s.image_seconds_by_group.items()}
-        est = Server(
-            s.name, state.stats.image_seconds, state.stats.load_seconds, s.hardware_class, by_group
-        )
-        if not now:
-            return est
-        busy = sum(est.image_time(t.group) for t in state.inflight.values())
-        return dataclasses.replace(est, loaded=state.last_group, busy_seconds=busy)
-
     def _replan(self, hw: str) -> None:
         """Plan the class's unstarted cases afresh with the learnt times; keep the new queues
         only if they end sooner. Pinned classes keep their pairs where they started."""
@@ -277,8 +223,8 @@ class Pool:
         pending = sorted((t for s in members for t in s.queue), key=lambda t: self._rank[t.key])
         if not pending:
             return
-        fresh = plan([self._estimate(s, now=True) for s in members], pending)
-        if fresh.makespan >= max(self._remaining(s) for s in members) * (1 - 1e-3) - 1e-9:
+        fresh = plan([s.estimate(now=True) for s in members], pending)
+        if fresh.makespan >= max(s.remaining() for s in members) * (1 - 1e-3) - 1e-9:
             return
         # a re-plan never adds model loads: learnt times are noisy early on, and a load paid
         # on a guess costs more than the imbalance it was meant to fix
@@ -290,23 +236,7 @@ class Pool:
             for task in state.queue:
                 self._where[task.key] = state.server.name
 
-    def _remaining(self, state: _State, queue: Iterable[Task] | None = None) -> float:
-        """Estimated seconds to finish the in-flight cases and ``queue`` (default: its own)."""
-        est = self._estimate(state)
-        running = sum(est.image_time(t.group) for t in state.inflight.values())
-        pending = state.queue if queue is None else queue
-        return running + queue_time(est, pending, state.last_group)
-
-    def _finish_with(self, state: _State, tasks: Sequence[Task]) -> float:
-        """Estimated seconds until ``state`` is done if ``tasks`` join its queue (``_insert``
-        puts each into its group's segment, so a new group costs one load)."""
-        est = self._estimate(state)
-        present = {t.group for t in state.queue} | {_group_at_end(state)}
-        new_groups = {t.group for t in tasks} - present
-        images = sum(est.image_time(t.group) for t in tasks)
-        return self._remaining(state) + images + len(new_groups) * est.load_seconds
-
-    def _insert(self, state: _State, task: Task) -> None:
+    def _insert(self, state: ServerState, task: Task) -> None:
         """Into the segment of its group when the queue has one (no extra load), else last."""
         self._where[task.key] = state.server.name
         for index in range(len(state.queue) - 1, -1, -1):
@@ -315,7 +245,7 @@ class Pool:
                 return
         state.queue.append(task)
 
-    def _place(self, members: list[Task], live: list[_State]) -> None:
+    def _place(self, members: list[Task], live: list[ServerState]) -> None:
         """One pair's unstarted cases: to its class (the one done first for a new pair), to
         its pinned server, to one server where the class is pinned, else each case to the
         server that would finish it first."""
@@ -325,7 +255,7 @@ class Pool:
             hw = min(
                 {s.server.hardware_class for s in live},
                 key=lambda c: min(
-                    self._finish_with(s, members) for s in live if s.server.hardware_class == c
+                    s.finish_with(members) for s in live if s.server.hardware_class == c
                 ),
             )
             self._pair_class[pair] = hw
@@ -334,18 +264,18 @@ class Pool:
         if pinned is not None and self._states[pinned].stats.alive:
             choices = [self._states[pinned]]
         if hw in self._pinned:
-            target = min(choices, key=lambda s: self._finish_with(s, members))
+            target = min(choices, key=lambda s: s.finish_with(members))
             for task in members:
                 self._insert(target, task)
             return
         for task in members:
-            self._insert(min(choices, key=lambda s: self._finish_with(s, [task])), task)
+            self._insert(min(choices, key=lambda s: s.finish_with([task])), task)
 
     def _pair_keys(self, members: Sequence[Task]) -> list[Hashable]:
         pair = _pair(members[0])
         return [k for k, t in self._tasks.items() if _pair(t) == pair]
 
-    def _steal_for(self, thief: _State) -> None:
+    def _steal_for(self, thief: ServerState) -> None:
         hw = thief.server.hardware_class
         victims = [
             s
@@ -354,7 +284,7 @@ class Pool:
         ]
         if not victims:
             return
-        victim = max(victims, key=self._remaining)
+        victim = max(victims, key=lambda s: s.remaining())
         if hw in self._pinned:
             chunk = self._pinned_chunk(thief, victim)
         else:
@@ -367,7 +297,7 @@ class Pool:
         thief.stats.stolen_in += len(chunk)
         victim.stats.stolen_out += len(chunk)
 
-    def _tail_chunk(self, thief: _State, victim: _State) -> list[Task]:
+    def _tail_chunk(self, thief: ServerState, victim: ServerState) -> list[Task]:
         """As many of the victim's last group's cases as make both servers end together."""
         group = victim.queue[-1].group
         tail: list[Task] = []
@@ -375,10 +305,10 @@ class Pool:
             if task.group != group:
                 break
             tail.append(task)
-        thief_est, victim_est = self._estimate(thief), self._estimate(victim)
-        load = 0.0 if _group_at_end(thief) == group else thief_est.load_seconds
+        thief_est, victim_est = thief.estimate(), victim.estimate()
+        load = 0.0 if thief.group_at_end() == group else thief_est.load_seconds
         t_thief, t_victim = thief_est.image_time(group), victim_est.image_time(group)
-        r_thief, r_victim = self._remaining(thief), self._remaining(victim)
+        r_thief, r_victim = thief.remaining(), victim.remaining()
         best, best_end = 0, r_victim
         ideal = (r_victim - r_thief - load) / (t_victim + t_thief)
         for count in {math.floor(ideal), math.ceil(ideal)}:
@@ -388,19 +318,19 @@ class Pool:
                 best, best_end = count, end
         return list(reversed(tail[:best]))
 
-    def _pinned_chunk(self, thief: _State, victim: _State) -> list[Task]:
+    def _pinned_chunk(self, thief: ServerState, victim: ServerState) -> list[Task]:
         """The victim's last pairs that have not started, as many as make both end soonest
         (several at once, so the thief's loads are paid once for all of them)."""
         started = {p for p in self._pair_server if self._pair_server[p] == victim.server.name}
         pairs = list(pairs_of(t for t in victim.queue if _pair(t) not in started).values())
         best: list[Task] = []
-        best_end = self._remaining(victim)
+        best_end = victim.remaining()
         taken: list[Task] = []
         for members in reversed(pairs):
             taken = [*members, *taken]
             moving = {t.key for t in taken}
-            victim_after = self._remaining(victim, [t for t in victim.queue if t.key not in moving])
-            thief_after = self._finish_with(thief, taken)
+            victim_after = victim.remaining([t for t in victim.queue if t.key not in moving])
+            thief_after = thief.finish_with(taken)
             end = max(victim_after, thief_after)
             if end < best_end - 1e-9:
                 best, best_end = list(taken), end
@@ -426,7 +356,3 @@ class Pool:
 
 def _pair(task: Task) -> Hashable:
     return ("task", task.key) if task.pair is None else task.pair
-
-
-def _group_at_end(state: _State) -> Hashable:
-    return state.queue[-1].group if state.queue else state.last_group

@@ -6,6 +6,7 @@ from typing import Any
 
 from pytest_zimage_quality.hardware import (
     HardwareProfile,
+    class_lines,
     classify,
     determinism_plan,
     determinism_report,
@@ -100,3 +101,21 @@ def test_determinism_plan_and_report() -> None:
     lost = determinism_report(classes, "p-bf16-s1", {"http://h0": "aa", "http://h1": None})
     assert lost["classes"][0]["checked"] is False
     assert lost["classes"][0]["pin_pairs"] is True  # unchecked is never assumed identical
+
+
+def test_one_line_per_class_names_what_it_is_and_its_servers() -> None:
+    classes = classify(
+        HardwareProfile.from_system_stats(url, stats(gpu))
+        for url, gpu in (
+            ("http://a", "cuda:0 NVIDIA H200"),
+            ("http://b", "cuda:1 NVIDIA H200"),
+            ("http://c", "cuda:0 NVIDIA GB10"),
+        )
+    )
+    lines = class_lines(classes)
+    assert lines == [
+        f"hardware class {classes[0].id}: {classes[0].label} — 2 servers: http://a, http://b",
+        f"hardware class {classes[1].id}: {classes[1].label} — 1 server: http://c",
+    ]
+    assert "NVIDIA GB10" in lines[1]
+    assert class_lines(classes, with_id=False)[1].startswith("hardware class 2 of 2: NVIDIA GB10")

@@ -115,11 +115,24 @@ class PoolSummary:
         """One line per hardware class: its id, what it is, and its servers."""
         lines = []
         for klass in self.hardware_classes:
-            servers = list(klass.get("servers") or ())
+            servers = [str(s) for s in klass.get("servers") or ()]
             word = "server" if len(servers) == 1 else "servers"
             lines.append(
-                f"{klass.get('id')}: {klass.get('label')} — {len(servers)} {word}: "
-                + ", ".join(str(s) for s in servers)
+                f"hardware class {klass.get('id')}: {klass.get('label')} — {len(servers)} "
+                f"{word}: " + ", ".join(servers)
+            )
+        return lines
+
+    def server_lines(self) -> list[str]:
+        """One line per server: images, loads, idle share, and what moved."""
+        lines = []
+        for server in self.servers:
+            idle = "" if server.idle_fraction is None else f", idle {server.idle_fraction:.0%}"
+            moved = f", {server.moved_out} moved away (died)" if server.moved_out else ""
+            stolen = f", {server.stolen_in} taken over" if server.stolen_in else ""
+            lines.append(
+                f"server {server.url}: {server.images} images, {server.loads} model loads"
+                f"{idle}{stolen}{moved}"
             )
         return lines
 

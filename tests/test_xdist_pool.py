@@ -1,0 +1,79 @@
+"""pytest-xdist over a pool: ``-n 2`` gives the outcomes, summary decisions and case verdicts
+of a run without it. (Each worker runs its own pool over the same servers today, so the model
+loads are not yet the same: docs/scale-out.md, "Under pytest-xdist".)"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_zimage_quality.testing import FakeComfyUI
+from tests.helpers import REPO, more_prompts, write_small_suite
+from tests.helpers.doubles import CONFTEST
+
+#: two whole plugin runs in their own processes
+pytestmark = pytest.mark.slow
+
+
+def _run(directory: Path, urls: list[str], *extra: str) -> tuple[str, dict[str, Any]]:
+    write_small_suite(directory, extra=more_prompts(3))
+    (directory / "conftest.py").write_text(CONFTEST, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("ZIMAGE_HOST", None)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:randomly",
+            "-p",
+            "no:cacheprovider",
+            f"--zimage-report-dir={directory / 'report'}",
+            f"--zimage-cache-dir={directory / 'cache'}",
+            *[f"--zimage-host={url}" for url in urls],
+            *extra,
+        ],
+        cwd=directory,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads((directory / "report" / "summary.json").read_text(encoding="utf-8"))
+    return result.stdout, summary
+
+
+def _decisions(summary: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "exit": {k: summary["exit"][k] for k in ("gate_passed", "decisions", "reason")},
+        "configs": [
+            (c["key"], c["decision"], c["n_scored"], c["gate"] and c["gate"].get("lower_bound"))
+            for suite in summary["suites"]
+            for c in suite["configs"]
+        ],
+        "verdicts": summary["verdicts"],
+    }
+
+
+def test_two_workers_give_the_same_outcomes_summary_and_verdicts(
+    tmp_path: Path, zimage_fake_comfyui_factory: Any
+) -> None:
+    pytest.importorskip("xdist")
+    fakes: list[FakeComfyUI] = [zimage_fake_comfyui_factory() for _ in range(2)]
+    urls = [str(fake.url) for fake in fakes]
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "xdist").mkdir()
+    plain_out, plain = _run(tmp_path / "plain", urls)
+    xdist_out, xdist = _run(tmp_path / "xdist", urls, "-n", "2")
+    assert "54 passed" in plain_out
+    assert "54 passed" in xdist_out
+    assert _decisions(xdist) == _decisions(plain)
