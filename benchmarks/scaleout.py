@@ -397,8 +397,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def fake_main(args: argparse.Namespace) -> int:
     ratio = args.load / args.latency
     print(
-        f"fake ComfyUI servers in this process; L = {args.scale} s x H per image, M = {ratio:g} L "
-        "per model load; speeds 1.0 (equal) or 1.0..1.5 (mixed)"
+        f"fake ComfyUI servers in this process; L = max({args.floor}, {args.scale} x H) s per "
+        f"image, M = {ratio:g} L per model load; speeds 1.0 (equal) or 1.0..1.5 (mixed)"
     )
     print(
         "pool cell: wall / bound (wall / the bound that counts max(H, K) loads), idle mean/max, "

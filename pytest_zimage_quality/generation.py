@@ -56,10 +56,11 @@ class EstimatesCache(Protocol):
     def set(self, key: str, value: Any) -> None: ...
 
 
-def read_estimates(cache: EstimatesCache) -> dict[str, tuple[float, float]]:
+def read_estimates(cache: EstimatesCache | None) -> dict[str, tuple[float, float]]:
     """The last runs' (image seconds, load seconds) per hardware class; entries that are not
-    two finite numbers (image > 0, load >= 0) are ignored."""
-    stored = cache.get(ESTIMATES_KEY, {})
+    two finite numbers (image > 0, load >= 0) are ignored. ``None``: no cache (pytest's
+    cacheprovider off), no estimates."""
+    stored = {} if cache is None else cache.get(ESTIMATES_KEY, {})
     estimates: dict[str, tuple[float, float]] = {}
     if not isinstance(stored, dict):
         return estimates
@@ -75,9 +76,11 @@ def read_estimates(cache: EstimatesCache) -> dict[str, tuple[float, float]]:
     return estimates
 
 
-def write_estimates(cache: EstimatesCache, learnt: Mapping[str, tuple[float, float]]) -> None:
+def write_estimates(
+    cache: EstimatesCache | None, learnt: Mapping[str, tuple[float, float]]
+) -> None:
     """Keep this run's learnt times beside those of classes this run did not use."""
-    if not learnt:
+    if cache is None or not learnt:
         return
     merged = {k: list(v) for k, v in read_estimates(cache).items()}
     merged.update({k: [round(v[0], 4), round(v[1], 4)] for k, v in learnt.items()})

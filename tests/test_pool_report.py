@@ -106,8 +106,10 @@ def test_the_report_names_classes_determinism_and_each_servers_work(
     assert sum(f.generations for f in fakes) == planned + 1  # the check's second copy
     for server in servers.values():
         assert 0.0 <= server["idle_fraction"] <= 1.0
-        assert server["loads"] >= 1
         assert server["alive"]
+    for fake in fakes:  # the pool counts its own loads (not the check's): never more
+        assert servers[str(fake.url)]["loads"] <= fake.model_loads
+    assert sum(s["loads"] for s in servers.values()) >= len(suite.configs) - 1
     assert pool["wall_seconds"] > 0
     assert set(pool["estimates"]) == {c["id"] for c in classes}
 
@@ -186,6 +188,8 @@ def test_learnt_speeds_are_kept_per_class_for_the_next_run() -> None:
     assert read_estimates(cache)["hw-a"] == (1.2, 3.0)
     cache.values["zimage/pool-estimates"] = {"hw-c": "garbage", "hw-d": [0, 1], "hw-e": [1, -1]}
     assert read_estimates(cache) == {}  # unusable entries are ignored, never a crash
+    write_estimates(None, {"hw-a": (1.0, 1.0)})  # no cacheprovider: nothing kept, no error
+    assert read_estimates(None) == {}
 
 
 def test_report_html_says_which_server_made_each_image(tmp_path: Path) -> None:
@@ -204,3 +208,37 @@ def test_report_html_says_which_server_made_each_image(tmp_path: Path) -> None:
     assert html.count('<span class="small server">http://gpu-a:8188</span>') == 18
     assert html.count('<span class="small server">http://gpu-b:8188</span>') == 18
     assert "made by http://gpu-b:8188" in html
+
+
+def test_the_terminal_names_each_class_and_each_servers_work() -> None:
+    summary = PoolSummary.from_report(
+        {
+            "hardware_classes": [
+                {"id": "hw-a", "label": "NVIDIA H200 · ComfyUI 0.18.1", "servers": ["u1", "u2"]},
+                {"id": "hw-b", "label": "NVIDIA GB10 · ComfyUI 0.18.1", "servers": ["u3"]},
+            ],
+            "determinism": {
+                "case": "c",
+                "classes": [{"id": "hw-a", "bit_identical": True}],
+                "pinned_classes": [],
+            },
+            "pool": {
+                "wall_seconds": 10.0,
+                "servers": [
+                    {"url": "u1", "images": 5, "loads": 1, "idle_fraction": 0.1},
+                    {"url": "u2", "images": 4, "loads": 1, "idle_fraction": 0.2, "moved_out": 2},
+                    {"url": "u3", "images": 6, "loads": 2, "idle_fraction": 0.0, "stolen_in": 1},
+                ],
+                "moved": [{"case": "x", "from": "u2"}, {"case": "y", "from": "u2"}],
+            },
+        }
+    )
+    lines = summary.terminal_lines()
+    assert lines[:2] == [
+        "zimage hardware class hw-a: NVIDIA H200 · ComfyUI 0.18.1 — 2 servers: u1, u2",
+        "zimage hardware class hw-b: NVIDIA GB10 · ComfyUI 0.18.1 — 1 server: u3",
+    ]
+    assert lines[2].startswith("zimage determinism hw-a: bit-identical")
+    assert "zimage server u2: 4 images, 1 model loads, idle 20%, 2 moved away (died)" in lines
+    assert "zimage server u3: 6 images, 2 model loads, idle 0%, 1 taken over" in lines
+    assert lines[-1].startswith("zimage: 2 case(s) resubmitted")

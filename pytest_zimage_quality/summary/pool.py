@@ -136,6 +136,26 @@ class PoolSummary:
             )
         return lines
 
+    def terminal_lines(self) -> list[str]:
+        """The terminal summary's lines: the classes, each server's work, what moved."""
+        lines = [f"zimage {line}" for line in self.class_lines()]
+        if self.determinism is not None:
+            for klass in self.determinism.get("classes") or ():
+                verdict = (
+                    "bit-identical images across its servers: pairs may split"
+                    if klass.get("bit_identical")
+                    else "images differ across its servers (or were not all made): each "
+                    "(prompt, seed) kept on one server"
+                )
+                lines.append(f"zimage determinism {klass.get('id')}: {verdict}")
+        lines += [f"zimage {line}" for line in self.server_lines()]
+        if self.moved:
+            lines.append(
+                f"zimage: {len(self.moved)} case(s) resubmitted on another server "
+                "after theirs stopped answering"
+            )
+        return lines
+
     def pool_dict(self) -> dict[str, Any]:
         """summary.json's ``pool`` block."""
         return {
