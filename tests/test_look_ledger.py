@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from pytest_zimage_quality.look_ledger import ledger_path, read_looks, record_looks
 from pytest_zimage_quality.records import CaseRecord
 from pytest_zimage_quality.summary.gate import further_look_notes
+from pytest_zimage_quality.testing import FakeComfyUI
+from tests.helpers import REPO, more_prompts, write_small_suite
+from tests.helpers.doubles import CONFTEST
 
 
 def _rows(prompts: dict[str, str], config: str = "fp8") -> list[CaseRecord]:
@@ -89,3 +96,36 @@ def test_no_further_look_without_a_shown_verdict_new_prompts_or_reused_images(
     )
     # the reference config never gets the note
     assert further_look_notes({"bf16": mixed}, "bf16", earlier=earlier, prompts_now=now) == []
+
+
+@pytest.mark.slow
+def test_a_rerun_after_adding_prompts_is_named_a_further_look(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, zimage_fake_comfyui: FakeComfyUI
+) -> None:
+    pytester.makeconftest(CONFTEST)
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+
+    def run(tag: str) -> dict[str, Any]:
+        report = pytester.path / f"report-{tag}"
+        pytester.runpytest_subprocess(
+            "-p",
+            "no:randomly",
+            f"--zimage-host={zimage_fake_comfyui.url}",
+            f"--zimage-report-dir={report}",
+            f"--zimage-cache-dir={pytester.path / 'cache'}",
+            "--zimage-configs=bf16,fp8",
+            "--zimage-seeds=1",
+        )
+        data: dict[str, Any] = json.loads((report / "summary.json").read_text(encoding="utf-8"))
+        return data
+
+    write_small_suite(pytester.path, extra=more_prompts(3))
+    first = run("first")
+    assert first["suites"][0]["notes"] == []
+    again = run("again")  # the same prompts, every image from the cache: no further look
+    assert again["suites"][0]["notes"] == []
+    write_small_suite(pytester.path, extra=more_prompts(6))  # three prompts added after a verdict
+    (note,) = run("added")["suites"][0]["notes"]
+    assert note.startswith("FP8: run ")
+    assert "showed NON-INFERIOR on 6 prompts; the suite has gained 3 prompts since" in note
+    assert "look 2 at the same data" in note

@@ -5,13 +5,14 @@ stage k+1 of a config back until its looks through stage k leave it undecided.""
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import pytest
 
 from ..collect import ZImageItem
 from ..errors import ZImageError, ZImageWarning
+from ..metrics import MetricInfo
 from ..records import CaseRecord
 from ..suite import Case, Suite
 from ._suites import SuiteCatalog
@@ -43,6 +44,9 @@ class RunPlan:
         self.all_planned: set[tuple[str, str]] = set()
         self.stage_skipped: set[tuple[str, str]] = set()
         self._prior: dict[str | None, VariancePrior] | None = None
+        #: the run's metrics once its scorers exist (the session sets it): the hold decides on
+        #: each suite's gate metric, not always CLIPScore
+        self.metrics: Callable[[], Sequence[MetricInfo]] = list
         if self.settings.prior is not None:
             from ..planning import load_prior  # noqa: PLC0415 - scipy only when a prior is given
 
@@ -75,12 +79,25 @@ class RunPlan:
             self.plans = plan_suites(selected, self.settings, prior_file=self._prior)
             self.all_planned = {case.key for _, case in selected}
             if not self.is_worker:  # xdist workers cannot hold: they see a share of the cases
-                self.hold = StageHold(self.plans, [case for _, case in selected])
+                self.hold = StageHold(
+                    self.plans, [case for _, case in selected], metric_for=self._gate_metric
+                )
             if announce and not self.is_worker:
                 for plan in self.plans.values():
                     for warning in plan.warnings():
                         record_warning(self.config, warning)
         return self.plans
+
+    def _gate_metric(self, suite_name: str) -> MetricInfo | None:
+        """``suite_name``'s gate metric as this run measures it (None: not measured)."""
+        from ..summary.build import gate_metric_of  # noqa: PLC0415 - with the hold only
+
+        suite = next((s for s in self.catalog.suites() if s.name == suite_name), None)
+        try:
+            measured = list(self.metrics())
+        except ZImageError:
+            return None  # no scorers: the cases error, the hold has nothing to decide on
+        return gate_metric_of(suite, measured, self.settings)
 
     def collected(self, items: list[pytest.Item], *, plan_now: bool) -> None:
         """After collection: plan the run when it will generate (``plan_now``; with no host

@@ -107,6 +107,7 @@ class ZImageSession:
         # The gate's plan, made at collection (docs/gate.md): power, stages, per-case band.
         self._plan = RunPlan(config, self._catalog, is_worker=self.is_worker)
         self._run = RunEngine(config, self._plan, self.environment)
+        self._plan.metrics = lambda: [spec.describe() for spec in self._run.metric_specs()]
 
     @property
     def report_dir(self) -> ReportDir:
@@ -318,6 +319,7 @@ class ZImageSession:
             stopped=stopped,
             baseline=self.baseline,
             error_kinds=self.error_kinds,
+            cache_dir=self.cache_dir,
         )
         self.ran_gate = True
         self.summary, self.verdicts = end.summary, end.verdicts

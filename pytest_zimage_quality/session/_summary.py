@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from ..baseline import Baseline, Comparison
+from ..look_ledger import read_looks, record_looks
 from ..metrics import MetricInfo
 from ..outcomes import RunVerdicts
 from ..records import CaseRecord
@@ -57,12 +59,19 @@ def summarize_run(
     stopped: str,
     baseline: Baseline | None,
     error_kinds: Mapping[tuple[str, str], str],
+    cache_dir: Path | None = None,
 ) -> RunEnd:
-    """Build the run's summary; a usage problem sets ``session.exitstatus`` to 4."""
+    """Build the run's summary; a usage problem sets ``session.exitstatus`` to 4. With
+    ``cache_dir``, the verdicts earlier runs showed (``look_ledger``) name a further look, and
+    this run's shown verdicts are recorded there for the next."""
     from ..summary.build import (  # noqa: PLC0415 - scipy only when there is a gate
         build_summary,
         gate_metric_problem,
     )
+    from ..summary.gate import shown_looks  # noqa: PLC0415
+
+    names = sorted({r.suite for r in records})
+    earlier = {name: read_looks(cache_dir, name) for name in names} if cache_dir else None
 
     metrics = [MetricInfo.from_dict(m) for m in environment.get("metrics", [])]
     summary = build_summary(
@@ -74,7 +83,12 @@ def summarize_run(
         metrics=metrics,
         plans=plans,
         stopped_early=stopped,
+        earlier_looks=earlier,
     )
+    if cache_dir is not None:
+        for suite_summary in summary.suites:
+            looks = shown_looks(suite_summary)
+            record_looks(cache_dir, suite_summary.name, looks, run_id=run_id)
     gate_metric_error = gate_metric_problem(settings, metrics) if metrics else None
     if gate_metric_error is not None:
         session.exitstatus = pytest.ExitCode.USAGE_ERROR
