@@ -136,9 +136,12 @@ def gate_metric_usage_problem(
         "needs the OCR extra and a prompt that declares its text (expected_text, or quotes "
         "with [suite] text_from_quotes = true): pip install 'pytest-zimage-quality[ocr]'"
         if name == "text_accuracy"
-        else "is not a metric of this run (no scorer registers it: docs/scorers.md)"
+        else "is not a metric of this run"
     )
-    return f"{what} {name!r} {why}; the metrics it can name here: {choices}"
+    return (
+        f"{what} {name!r} {why}; the metrics it can name here: {choices} (a scorer of your "
+        "own is registered by a conftest hook or an entry point: docs/scorers.md)"
+    )
 
 
 class _Record(Protocol):

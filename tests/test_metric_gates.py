@@ -333,7 +333,7 @@ def test_a_gate_metric_name_is_checked_against_the_runs_metrics_before_generatio
     typo = problem("clipscor", without)
     assert typo is not None
     assert typo.startswith("--zimage-gate-metric 'clipscor' is not a metric of this run")
-    assert typo.endswith("the metrics it can name here: clipscore")
+    assert "is not a metric of this run; the metrics it can name here: clipscore (" in typo
     text = problem("text_accuracy", without)
     assert text is not None
     assert "pytest-zimage-quality[ocr]" in text
@@ -366,3 +366,74 @@ def test_a_case_outside_a_gated_metrics_band_fails_with_both_values(tmp_path: Pa
                          higher_is_better=directions) == []  # fmt: skip
     assert band_failures(dropped, suite.prompt("sign"), [spec],
                          higher_is_better={"text_accuracy": False}) == []  # fmt: skip
+
+
+# -- a plugin run --------------------------------------------------------------------------------
+
+MARK_SCORER = """
+from pytest_zimage_quality import REFERENCE_FREE, ScoreBatch, ScorerSpec
+
+
+def _mark(batch: ScoreBatch) -> list[float]:
+    # 1.0 on the reference config's images, 0.5 on every other: a metric that drops by 0.5
+    return [1.0 if "-bf16-" in key else 0.5 for key in batch.keys]
+
+
+def pytest_zimage_register_scorers(config, settings, suites):
+    return ScorerSpec(name="mark", label="Mark", kind=REFERENCE_FREE, higher_is_better=True,
+                      score=_mark)
+"""
+
+
+@pytest.mark.slow
+def test_a_further_gated_metric_fails_its_cases_and_its_configs_in_a_run(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeconftest(MARK_SCORER)
+    write_small_suite(
+        pytester.path,
+        extra=more_prompts(3) + "\n[gate.metrics.mark]\nmargin = 0.05\nband = 0.1\n",
+    )
+    report = pytester.path / "report"
+    result = pytester.runpytest_subprocess(
+        "-p", "no:randomly", "--zimage-host=simulated", "--zimage-weights=random",
+        "--zimage-seeds=1", f"--zimage-report-dir={report}",
+        f"--zimage-cache-dir={pytester.path / 'cache'}",
+    )  # fmt: skip
+    # every candidate case dropped 0.5 > the band 0.1: a quality failure naming the band
+    result.assert_outcomes(passed=6, failed=12)
+    result.stdout.fnmatch_lines(["*Mark 0.5 vs reference 1: the change -0.5*below -band 0.1*"])
+    result.stdout.fnmatch_lines(["Gated metrics (each at α/k = 0.05/2, Bonferroni*"])
+    summary = json.loads((report / "summary.json").read_text(encoding="utf-8"))
+    for config in summary["suites"][0]["configs"][1:]:
+        gates = config["metric_gates"]
+        assert gates["mark"]["decision"] == "inferior"
+        assert gates["mark"]["alpha"] == 0.025
+        assert len(gates["mark"]["outside_band"]) == 6
+        assert config["decision"] == "inferior"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("args", "extra", "message"),
+    [
+        (["--zimage-gate-metric=lpips"], "",
+         "--zimage-gate-metric 'lpips' compares with the reference image"),
+        ([], "\n[gate.metrics.pickscore]\nmargin = 0.05\n",
+         "suite small: ?gate.metrics.pickscore? 'pickscore' is not a metric of this run"),
+    ],
+)  # fmt: skip
+def test_a_gate_metric_the_run_cannot_have_is_one_usage_error_before_generation(
+    pytester: pytest.Pytester, args: list[str], extra: str, message: str
+) -> None:
+    write_small_suite(pytester.path, extra=extra)
+    report = pytester.path / "report"
+    result = pytester.runpytest_subprocess(
+        "-p", "no:randomly", "--zimage-host=simulated", "--zimage-weights=random",
+        f"--zimage-report-dir={report}", *args,
+    )  # fmt: skip
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {message}*"])
+    result.stdout.fnmatch_lines([f"zimage usage error: {message}*"])
+    assert not (report / "results.jsonl").exists()  # nothing generated, nothing scored
+    assert "PASSED" not in result.stdout.str()

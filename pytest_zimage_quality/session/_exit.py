@@ -144,7 +144,16 @@ def write_last_lines(
         terminalreporter.write_line(
             f"zimage: FAILED — {identical_images_error}", red=True, bold=True
         )
-    if verdicts is not None:
+    if verdicts is not None and gate_metric_error is not None:
+        # exit 4: the gate could not run on the metric asked for; never read as PASSED
+        terminalreporter.write_line(
+            "zimage verdict: USAGE ERROR — "
+            + verdicts.last_line().split(" — ", 1)[-1]
+            + "; the gate did not run on the metric asked for (the line above)",
+            red=True,
+            bold=True,
+        )
+    elif verdicts is not None:
         verdict = verdicts.verdict
         terminalreporter.write_line(
             verdicts.last_line(),

@@ -8,13 +8,16 @@ outcome (passed, failed, error, xfailed, xpassed) is read back on the controller
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ..checks import check_record
+from ..checks import CheckResult, check_record
 from ..collect import QualityFailure
 from ..errors import ZImageError
+from ..metric_gates import band_failures
+from ..metrics import ScorerSpec
 from ..outcomes import ERROR_KIND_PROPERTY, VERDICT_PROPERTY, error_properties
 from ..records import CaseRecord
 from ..suite import Case, Suite
@@ -28,6 +31,7 @@ __all__ = [
     "add_error_record",
     "base_record",
     "check_outcome",
+    "metric_band_failures",
     "outcome_of",
     "progress_printer",
     "record_for",
@@ -107,16 +111,42 @@ def add_error_record(item: pytest.Item, base: CaseRecord, error: ZImageError) ->
 
 
 def check_outcome(
-    item: pytest.Item, record: CaseRecord, outcome: CaseOutcome, band: CaseBand | None
+    item: pytest.Item,
+    record: CaseRecord,
+    outcome: CaseOutcome,
+    band: CaseBand | None,
+    *,
+    also: Sequence[str] = (),
 ) -> None:
     """Check the scored ``record`` against its ``band`` (None: a reference), put it into the
-    item's report, and raise ``QualityFailure`` (a test failure, no traceback) when worse."""
+    item's report, and raise ``QualityFailure`` (a test failure, no traceback) when worse.
+    ``also``: further failures found by the caller (a gated metric's per-case band)."""
     result = check_record(record, blank=outcome.scores.blank, band=band)
+    if also:
+        message = "\n".join([result.message, *also] if result.message else also)
+        result = CheckResult(False, message)
     record = record.with_(check="pass" if result.passed else "fail", message=result.message)
     item.user_properties.extend(record.to_properties())
     item.user_properties.append((VERDICT_PROPERTY, "passed" if result.passed else "failed"))
     if not result.passed:
         raise QualityFailure(result.message)
+
+
+def metric_band_failures(
+    suite: Suite, case: Case, record: CaseRecord, specs: Callable[[], Sequence[ScorerSpec]]
+) -> list[str]:
+    """A candidate outside a further gated metric's per-case band ([gate.metrics.<name>]
+    band; metric_gates.band_failures): ``specs`` gives the run's metrics' directions."""
+    if case.is_reference or not any(g.band is not None for g in suite.metric_gates):
+        return []
+    known = specs()
+    return band_failures(
+        record,
+        case.prompt,
+        suite.metric_gates,
+        higher_is_better={s.name: s.higher_is_better for s in known},
+        labels={s.name: s.label for s in known},
+    )
 
 
 def progress_printer(config: pytest.Config, case: Case) -> Any:

@@ -20,7 +20,7 @@ from ..suite import Suite
 if TYPE_CHECKING:
     from ..settings import Settings
 
-__all__ = ["check_scorer_weights", "gather_metric_specs", "make_scorers"]
+__all__ = ["check_gate_metric_names", "check_scorer_weights", "gather_metric_specs", "make_scorers"]
 
 
 def check_scorer_weights(config: pytest.Config, settings: Settings) -> None:
@@ -36,6 +36,38 @@ def check_scorer_weights(config: pytest.Config, settings: Settings) -> None:
 
     resolve_clip_weights(settings.clip_model, settings.clip_pretrained)
     resolve_lpips_weights(settings.lpips_net, settings.lpips_weights)
+
+
+def check_gate_metric_names(
+    config: pytest.Config, settings: Settings, suites: Sequence[Suite]
+) -> str | None:
+    """Why a gate metric named by ``--zimage-gate-metric``, a suite's ``gate_metric`` or a
+    ``[gate.metrics.<name>]`` table cannot gate this run, before any generation (None: every
+    name may). Names a conftest hook or an entry point could register are checked again once
+    the scorers are built (summary.build.gate_metric_problem)."""
+    from importlib.metadata import entry_points  # noqa: PLC0415 - only for zimage runs
+
+    from ..metric_gates import gate_metric_usage_problem  # noqa: PLC0415
+    from ..metrics import ENTRY_POINT_GROUP  # noqa: PLC0415
+    from ..scorers._builtin import builtin_metric_kinds  # noqa: PLC0415 - no model built
+
+    builtins = builtin_metric_kinds(suites)
+    others = bool(
+        config.hook.pytest_zimage_register_scorers.get_hookimpls()
+        or entry_points(group=ENTRY_POINT_GROUP)
+    )
+    names = [(settings.gate_metric, "--zimage-gate-metric")] if settings.gate_metric else []
+    for suite in suites:
+        if settings.gate_metric is None:
+            names.append((suite.gate_metric, f"suite {suite.name}: [suite] gate_metric"))
+        names += [
+            (g.metric, f"suite {suite.name}: [gate.metrics.{g.metric}]") for g in suite.metric_gates
+        ]
+    for name, what in names:
+        problem = gate_metric_usage_problem(name, builtins, others_registered=others, what=what)
+        if problem is not None:
+            return problem
+    return None
 
 
 def make_scorers(config: pytest.Config, settings: Settings) -> tuple[Any, Any]:

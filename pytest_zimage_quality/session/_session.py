@@ -47,10 +47,12 @@ from ._records import (
     add_error_record,
     base_record,
     check_outcome,
+    metric_band_failures,
     progress_printer,
     record_for,
     record_from_report,
 )
+from ._scorers import check_gate_metric_names
 from ._suites import SuiteCatalog
 from ._summary import summarize_run
 
@@ -165,6 +167,13 @@ class ZImageSession:
         if any(isinstance(item, ZImageItem) for item in session.items):
             self.any_zimage_items = True
         self._plan.collected(session.items, plan_now=self.has_host or self.settings.plan)
+        suites = {suite.name: suite for suite, _ in self._plan.selected(session.items)}
+        if suites and not self.is_worker:  # one usage error before any generation
+            self.gate_metric_error = check_gate_metric_names(
+                self.config, self.settings, list(suites.values())
+            )
+            if self.gate_metric_error is not None:
+                raise pytest.UsageError(self.gate_metric_error)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> bool | None:
@@ -260,7 +269,9 @@ class ZImageSession:
                 add_error_record(item, base, exc)
                 raise
         band = None if case.is_reference else self.band_for(suite)
-        check_outcome(item, self.record_for(base, outcome), outcome, band)
+        record = self.record_for(base, outcome)
+        also = metric_band_failures(suite, case, record, self.metric_specs)
+        check_outcome(item, record, outcome, band, also=also)
 
     def _base_record(self, suite: Suite, case: Case) -> CaseRecord:
         return base_record(
