@@ -437,3 +437,14 @@ def test_a_gate_metric_the_run_cannot_have_is_one_usage_error_before_generation(
     result.stdout.fnmatch_lines([f"zimage usage error: {message}*"])
     assert not (report / "results.jsonl").exists()  # nothing generated, nothing scored
     assert "PASSED" not in result.stdout.str()
+
+
+@pytest.mark.slow
+def test_without_a_host_a_bad_gate_metric_does_not_stop_other_tests(
+    pytester: pytest.Pytester,
+) -> None:
+    write_small_suite(pytester.path)
+    pytester.makepyfile(test_other="def test_other():\n    assert True\n")
+    result = pytester.runpytest_subprocess("-p", "no:randomly", "--zimage-gate-metric=lpips")
+    assert result.ret == pytest.ExitCode.OK  # the suite's cases are skipped (no host)
+    result.assert_outcomes(passed=1, skipped=27)

@@ -168,7 +168,8 @@ class ZImageSession:
             self.any_zimage_items = True
         self._plan.collected(session.items, plan_now=self.has_host or self.settings.plan)
         suites = {suite.name: suite for suite, _ in self._plan.selected(session.items)}
-        if suites and not self.is_worker:  # one usage error before any generation
+        runs = self.has_host or self.settings.plan  # without a host the cases are skipped
+        if suites and runs and not self.is_worker:  # one usage error before any generation
             self.gate_metric_error = check_gate_metric_names(
                 self.config, self.settings, list(suites.values())
             )
