@@ -395,10 +395,11 @@ def test_a_further_gated_metric_fails_its_cases_and_its_configs_in_a_run(
         extra=more_prompts(3) + "\n[gate.metrics.mark]\nmargin = 0.05\nband = 0.1\n",
     )
     report = pytester.path / "report"
+    junit = pytester.path / "junit.xml"
     result = pytester.runpytest_subprocess(
         "-p", "no:randomly", "--zimage-host=simulated", "--zimage-weights=random",
         "--zimage-seeds=1", f"--zimage-report-dir={report}",
-        f"--zimage-cache-dir={pytester.path / 'cache'}",
+        f"--zimage-cache-dir={pytester.path / 'cache'}", f"--junitxml={junit}",
     )  # fmt: skip
     # every candidate case dropped 0.5 > the band 0.1: a quality failure naming the band
     result.assert_outcomes(passed=6, failed=12)
@@ -411,6 +412,9 @@ def test_a_further_gated_metric_fails_its_cases_and_its_configs_in_a_run(
         assert gates["mark"]["alpha"] == 0.025
         assert len(gates["mark"]["outside_band"]) == 6
         assert config["decision"] == "inferior"
+    xml = junit.read_text(encoding="utf-8")
+    assert '<property name="zimage_metric_gate_FP8_mark" value="INFERIOR"' in xml
+    assert '<property name="zimage_metric_gate_NVFP4_clipscore"' in xml
 
 
 @pytest.mark.slow

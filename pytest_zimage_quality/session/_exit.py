@@ -184,3 +184,10 @@ def add_junit_properties(config: pytest.Config, summary: RunSummary) -> None:
     xml.add_global_property("zimage_gate_mode", mode)
     for name, decision in exit_.decisions.items():
         xml.add_global_property(f"zimage_decision_{name}", verdict_label(decision))
+    for suite in summary.suites:  # each gated metric's own decision ([gate.metrics.<name>])
+        for row in suite.configs:
+            name = f"{suite.name}/{row.label}" if len(summary.suites) > 1 else row.label
+            for metric, entry in row.metric_gates.items():
+                xml.add_global_property(
+                    f"zimage_metric_gate_{name}_{metric}", verdict_label(entry.decision)
+                )
