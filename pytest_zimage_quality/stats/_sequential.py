@@ -20,7 +20,7 @@ stop a config; the plan says so.
 
 Calibration. The gate's statistic is the monotone T* (``_monotone``), not a z, and its looks are
 not the canonical joint normal of the textbook boundaries (small n, heavy t-type tails): using
-the canonical boundaries' nominal levels overshot alpha (0.054 at 6/12/18 prompts). So the
+the canonical boundaries' nominal levels overshot alpha (0.053 at 6/12/18 prompts). So the
 critical values are calibrated directly: under normal prompt differences with mean -delta, the
 sequence (T*_1, ..., T*_K) of the looks' prefixes is scale-free, and a fixed-seed Monte Carlo of
 it gives q_1..q_K with P(T*_1 <= q_1, ..., T*_{k-1} <= q_{k-1}, T*_k > q_k) = alpha(t_k) -
@@ -151,11 +151,12 @@ def _check_fractions(information: Sequence[float]) -> tuple[float, ...]:
 
 @lru_cache(maxsize=256)
 def sequential_design(
-    information: tuple[float, ...], alpha: float, spending: str = DEFAULT_SPENDING
+    information: tuple[float, ...], alpha: float, spending: str = "obrien-fleming"
 ) -> SequentialDesign:
     """The canonical (z statistic) Lan-DeMets boundaries at ``information`` (increasing, ending
-    at 1), for ``spending`` ("pocock" or "obrien-fleming"). The gate's own looks use
-    ``calibrated_design``; this is the textbook design, for reference and comparison."""
+    at 1), for ``spending`` (default O'Brien-Fleming, as before calibration existed). The gate's
+    own looks use ``calibrated_design`` (``sequential_gate``): the canonical nominal levels, used
+    with T* quantiles, overshoot alpha for linear or Pocock spending (0.053 at 6/12/18 prompts)."""
     a = check_alpha(alpha)
     t = _check_fractions(information)
     spend = SPENDING_FUNCTIONS[spending]
