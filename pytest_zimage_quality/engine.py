@@ -9,6 +9,7 @@ only wait; the order images are produced in belongs to the runners.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -28,7 +29,7 @@ from .metrics import PromptInfo, ScorerSpec
 from .pool import ServerStats
 from .recheck import Regenerated, choose_recheck
 from .scheduler import HostRunner, ImageRequest
-from .scoring_worker import Scores, ScoringWorker
+from .scoring_worker import DEFAULT_MEMORY_BUDGET, Scores, ScoringWorker
 from .servers import (
     LaunchedServers,
     LaunchSettings,
@@ -72,7 +73,12 @@ class EngineSettings(LaunchSettings, GenerationSettings, Protocol):
 
 @dataclass(frozen=True)
 class CaseOutcome:
-    """A scored case: its image, where it is stored, its scores, and its reference's outcome."""
+    """A scored case: its image, where it is stored, its scores, and its reference's outcome.
+
+    The PNG bytes live in the report directory, not in memory: a run holds one outcome per
+    case until it ends, so ``png`` reads the stored file, and ``generated`` carries the
+    image's facts (sha256, host, timings) with its ``png`` emptied.
+    """
 
     case: Case
     job: ImageRequest = field(repr=False)
@@ -83,7 +89,7 @@ class CaseOutcome:
 
     @property
     def png(self) -> bytes:
-        return self.generated.png
+        return self.image_path.read_bytes()
 
 
 class _Slot:
@@ -185,11 +191,14 @@ class Engine:
         if self.settings.refresh:
             for client in self.clients:
                 client.free(free_memory=True, unload_models=False)
+        budget = getattr(self.settings, "score_memory", None)
         self.scoring = ScoringWorker(
             decode=_decode,
             is_blank=is_blank,
             on_scored=self._on_scored,
             on_failed=self._on_failed,
+            memory_budget=DEFAULT_MEMORY_BUDGET if budget is None else int(budget * 2**20),
+            reference_wait=reference_wait(self.settings.timeout),
         )
         self.scoring.start()
         threading.Thread(target=_preload_reporting, name="zimage-preload", daemon=True).start()
@@ -314,19 +323,22 @@ class Engine:
             )
             return
         assert self.scoring is not None
-        self.scoring.submit(job, generated, path)
+        # From here on the image is read from its file: the bytes are not kept per case.
+        self.scoring.submit(job, dataclasses.replace(generated, png=b""), path)
         # The report's thumbnail now, while the server works, not at the end of the run.
         make_thumbnail(path, thumbnail_path(self.report_dir.thumbs_dir, generated.sha256))
 
     def _runner_failed(self, job: ImageRequest, error: ZImageError) -> None:
         self._on_failed(job, error)
-        if job.case.is_reference and self.scoring is not None:
-            self.scoring.reference_failed(job.key, error)
 
     def _on_failed(self, job: ImageRequest, error: ZImageError) -> None:
         slot = self._slots[job.key]
         slot.error = error
         slot.event.set()
+        # Wherever a reference fails (generation, storing, scoring), its parked candidates
+        # must hear it at once, not at their deadline.
+        if job.case.is_reference and self.scoring is not None:
+            self.scoring.reference_failed(job.key, error)
 
     def _on_scored(
         self, job: ImageRequest, generated: GeneratedImage, path: Path, scores: Scores
@@ -344,7 +356,7 @@ class Engine:
                     prompt=PromptInfo.of(job.case.prompt),
                     cached_png=cached.png,
                     cached_sha256=cached.sha256,
-                    new_png=generated.png if generated.sha256 != cached.sha256 else b"",
+                    new_png=path.read_bytes() if generated.sha256 != cached.sha256 else b"",
                     new_sha256=generated.sha256,
                     new_clipscore=scores.clipscore,
                 )
@@ -450,6 +462,12 @@ def _preload_reporting() -> None:
         from . import stats  # noqa: F401, PLC0415
     except ImportError as exc:  # reported properly when the summary needs them
         log.debug("zimage: preloading the report modules failed: %s", exc)
+
+
+def reference_wait(timeout: float) -> float:
+    """How long a scored candidate waits for its reference's scores: twice
+    ``--zimage-timeout`` (the reference's own generation is bounded by it), at least 10 s."""
+    return max(10.0, 2.0 * timeout)
 
 
 def _decode(data: bytes, name: str) -> Any:

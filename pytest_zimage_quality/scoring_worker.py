@@ -21,7 +21,6 @@ generates the first images, and handed over with ``provide``; images that arrive
 from __future__ import annotations
 
 import collections
-import dataclasses
 import logging
 import queue
 import threading
@@ -33,12 +32,20 @@ from typing import Any
 
 from .comfyui import GeneratedImage
 from .errors import ImageDecodeError, ScorerError, ZImageError
-from .metrics import PromptInfo, ScoreBatch, ScorerSpec, ScorerSpecError, read_result
+from .heap import release_freed_memory
+from .metric_calls import Item, MetricCalls, Pair, prompt_info
+from .metrics import ScorerSpec
+from .reference_images import ReferenceImages
 from .scheduler import ImageRequest
 
 __all__ = ["Scores", "ScoringWorker", "prompt_info"]
 
 log = logging.getLogger(__name__)
+
+#: The default memory budget of one scorer call, in bytes (``--zimage-score-memory``).
+DEFAULT_MEMORY_BUDGET = 512 * 2**20
+#: How many recent batch sizes the worker keeps for tests and benchmarks.
+_HISTORY = 256
 
 
 @dataclass(frozen=True)
@@ -61,39 +68,17 @@ class Scores:
         return self.metrics.get("lpips")
 
 
-def prompt_info(request: ImageRequest) -> PromptInfo:
-    return PromptInfo.of(request.case.prompt)
-
-
-@dataclass
-class _Item:
-    job: ImageRequest
-    generated: GeneratedImage
-    image_path: Path
-    tensor: Any = None
-    blank: bool = False
-    metrics: dict[str, float] = field(default_factory=dict)
-    details: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def label(self) -> str:
-        return f"{self.job.case.suite}/{self.job.case.id}"
-
-
-@dataclass
-class _Ready:
-    """A scored item on its way to the background metrics, with its reference if any."""
-
-    item: _Item
-    reference: Any = None
-    reference_key: str = ""
-
-
 _STOP = object()
 
 
 class ScoringWorker:
-    """One thread that owns the device scorers, one beside it for the background metrics."""
+    """One thread that owns the device scorers, one beside it for the background metrics.
+
+    What it holds at any time is bounded by the batch size, the memory budget and the
+    queue depth, never by the suite: waiting images are paths (decoded when their batch is
+    scored), a parked candidate keeps no pixels, the reference images kept for pairing are
+    at most ``memory_budget`` bytes, and the background lane takes at most two batches.
+    """
 
     def __init__(
         self,
@@ -104,16 +89,23 @@ class ScoringWorker:
         on_failed: Callable[[ImageRequest, ZImageError], None],
         batch_size: int = 16,
         decode_threads: int = 4,
+        memory_budget: int | None = DEFAULT_MEMORY_BUDGET,
+        reference_wait: float | None = None,
     ) -> None:
         self._decode = decode
         self._is_blank = is_blank
         self._on_scored = on_scored
         self._on_failed = on_failed
         self.batch_size = batch_size
-        self._inbox: queue.Queue[_Item | tuple[str, tuple[str, str], ZImageError] | object] = (
+        self.memory_budget = memory_budget
+        #: seconds a candidate waits for its reference to be scored before it fails
+        self.reference_wait = reference_wait
+        self.calls = MetricCalls(batch_size=batch_size, memory_budget=memory_budget)
+        self._inbox: queue.Queue[Item | tuple[str, tuple[str, str], ZImageError] | object] = (
             queue.Queue()
         )
-        self._lane: queue.Queue[_Ready | object] = queue.Queue()
+        self._lane: queue.Queue[Pair | object] = queue.Queue(maxsize=2 * batch_size)
+        self._stopping = threading.Event()
         self._pool = ThreadPoolExecutor(
             max_workers=decode_threads, thread_name_prefix="zimage-decode"
         )
@@ -121,19 +113,17 @@ class ScoringWorker:
         self._lane_thread = threading.Thread(
             target=self._run_lane, name="zimage-score-cpu", daemon=True
         )
-        self._ref_tensors: collections.OrderedDict[tuple[str, str], Any] = collections.OrderedDict()
-        self._ref_paths: dict[tuple[str, str], Path] = {}
-        self._ref_failed: dict[tuple[str, str], ZImageError] = {}
-        self._parked: dict[tuple[str, str], list[_Item]] = collections.defaultdict(list)
-        self._ref_cache_size = 64
+        self.references = ReferenceImages(
+            reread=self._reread, memory_budget=memory_budget, wait=reference_wait
+        )
         self.specs: tuple[ScorerSpec, ...] = ()
         self.device: str | None = None
         self.load_error: ZImageError | None = None
         self._provided = threading.Event()
         self.scored = 0
-        self.batches: list[int] = []
-        #: Batch sizes the background lane scored (for tests and the benchmark).
-        self.lane_batches: list[int] = []
+        #: Recent batch sizes the scoring thread and the background lane took.
+        self.batches: collections.deque[int] = collections.deque(maxlen=_HISTORY)
+        self.lane_batches: collections.deque[int] = collections.deque(maxlen=_HISTORY)
 
     @property
     def _front(self) -> list[ScorerSpec]:
@@ -142,6 +132,11 @@ class ScoringWorker:
     @property
     def _back(self) -> list[ScorerSpec]:
         return [spec for spec in self.specs if spec.background]
+
+    @property
+    def held(self) -> dict[str, int]:
+        """How much the worker holds now (tests check it stays bounded)."""
+        return {**self.references.held(), "lane": self._lane.qsize()}
 
     # -- producer side (any thread) -----------------------------------------------------
     def start(self) -> None:
@@ -161,7 +156,9 @@ class ScoringWorker:
         self._provided.set()
 
     def submit(self, job: ImageRequest, generated: GeneratedImage, image_path: Path) -> None:
-        self._inbox.put(_Item(job, generated, image_path))
+        """Score the image stored at ``image_path`` (read from there: what waits holds no
+        pixels)."""
+        self._inbox.put(Item(job, generated, image_path))
 
     def reference_failed(self, key: tuple[str, str], error: ZImageError) -> None:
         self._inbox.put(("ref-failed", key, error))
@@ -174,39 +171,78 @@ class ScoringWorker:
         grace = 60.0
         if drop_pending:
             grace = 5.0
-            stopped = ZImageError("the run stopped before this case was scored")
-            for entry in _take_all(self._inbox):
-                if isinstance(entry, _Item):
-                    self._on_failed(entry.job, stopped)
-            for ready in _take_all(self._lane):
-                if isinstance(ready, _Ready):
-                    self._on_failed(ready.item.job, stopped)
+            self._stopping.set()
+            self._drop_queued()
         self._inbox.put(_STOP)
         self._thread.join(timeout=grace)
-        self._lane.put(_STOP)
+        if drop_pending:
+            self._drop_queued()
+        self._stopping.set()
+        self._put_lane_stop()
         self._lane_thread.join(timeout=grace)
         self._pool.shutdown(wait=not drop_pending, cancel_futures=drop_pending)
+
+    def _drop_queued(self) -> None:
+        stopped = ZImageError("the run stopped before this case was scored")
+        for entry in _take_all(self._inbox):
+            if isinstance(entry, Item):
+                self._on_failed(entry.job, stopped)
+        for ready in _take_all(self._lane):
+            if isinstance(ready, Pair):
+                self._on_failed(ready.item.job, stopped)
+
+    def _put_lane_stop(self) -> None:
+        while True:
+            try:
+                self._lane.put(_STOP, timeout=0.1)
+                return
+            except queue.Full:
+                if not self._lane_thread.is_alive():
+                    return
+
+    def _to_lane(self, entry: Pair) -> None:
+        """Hand ``entry`` to the background lane, waiting while it is two batches behind
+        (its pixels must not pile up); once stopping, fail it instead of waiting."""
+        while True:
+            try:
+                self._lane.put(entry, timeout=0.1)
+                return
+            except queue.Full:
+                if self._stopping.is_set():
+                    self._on_failed(
+                        entry.item.job, ZImageError("the run stopped before this case was scored")
+                    )
+                    return
 
     # -- the scoring thread -------------------------------------------------------------
     def _run(self) -> None:
         self._provided.wait()
         while True:
-            batch = self._drain(self._inbox)
+            # With candidates parked, wake at least every second to check their deadline.
+            batch = self._drain(self._inbox, timeout=1.0 if self.references.any_parked else None)
             if batch is None:
                 return
+            self._expire_parked()
+            if not batch:
+                continue
             try:
                 self._process(batch)
             except Exception as exc:  # keep the thread alive; fail what this batch held
                 log.exception("zimage: scoring batch failed")
                 for entry in batch:
-                    if isinstance(entry, _Item):
+                    if isinstance(entry, Item):
                         self._fail(
                             entry.job, ScorerError(f"scoring {entry.job.case.id} failed: {exc!r}")
                         )
+            release_freed_memory()
 
-    def _drain(self, inbox: queue.Queue[Any]) -> list[Any] | None:
-        """What is waiting, up to a batch (blocking for the first); None once stopped."""
-        first = inbox.get()
+    def _drain(self, inbox: queue.Queue[Any], *, timeout: float | None = None) -> list[Any] | None:
+        """What is waiting, up to a batch (blocking for the first at most ``timeout``
+        seconds: then an empty batch); None once stopped."""
+        try:
+            first = inbox.get(timeout=timeout)
+        except queue.Empty:
+            return []
         if first is _STOP:
             return None
         batch = [first]
@@ -227,8 +263,8 @@ class ScoringWorker:
             self._mark_ref_failed(job.key, error)
 
     def _mark_ref_failed(self, key: tuple[str, str], error: ZImageError) -> None:
-        self._ref_failed[key] = error
-        for parked in self._parked.pop(key, []):
+        self.references.failed[key] = error
+        for parked in self.references.unpark(key):
             self._on_failed(
                 parked.job,
                 ZImageError(
@@ -238,8 +274,23 @@ class ScoringWorker:
                 ),
             )
 
+    def _expire_parked(self) -> None:
+        """Fail the candidates whose reference was neither scored nor reported failed in
+        time (a reference lost between the server and the scorers)."""
+        for item in self.references.expired():
+            self._on_failed(
+                item.job,
+                ZImageError(
+                    f"no reference image for {item.job.case.id}: its reference case "
+                    f"{item.job.case.reference_id} was neither scored nor reported failed "
+                    f"within {self.reference_wait:.0f} s",
+                    hint="the reference image was lost between the server and the scorers; "
+                    "the deadline is twice --zimage-timeout (docs/reliability.md)",
+                ),
+            )
+
     def _process(self, batch: list[Any]) -> None:
-        items: list[_Item] = []
+        items: list[Item] = []
         for entry in batch:
             if isinstance(entry, tuple):
                 _, key, error = entry
@@ -260,161 +311,56 @@ class ScoringWorker:
                 self._fail(item.job, error)
         for spec in self._front:
             if not spec.reference_based:
-                good = self._score_free(spec, good, fail=self._fail)
+                good = self.calls.score_free(spec, good, fail=self._fail)
         if not good:
             return
         for item in good:
             item.blank = bool(self._is_blank(item.tensor))
         references = [item for item in good if item.job.case.is_reference]
         candidates = [item for item in good if not item.job.case.is_reference]
-        ready = [_Ready(item) for item in references]
+        ready = [Pair(item) for item in references]
         for item in references:
-            self._remember_reference(item)
-        pairs: list[_Ready] = []
+            self.references.remember(item)
+        pairs: list[Pair] = []
         for item in candidates:
             ref_key = (item.job.case.suite, item.job.case.reference_id)
-            self._parked[ref_key].append(item)
-            if ref_key in self._ref_failed:
-                self._mark_ref_failed(ref_key, self._ref_failed[ref_key])
+            if ref_key in self.references.failed:
+                self.references.park(ref_key, item, keep_pixels=True)
+                self._mark_ref_failed(ref_key, self.references.failed[ref_key])
                 continue
             try:
-                ref_tensor = self._reference_tensor(ref_key)
+                ref_tensor = self.references.tensor(ref_key)
             except (OSError, ZImageError) as exc:
+                self.references.park(ref_key, item, keep_pixels=True)
                 self._mark_ref_failed(
                     ref_key, ImageDecodeError(f"cannot reread the reference image: {exc}")
                 )
                 continue
-            if ref_tensor is not None:  # else it stays parked until its reference is scored
-                self._parked[ref_key].remove(item)
-                pairs.append(_Ready(item, ref_tensor, "/".join(ref_key)))
+            if ref_tensor is None:  # parked until its reference is scored
+                self.references.park(ref_key, item)
+            else:
+                pairs.append(Pair(item, ref_tensor, "/".join(ref_key)))
         for ref in references:
-            for parked in self._parked.pop(ref.job.key, []):
-                pairs.append(_Ready(parked, ref.tensor, ref.label))
+            for parked in self.references.unpark(ref.job.key):
+                error = self._decode_item(parked)
+                if error is not None:
+                    self._on_failed(parked.job, error)
+                else:
+                    pairs.append(Pair(parked, ref.tensor, ref.label))
         for spec in self._front:
             if spec.reference_based:
-                pairs = self._score_paired(spec, pairs, fail=self._fail)
+                pairs = self.calls.score_paired(spec, pairs, fail=self._fail)
         self.scored += len(good)
         for entry in [*ready, *pairs]:
             if self._back:
-                self._lane.put(entry)
+                self._to_lane(entry)
             else:
                 self._finish(entry.item)
-
-    # -- running one metric -------------------------------------------------------------
-    def _score_free(
-        self,
-        spec: ScorerSpec,
-        items: list[_Item],
-        *,
-        fail: Callable[[ImageRequest, ZImageError], None],
-        cpu: bool = False,
-    ) -> list[_Item]:
-        """Score the items ``spec`` applies to; those it fails on are failed and dropped."""
-        infos = [prompt_info(item.job) for item in items]
-        chosen = [(item, info) for item, info in zip(items, infos, strict=True) if spec.wants(info)]
-        failed: set[int] = set()
-        for start in range(0, len(chosen), self.batch_size):
-            chunk = chosen[start : start + self.batch_size]
-            batch = ScoreBatch(
-                images=[self._image(item, cpu) for item, _ in chunk],
-                prompts=[info for _, info in chunk],
-                keys=[item.label for item, _ in chunk],
-            )
-            kept = self._apply_or_one_by_one(spec, batch, [item for item, _ in chunk], fail)
-            failed.update(id(item) for item, _ in chunk if id(item) not in kept)
-        return [item for item in items if id(item) not in failed]
-
-    def _score_paired(
-        self,
-        spec: ScorerSpec,
-        pairs: list[_Ready],
-        *,
-        fail: Callable[[ImageRequest, ZImageError], None],
-        cpu: bool = False,
-    ) -> list[_Ready]:
-        """Score the candidate/reference pairs ``spec`` applies to; failures are dropped."""
-        chosen = [
-            pair
-            for pair in pairs
-            if pair.reference is not None and spec.wants(prompt_info(pair.item.job))
-        ]
-        failed: set[int] = set()
-        for start in range(0, len(chosen), self.batch_size):
-            chunk = chosen[start : start + self.batch_size]
-            batch = ScoreBatch(
-                images=[self._image(pair.item, cpu) for pair in chunk],
-                prompts=[prompt_info(pair.item.job) for pair in chunk],
-                keys=[pair.item.label for pair in chunk],
-                references=[_on_cpu(pair.reference) if cpu else pair.reference for pair in chunk],
-                reference_keys=[pair.reference_key for pair in chunk],
-            )
-            kept = self._apply_or_one_by_one(spec, batch, [pair.item for pair in chunk], fail)
-            failed.update(id(pair) for pair in chunk if id(pair.item) not in kept)
-        return [pair for pair in pairs if id(pair) not in failed]
-
-    def _apply_or_one_by_one(
-        self,
-        spec: ScorerSpec,
-        batch: ScoreBatch,
-        items: list[_Item],
-        fail: Callable[[ImageRequest, ZImageError], None],
-    ) -> set[int]:
-        """Score a batch; if it fails, score its images one at a time, so that one bad image
-        (a wrong size, 1x1) fails only its own case. Returns the ids of the items scored."""
-        if len(items) > 1 and self._apply(spec, batch, items, lambda job, error: None):
-            return {id(item) for item in items}
-        kept: set[int] = set()
-        for i, item in enumerate(items):
-            one = dataclasses.replace(
-                batch,
-                images=batch.images[i : i + 1],
-                prompts=batch.prompts[i : i + 1],
-                keys=batch.keys[i : i + 1],
-                references=batch.references[i : i + 1],
-                reference_keys=batch.reference_keys[i : i + 1],
-            )
-            if self._apply(spec, one, [item], fail):
-                kept.add(id(item))
-        return kept
-
-    def _apply(
-        self,
-        spec: ScorerSpec,
-        batch: ScoreBatch,
-        items: list[_Item],
-        fail: Callable[[ImageRequest, ZImageError], None],
-    ) -> bool:
-        """Run ``spec`` on one batch and store its values; False (items failed) on error."""
-        try:
-            values, details = read_result(spec, spec.score(batch), len(items))
-        except ZImageError as exc:
-            error = exc
-        except ScorerSpecError as exc:
-            error = ScorerError(str(exc), hint=f"fix the scorer {spec.name!r} (docs/scorers.md)")
-        except Exception as exc:
-            log.debug("zimage: scorer %s failed", spec.name, exc_info=True)
-            error = ScorerError(
-                f"the {spec.label} scorer ({spec.name}) failed on {', '.join(batch.keys)}: "
-                f"{type(exc).__name__}: {exc}",
-                hint=f"a bug or a bad input in the scorer {spec.name!r}",
-            )
-        else:
-            for item, value, detail in zip(items, values, details, strict=True):
-                item.metrics[spec.name] = value
-                if detail:
-                    item.details[spec.name] = detail
-            return True
-        for item in items:
-            fail(item.job, error)
-        return False
-
-    def _image(self, item: _Item, cpu: bool) -> Any:
-        return _on_cpu(item.tensor) if cpu else item.tensor
 
     # -- the background lane ------------------------------------------------------------
     def _run_lane(self) -> None:
         while True:
-            batch = self._drain(self._lane)
+            batch = self._drain(self._lane, timeout=None)
             if batch is None:
                 return
             self.lane_batches.append(len(batch))
@@ -427,18 +373,19 @@ class ScoringWorker:
                         entry.item.job,
                         ScorerError(f"scoring {entry.item.job.case.id} failed: {exc!r}"),
                     )
+            release_freed_memory()
 
-    def _process_lane(self, batch: list[_Ready]) -> None:
+    def _process_lane(self, batch: list[Pair]) -> None:
         # The lane never touches the scoring thread's state: a failure here fails the case
         # itself only (a reference's candidates are already on their way).
         entries = batch
         for spec in self._back:
             if spec.reference_based:
-                entries = self._score_paired(spec, entries, fail=self._on_failed, cpu=True)
+                entries = self.calls.score_paired(spec, entries, fail=self._on_failed, cpu=True)
             else:
                 kept = {
                     id(item)
-                    for item in self._score_free(
+                    for item in self.calls.score_free(
                         spec, [e.item for e in entries], fail=self._on_failed, cpu=True
                     )
                 }
@@ -447,34 +394,24 @@ class ScoringWorker:
             self._finish(entry.item)
 
     # -- images -------------------------------------------------------------------------
-    def _decode_item(self, item: _Item) -> ZImageError | None:
+    def _decode_item(self, item: Item) -> ZImageError | None:
+        """Read and decode the stored image onto the scorers' device."""
+        name = f"{item.job.case.id} ({item.image_path.name})"
         try:
-            item.tensor = self._to_device(
-                self._decode(item.generated.png, f"{item.job.case.id} ({item.image_path.name})")
-            )
+            data = item.image_path.read_bytes()
+        except OSError as exc:
+            return ImageDecodeError(f"{name}: cannot read the stored image: {exc}")
+        try:
+            item.tensor = self._to_device(self._decode(data, name))
         except ZImageError as exc:
             return exc
         except Exception as exc:
             return ImageDecodeError(f"{item.job.case.id}: cannot decode the image: {exc}")
+        item.height, item.width = (int(n) for n in tuple(item.tensor.shape)[-2:])
         return None
 
-    def _remember_reference(self, item: _Item) -> None:
-        self._ref_tensors[item.job.key] = item.tensor
-        self._ref_tensors.move_to_end(item.job.key)
-        self._ref_paths[item.job.key] = item.image_path
-        while len(self._ref_tensors) > self._ref_cache_size:
-            self._ref_tensors.popitem(last=False)
-
-    def _reference_tensor(self, key: tuple[str, str]) -> Any:
-        if key in self._ref_tensors:
-            self._ref_tensors.move_to_end(key)
-            return self._ref_tensors[key]
-        path = self._ref_paths.get(key)
-        if path is None:
-            return None  # not scored yet: the caller parks the candidate
-        tensor = self._to_device(self._decode(path.read_bytes(), f"{key[1]} ({path.name})"))
-        self._ref_tensors[key] = tensor
-        return tensor
+    def _reread(self, key: tuple[str, str], path: Path) -> Any:
+        return self._to_device(self._decode(path.read_bytes(), f"{key[1]} ({path.name})"))
 
     def _to_device(self, tensor: Any) -> Any:
         """Move a decoded image to the device scorers' device once; they all use it there."""
@@ -486,8 +423,8 @@ class ScoringWorker:
         except (TypeError, RuntimeError):  # a scorer double with a non-torch device
             return tensor
 
-    def _finish(self, item: _Item) -> None:
-        _, height, width = tuple(item.tensor.shape)[-3:]
+    def _finish(self, item: Item) -> None:
+        item.tensor = None  # scored: its pixels are not needed any more
         self._on_scored(
             item.job,
             item.generated,
@@ -496,8 +433,8 @@ class ScoringWorker:
                 metrics=dict(item.metrics),
                 details=dict(item.details),
                 blank=item.blank,
-                width=int(width),
-                height=int(height),
+                width=item.width,
+                height=item.height,
             ),
         )
 
@@ -510,8 +447,3 @@ def _take_all(inbox: queue.Queue[Any]) -> list[Any]:
             taken.append(inbox.get_nowait())
         except queue.Empty:
             return taken
-
-
-def _on_cpu(tensor: Any) -> Any:
-    move = getattr(tensor, "cpu", None)
-    return move() if callable(move) else tensor

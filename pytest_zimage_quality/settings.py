@@ -55,6 +55,7 @@ __all__ = [
     "parse_precision",
     "parse_queue_depth",
     "parse_recheck",
+    "parse_score_memory",
     "parse_seeds",
     "parse_timeout",
     "parse_tolerance",
@@ -140,6 +141,7 @@ parse_timeout = Bounds(float, 0.001, 7 * 24 * 3600.0, "number of seconds")
 parse_queue_depth = Bounds(int, 1, 1024, "whole number of queued prompts")
 parse_vram_interval = Bounds(float, 0.0, 3600.0, "number of seconds")
 parse_recheck = Bounds(int, 0, 1_000_000, "whole number of reference cases")
+parse_score_memory = Bounds(int, 16, 1_048_576, "whole number of MiB")
 
 parse_cpu_servers = Bounds(int, 0, 256, "whole number of servers")
 parse_ray_servers = Bounds(int, 1, 4096, "whole number of servers")
@@ -489,6 +491,15 @@ OPTIONS: Mapping[str, Option] = {
             kind="path",
         ),
         Option(
+            "score_memory",
+            parse_score_memory,
+            "memory budget of one scorer call on the scorers' device (GPU or CPU), in MiB: "
+            "scoring batches are split so that each metric's estimated working memory stays "
+            "within it (at least one image per call; docs/reliability.md).",
+            "MIB",
+            default=512,
+        ),
+        Option(
             "report_dir",
             str,
             "where results.jsonl, summary.json, report.html and images go.",
@@ -778,6 +789,7 @@ class Settings:
     clip_pretrained: str = _field_default("clip_pretrained")
     lpips_net: str = _field_default("lpips_net")
     lpips_weights: Path | None = None  # a path option has no built-in value
+    score_memory: int = _field_default("score_memory")
     report_dir: Path | None = None  # a path option has no built-in value
     cache_dir: Path | None = None  # a path option has no built-in value
     refresh: bool = _field_default("refresh")

@@ -9,6 +9,7 @@ for every case.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,6 +129,7 @@ def test_each_test_gets_the_outcome_of_its_own_case(
         else:
             assert outcome.reference is not None
             assert outcome.reference.case.seed == case.seed
+        assert outcome.generated.png == b""  # the bytes live in the file, not per case in memory
     shas = {engine.outcome(case).generated.sha256 for case in planned}
     assert len(shas) == len(planned)
     assert engine.fake.generations == len(planned)
@@ -201,3 +203,45 @@ def test_a_closed_engine_refuses_to_wait_and_unknown_suites_are_named(
     engine.close(cancel=True)
     with pytest.raises(ZImageError, match="the run is stopping"):
         engine.outcome(suite.make_case("cat", "bf16", 1))
+
+
+class _ReferencesCannotBeStored(ReportDir):
+    """A report dir whose disk is full for the reference config's images."""
+
+    def store_image(self, prompt: str, config: str, seed: int, sha256: str, png: bytes) -> Path:
+        if config == "bf16":
+            raise OSError(28, "No space left on device")
+        return super().store_image(prompt, config, seed, sha256, png)
+
+
+def test_a_reference_that_cannot_be_stored_fails_its_candidates_at_once(
+    suite: Suite, tmp_path: Path
+) -> None:
+    # The timeout (hence the reference deadline, 2 x 600 s) is far away: the candidate must
+    # hear of its reference's failure, not wait for the deadline.
+    engine = Engine(
+        DryRunSettings(timeout=600.0),
+        report_dir=_ReferencesCannotBeStored(tmp_path / "report", "run"),
+        cache=None,
+    )
+    candidate = suite.make_case("ink", "fp8", 4)
+    errors: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            engine.outcome(candidate)
+        except ZImageError as exc:
+            errors.append(exc)
+
+    try:
+        engine.start([suite], [candidate])
+        engine.provide_scorers(double_specs)
+        waiter = threading.Thread(target=wait, daemon=True)
+        waiter.start()
+        waiter.join(timeout=60)
+        assert not waiter.is_alive(), "the candidate still waits for a reference that failed"
+    finally:
+        engine.close(cancel=True)
+    (error,) = errors
+    assert "no reference image" in str(error)
+    assert "No space left on device" in str(error)

@@ -258,6 +258,7 @@ SAMPLES: dict[str, tuple[str | None, str]] = {
     "clip_pretrained": ("openai", "weights.bin"),
     "lpips_net": ("alex", "vgg"),
     "lpips_weights": ("cli.pth", "ini.pth"),
+    "score_memory": ("256", "2048"),
     "report_dir": ("cli-out", "ini-out"),
     "cache_dir": ("cli-cache", "ini-cache"),
     "refresh": (None, "yes"),

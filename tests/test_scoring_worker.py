@@ -210,7 +210,7 @@ def test_what_is_ready_is_scored_in_batches(
     recorder.wait_for(*[c.id for c in [*refs, *cands]])
 
     assert not recorder.failed
-    assert worker.batches == [4, 4, 2]  # batch_size 4: what was waiting, drained in order
+    assert list(worker.batches) == [4, 4, 2]  # batch_size 4: what was waiting, drained in order
     assert clip.calls == [4, 4, 2]
     assert worker.scored == 10
 
@@ -305,7 +305,115 @@ def test_one_bad_image_fails_only_its_own_case_not_its_batch(
     worker.provide(double_specs(_FailsOnTinyImages()))
     recorder.wait_for(*[c.id for c in [*good, tiny]])
 
-    assert worker.batches == [4]
+    assert list(worker.batches) == [4]
     assert set(recorder.failed) == {tiny.id}
     assert "1 x 1" in recorder.failed[tiny.id].message
     assert {c.id for c in good} <= set(recorder.scored)
+
+
+class _AlexLPIPS(MeanAbsLPIPS):
+    """MeanAbsLPIPS that names the AlexNet trunk (256 working bytes per pixel of a pair) and
+    records how many pairs each call got."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def info(self) -> dict[str, str]:
+        return {"model": "alex"}
+
+    def distance(
+        self,
+        images_a: Sequence[Any],
+        images_b: Sequence[Any],
+        labels: Sequence[tuple[str, str]] | None = None,
+    ) -> list[float]:
+        self.calls.append(len(images_a))
+        return super().distance(images_a, images_b, labels)
+
+
+def _budget_worker(recorder: Recorder, **kwargs: Any) -> ScoringWorker:
+    worker = ScoringWorker(
+        decode=lambda data, name: decode_png(data, label=name),
+        is_blank=is_blank,
+        on_scored=recorder.on_scored,
+        on_failed=recorder.on_failed,
+        batch_size=4,
+        decode_threads=2,
+        **kwargs,
+    )
+    worker.start()
+    return worker
+
+
+def test_each_scorer_call_stays_within_the_memory_budget(
+    recorder: Recorder, suite: Suite, tmp_path: Path
+) -> None:
+    # 16x16 pairs at 256 bytes per pixel: 64 KiB each; a budget of two pairs splits the
+    # batch of four candidates into calls of two (CLIPScore, 64 B/px, still takes four).
+    worker = _budget_worker(recorder, memory_budget=2 * 16 * 16 * 256)
+    refs = [_case(suite, "bf16", prompt=p) for p in ("cat", "ink", "sign")]
+    cands = [_case(suite, c, prompt=p) for p in ("cat", "ink") for c in ("fp8", "nvfp4")]
+    for i, case in enumerate(refs):
+        _submit(worker, tmp_path, case, suite, encode_png(_image(i)))
+    lpips, clip = _AlexLPIPS(), EdgeCLIP()
+    worker.provide(double_specs(clip, lpips))
+    recorder.wait_for(*[c.id for c in refs])
+    for i, case in enumerate(cands):
+        _submit(worker, tmp_path, case, suite, encode_png(_image(50 + i)))
+    recorder.wait_for(*[c.id for c in cands])
+    worker.stop()
+
+    assert not recorder.failed
+    assert max(lpips.calls) <= 2
+    assert sum(lpips.calls) == 4
+    assert max(clip.calls) > 2  # the budget is per metric: CLIPScore's calls are not split
+    assert worker.calls.memory_budget == 2 * 16 * 16 * 256
+
+
+def test_waiting_and_parked_images_hold_no_pixels_and_kept_references_stay_in_budget(
+    recorder: Recorder, suite: Suite, tmp_path: Path
+) -> None:
+    one_image = 3 * 16 * 16  # bytes of a decoded 16x16 image
+    worker = _budget_worker(recorder, memory_budget=5 * one_image)
+    worker.provide(double_specs(EdgeCLIP()))
+    seeds = range(1, 13)
+    cands = [_case(suite, "fp8", seed=s) for s in seeds]
+    for i, case in enumerate(cands):  # no reference yet: every candidate is parked
+        _submit(worker, tmp_path, case, suite, encode_png(_image(i)))
+    _wait_until_scored(worker, len(cands))
+    assert worker.held["parked"] == len(cands)
+    assert worker.held["parked_decoded"] == 0
+
+    refs = [_case(suite, "bf16", seed=s) for s in seeds]
+    for i, case in enumerate(refs):
+        _submit(worker, tmp_path, case, suite, encode_png(_image(100 + i)))
+    recorder.wait_for(*[c.id for c in [*refs, *cands]])
+    assert not recorder.failed
+    held = worker.held
+    assert held["parked"] == 0
+    assert held["reference_bytes"] <= 5 * one_image
+    assert held["reference_images"] == 5  # the most recent ones; older ones are reread
+    # a candidate of an evicted reference still pairs with the right image
+    late = _case(suite, "nvfp4", seed=1)
+    _submit(worker, tmp_path, late, suite, encode_png(_image(7)))
+    recorder.wait_for(late.id)
+    worker.stop()
+    assert recorder.scored[late.id].lpips == pytest.approx(_lpips(_image(7), _image(100)))
+
+
+def test_a_candidate_whose_reference_never_comes_fails_at_the_deadline(
+    recorder: Recorder, suite: Suite, tmp_path: Path
+) -> None:
+    worker = _budget_worker(recorder, reference_wait=0.5)
+    worker.provide(double_specs(EdgeCLIP()))
+    cand = _case(suite, "fp8", prompt="ink", seed=9)
+    started = time.monotonic()
+    _submit(worker, tmp_path, cand, suite, encode_png(_image(3)))
+    recorder.wait_for(cand.id)
+    waited = time.monotonic() - started
+    worker.stop()
+
+    failure = recorder.failed[cand.id]
+    assert f"its reference case {cand.reference_id} was neither scored" in failure.message
+    assert "--zimage-timeout" in (failure.hint or "")
+    assert 0.5 <= waited < WAIT

@@ -22,6 +22,7 @@ The implementation is private, one concern per module, in the manner of httpx:
     _resize     Pillow's 8-bit resampling as matrix products on the device
     _clip       CLIPScorer
     _lpips      LPIPSScorer
+    _budget     working memory per pixel of each metric (batches sized to a memory budget)
     _builtin    the built-in metrics as ScorerSpecs (CLIPScore, CLIP image similarity, LPIPS,
                 text accuracy, PSNR, SSIM): the interface a user's scorer goes through
     _plugin     scorers of installed packages (the entry-point group)
@@ -34,6 +35,7 @@ imported inside the functions that use them, so importing this package (and
 
 from __future__ import annotations
 
+from ._budget import working_bytes_per_pixel
 from ._builtin import builtin_specs, clip_specs, lpips_spec, ocr_spec, similarity_specs
 from ._clip import CLIPScorer
 from ._defaults import (
@@ -81,4 +83,5 @@ __all__ = [
     "resolve_lpips_weights",
     "sha256_file",
     "similarity_specs",
+    "working_bytes_per_pixel",
 ]
