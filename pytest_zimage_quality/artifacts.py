@@ -29,8 +29,9 @@ from typing import Any
 
 from .cache import write_atomic
 from .records import CaseRecord
+from .redaction import redact
 
-__all__ = ["ReportDir", "ResultsLog", "new_run_id"]
+__all__ = ["ReportDir", "ResultsLog", "new_run_id", "redacted"]
 
 _RUN_FILES = ("results.jsonl", "summary.json", "report.html")
 
@@ -114,7 +115,7 @@ class ReportDir:
             return Path(path).as_posix()
 
     def write_summary(self, summary: Mapping[str, Any]) -> Path:
-        text = json.dumps(summary, indent=2, ensure_ascii=False, allow_nan=False)
+        text = json.dumps(redacted(summary), indent=2, ensure_ascii=False, allow_nan=False)
         write_atomic(self.summary_path, (text + "\n").encode("utf-8"))
         return self.summary_path
 
@@ -141,7 +142,7 @@ class ResultsLog:
         return self._fd
 
     def append(self, record: CaseRecord, **extra: Any) -> None:
-        data = {"run_id": self.run_id, **record.to_dict(), **extra}
+        data = redacted({"run_id": self.run_id, **record.to_dict(), **extra})
         data["run_id"] = self.run_id
         line = (json.dumps(data, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
         with self._lock:
@@ -157,6 +158,18 @@ class ResultsLog:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+
+
+def redacted(value: Any) -> Any:
+    """``value`` (JSON data) with every registered secret redacted in its strings: the last
+    safety net before results.jsonl and summary.json reach the disk."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {redacted(k) if isinstance(k, str) else k: redacted(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redacted(v) for v in value]
+    return value
 
 
 def read_results(path: Path) -> list[dict[str, Any]]:

@@ -30,6 +30,8 @@ error tree outside a pytest run.
 
 from __future__ import annotations
 
+from .redaction import redact
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ._warning import ZImageWarning
@@ -61,9 +63,13 @@ class ZImageError(Exception):
     default_hint = ""
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
+        # The safety net for secrets: whatever text reaches an error (a server's echo, an
+        # exception from a library) leaves it with every registered secret redacted, so the
+        # terminal, results.jsonl, report.html and JUnit can only get the redacted form.
+        message = redact(message)
         super().__init__(message)
         self.message = message
-        self.hint = self.default_hint if hint is None else hint
+        self.hint = redact(self.default_hint if hint is None else hint)
 
     def __str__(self) -> str:
         if self.hint:

@@ -5,10 +5,15 @@ from __future__ import annotations
 import argparse
 import base64
 import logging
+from pathlib import Path
 
 import pytest
 
+from pytest_zimage_quality.artifacts import ReportDir, ResultsLog, read_results
+from pytest_zimage_quality.errors import ComfyUIHTTPError, ScorerError
+from pytest_zimage_quality.records import CaseRecord
 from pytest_zimage_quality.redaction import (
+    REDACTED,
     HeaderValueError,
     RedactingFilter,
     check_header,
@@ -86,3 +91,40 @@ def test_log_filter_rewrites_records_with_secrets() -> None:
     assert RedactingFilter().filter(record)
     assert SECRET not in record.getMessage()
     assert "Authorization: ***" in record.getMessage()
+
+
+def test_error_text_and_run_files_never_carry_a_registered_secret(tmp_path: Path) -> None:
+    planted = "planted-Secret-4f1d9c2e77"
+    register_secret(planted)
+    # An exception from elsewhere that quotes the secret (a library's error, a server echo)
+    # is redacted when it becomes the plugin's error, message and hint alike.
+    error = ScorerError(f"the scorer failed: Bearer {planted}", hint=f"token {planted}")
+    http = ComfyUIHTTPError(f"500 from /prompt: {planted}", host="h")
+    for exc in (error, http):
+        assert planted not in str(exc)
+        assert planted not in exc.message
+        assert REDACTED in str(exc)
+
+    # The writers of results.jsonl and summary.json redact whatever reaches them.
+    record = CaseRecord(
+        suite="s",
+        case_id="c",
+        prompt="p",
+        prompt_text=f"a prompt with {planted}",
+        config="fp8",
+        config_label="FP8",
+        seed=1,
+        reference="bf16",
+        role="candidate",
+    )
+    log = ResultsLog(tmp_path / "results.jsonl", "run-1")
+    log.append(record, error=f"Traceback ... Authorization: Bearer {planted}")
+    log.close()
+    report = ReportDir(tmp_path / "report", "run-1")
+    report.root.mkdir(parents=True)
+    report.write_summary({"notes": [f"server said {planted}"], planted: {"x": planted}})
+    for path in (log.path, report.summary_path):
+        text = path.read_text(encoding="utf-8")
+        assert planted not in text
+        assert REDACTED in text
+    assert read_results(log.path)[0]["run_id"] == "run-1"
