@@ -12,8 +12,10 @@ by image, so a wrong-size or 1x1 image fails its case and no other.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,8 +78,10 @@ class MetricCalls:
         self.batch_size = batch_size
         self.memory_budget = memory_budget
         self._cost: dict[str, int] = {}
-        #: (metric name, images) of every call made (for tests and the benchmark)
-        self.calls: list[tuple[str, int]] = []
+        #: set when the run stops (Ctrl-C, SIGTERM): no further call starts
+        self.abort = threading.Event()
+        #: (metric name, images) of the recent calls (for tests and the benchmark)
+        self.calls: collections.deque[tuple[str, int]] = collections.deque(maxlen=256)
 
     def chunks(self, spec: ScorerSpec, pixels: Sequence[int]) -> Iterator[slice]:
         """Consecutive slices of ``pixels`` (one entry per image or pair), each at most
@@ -162,6 +166,11 @@ class MetricCalls:
 
     def _apply(self, spec: ScorerSpec, batch: ScoreBatch, items: list[Item], fail: Fail) -> bool:
         """Run ``spec`` on one batch and store its values; False (items failed) on error."""
+        if self.abort.is_set():
+            stopped = ZImageError("the run stopped before this case was scored")
+            for item in items:
+                fail(item.job, stopped)
+            return False
         self.calls.append((spec.name, len(items)))
         try:
             values, details = read_result(spec, spec.score(batch), len(items))

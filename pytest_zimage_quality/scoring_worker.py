@@ -24,6 +24,7 @@ import collections
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -37,13 +38,14 @@ from .metric_calls import Item, MetricCalls, Pair, prompt_info
 from .metrics import ScorerSpec
 from .reference_images import ReferenceImages
 from .scheduler import ImageRequest
+from .settings import default
 
 __all__ = ["Scores", "ScoringWorker", "prompt_info"]
 
 log = logging.getLogger(__name__)
 
 #: The default memory budget of one scorer call, in bytes (``--zimage-score-memory``).
-DEFAULT_MEMORY_BUDGET = 512 * 2**20
+DEFAULT_MEMORY_BUDGET = int(default("score_memory")) * 2**20
 #: How many recent batch sizes the worker keeps for tests and benchmarks.
 _HISTORY = 256
 
@@ -165,21 +167,25 @@ class ScoringWorker:
 
     def stop(self, *, drop_pending: bool = False) -> None:
         """Finish what is queued, or with ``drop_pending`` (Ctrl-C, SIGTERM, ``-x``) fail it
-        at once: an interrupted run must end within seconds, not behind a scoring backlog."""
+        at once: an interrupted run must end within seconds, not behind a scoring backlog.
+        Then no scorer call starts any more, and both threads get 5 s in all to finish the
+        call they are in (one call is bounded by the memory budget)."""
         if not self._provided.is_set():
             self.provide_error(ScorerError("the run stopped before the scorers were ready"))
         grace = 60.0
         if drop_pending:
             grace = 5.0
             self._stopping.set()
+            self.calls.abort.set()
             self._drop_queued()
+        deadline = time.monotonic() + grace
         self._inbox.put(_STOP)
         self._thread.join(timeout=grace)
         if drop_pending:
             self._drop_queued()
         self._stopping.set()
         self._put_lane_stop()
-        self._lane_thread.join(timeout=grace)
+        self._lane_thread.join(timeout=max(0.1, deadline - time.monotonic()))
         self._pool.shutdown(wait=not drop_pending, cancel_futures=drop_pending)
 
     def _drop_queued(self) -> None:

@@ -497,7 +497,7 @@ OPTIONS: Mapping[str, Option] = {
             "scoring batches are split so that each metric's estimated working memory stays "
             "within it (at least one image per call; docs/reliability.md).",
             "MIB",
-            default=512,
+            default=256,
         ),
         Option(
             "report_dir",

@@ -417,3 +417,40 @@ def test_a_candidate_whose_reference_never_comes_fails_at_the_deadline(
     assert f"its reference case {cand.reference_id} was neither scored" in failure.message
     assert "--zimage-timeout" in (failure.hint or "")
     assert 0.5 <= waited < WAIT
+
+
+class _SlowCLIP(EdgeCLIP):
+    """One second per call: a scorer on a loaded CPU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = threading.Event()
+
+    def score(
+        self, images: Sequence[Any], texts: Sequence[str], labels: Sequence[str] | None = None
+    ) -> list[float]:
+        self.started.set()
+        time.sleep(1.0)
+        return super().score(images, texts, labels)
+
+
+def test_a_stop_that_drops_the_backlog_starts_no_further_scorer_call(
+    recorder: Recorder, suite: Suite, tmp_path: Path
+) -> None:
+    # CLIPScore's calls take two 16x16 images (64 B/px): the batch of four needs two calls
+    worker = _budget_worker(recorder, memory_budget=2 * 16 * 16 * 64)
+    clip = _SlowCLIP()
+    cases = [_case(suite, "bf16", prompt=p, seed=s) for p in ("cat", "ink") for s in (1, 2, 3)]
+    for i, case in enumerate(cases):
+        _submit(worker, tmp_path, case, suite, encode_png(_image(i * 7)))
+    worker.provide(double_specs(clip))
+    assert clip.started.wait(WAIT)
+    started = time.monotonic()
+    worker.stop(drop_pending=True)
+    took = time.monotonic() - started
+
+    assert took < 3.0  # the call in flight ends; no other call starts, in its batch or after
+    assert clip.calls == [2]
+    assert set(recorder.scored) | set(recorder.failed) == {c.id for c in cases}
+    stopped = [e for e in recorder.failed.values() if "the run stopped" in e.message]
+    assert len(stopped) == len(cases) - clip.calls[0]
