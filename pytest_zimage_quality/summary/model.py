@@ -9,7 +9,7 @@ the three cannot disagree. Nothing here imports pytest, the session or a rendere
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..metrics import MetricInfo
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ADVISORY_BANNER",
+    "IDENTICAL_IMAGES_BANNER",
     "PLUGIN_NAME",
     "RANDOM_BANNER",
     "RESULTS_FILE",
@@ -42,6 +43,7 @@ __all__ = [
     "ServerSummary",
     "Speed",
     "SuiteSummary",
+    "with_identical_images",
 ]
 
 #: 2: a config's ``decision`` (issue 11's verdicts, INCOMPLETE included), its stages and missing
@@ -345,6 +347,9 @@ class RunSummary:
     noise_floor: Mapping[str, Any] | None = None
     #: the servers' hardware classes, the cross-server determinism check, each server's work
     pool: PoolSummary | None = None
+    #: why no image of this run can be trusted: every image byte-identical across prompts and
+    #: seeds (``identical_images.identical_images_problem``); None when they differ
+    identical_images: str | None = None
 
     @property
     def advisory(self) -> bool:
@@ -375,4 +380,18 @@ class RunSummary:
             "hardware_classes": [] if self.pool is None else list(self.pool.hardware_classes),
             "determinism": None if self.pool is None else self.pool.determinism,
             "pool": None if self.pool is None else self.pool.pool_dict(),
+            "identical_images": self.identical_images,
         }
+
+
+#: The banner of a run whose images are all byte-identical (``RunSummary.identical_images``).
+IDENTICAL_IMAGES_BANNER = "IDENTICAL IMAGES — {problem}"
+
+
+def with_identical_images(summary: RunSummary, problem: str | None) -> RunSummary:
+    """``summary`` marking its images untrustworthy: the ``identical_images`` field (summary.json)
+    and a banner, which the terminal, report.html and the Markdown show at their top."""
+    if problem is None:
+        return summary
+    banner = IDENTICAL_IMAGES_BANNER.format(problem=problem)
+    return replace(summary, identical_images=problem, banners=(*summary.banners, banner))
