@@ -21,9 +21,9 @@ from ..metrics import MetricInfo
 from ..outcomes import RunVerdicts
 from ..records import CaseRecord
 from ..suite import Suite
-from ..summary.model import Environment
+from ..summary.model import Environment, with_identical_images
 from ._ci_blocks import compare_baseline, with_ci_blocks
-from ._exit import run_verdicts
+from ._exit import identical_images_failure, run_verdicts
 
 if TYPE_CHECKING:
     from ..planning import SuitePlan
@@ -102,6 +102,7 @@ def summarize_run(
         if refused and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
     summary = with_ci_blocks(summary, environment, suites)
+    summary = with_identical_images(summary, identical_images_failure(records))
     verdicts = run_verdicts(
         records,
         summary,
