@@ -452,3 +452,30 @@ def test_without_a_host_a_bad_gate_metric_does_not_stop_other_tests(
     result = pytester.runpytest_subprocess("-p", "no:randomly", "--zimage-gate-metric=lpips")
     assert result.ret == pytest.ExitCode.OK  # the suite's cases are skipped (no host)
     result.assert_outcomes(passed=1, skipped=27)
+
+
+def test_a_staged_suite_reads_each_gated_metric_through_its_stages(tmp_path: Path) -> None:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    suite = load_suite(
+        write_small_suite(
+            tmp_path,
+            suite_extra="text_from_quotes = true",
+            extra=more_prompts(3, stage=2) + GATED,
+        )
+    )
+    assert suite.stages == (1, 2)
+    summary = build_summary(
+        _records(suite.name, text_drop=0.3),
+        suites=[suite],
+        settings=Settings(hosts=(HostSpec("http://gpu:8188"),), configs=("bf16", "fp8")),
+        environment=ENVIRONMENT,
+        run_id="run-1",
+        metrics=(CLIP, TEXT),
+    )
+    jsonschema.validate(summary.to_dict(), SCHEMA)
+    config = summary.suites[0].configs[1]
+    assert config.stages is not None  # the gate metric's sequential reading
+    text = config.metric_gates["text_accuracy"]
+    assert text.decision == stats.INFERIOR  # a 0.3 drop is decided through the looks
+    assert text.alpha == 0.025
+    assert config.decision == stats.INFERIOR
