@@ -297,7 +297,10 @@ class Generation:
             return misses
         # what the check left loaded: the plan continues with it where that saves a load
         self._loaded = dict.fromkeys(images, request.group)
-        self._deliver(request, next(iter(images.values())))
+        url, image = next(iter(images.items()))
+        # the case's image comes from that server: its candidates stay in that server's class
+        self.requests.bind(request, next(s.hardware_class for s in self.servers if s.url == url))
+        self._deliver(request, image)
         return [r for r in misses if r is not request]
 
     def _add_bound(self, requests: Sequence[ImageRequest]) -> None:

@@ -110,6 +110,11 @@ class RequestPlanner:
             group=tuple(files),
         )
 
+    def bind(self, request: ImageRequest, hardware_class: str) -> None:
+        """Keep ``request``'s pair in ``hardware_class``: one of its images was made there
+        outside the pool (the determinism check's case)."""
+        self._pair_class.setdefault(pair_of(request), hardware_class)
+
     def pinned_class(self, request: ImageRequest) -> str | None:
         """The class a cache hit bound the request's pair to, if any."""
         return self._pair_class.get(pair_of(request))

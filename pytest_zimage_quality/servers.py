@@ -43,6 +43,7 @@ __all__ = [
     "connect_servers",
     "preflight",
     "read_hosts_file",
+    "stats_body",
 ]
 
 log = logging.getLogger(__name__)
@@ -217,9 +218,7 @@ def connect_servers(
         except BaseException:
             client.close()
             raise
-        profile = HardwareProfile.from_system_stats(
-            client.base_url, stats or _stats_body(info), ids
-        )
+        profile = HardwareProfile.from_system_stats(client.base_url, stats or stats_body(info), ids)
         return PoolServer(client, info, profile, model_ids=ids, system_stats=stats)
 
     unique = list(dict.fromkeys(urls))
@@ -283,7 +282,7 @@ def check_determinism(
     return determinism_report(classes, request.case.id, hashes), images
 
 
-def _stats_body(info: ServerInfo) -> dict[str, Any]:
+def stats_body(info: ServerInfo) -> dict[str, Any]:
     """``/system_stats`` as :meth:`HardwareProfile.from_system_stats` reads it."""
     return {
         "system": {

@@ -138,6 +138,18 @@ def test_each_image_says_which_server_made_it(engine: Engine, suite: Suite) -> N
 
 
 @pytest.mark.slow  # one run of the small suite over three fake servers (~4 s)
+def test_a_reference_and_its_candidates_are_made_in_one_class(engine: Engine, suite: Suite) -> None:
+    # the determinism check's case included: its image comes from one server outside the
+    # pool, and its candidates must follow it into that server's class
+    class_of = {s.url: s.hardware_class for s in engine.servers}
+    made_in: dict[tuple[str, int], set[str]] = {}
+    for case in suite.cases():
+        host = engine.outcome(case).generated.host
+        made_in.setdefault((case.prompt.key, case.seed), set()).add(class_of[host])
+    assert all(len(classes) == 1 for classes in made_in.values()), made_in
+
+
+@pytest.mark.slow  # one run of the small suite over three fake servers (~4 s)
 def test_summary_json_carries_the_pool_blocks(engine: Engine) -> None:
     assert engine.generation is not None
     summary = build_summary(

@@ -54,6 +54,9 @@ def test_a_suite_runs_on_ray_actors_and_they_are_torn_down(tmp_path: Path) -> No
     summary = json.loads((tmp_path / "report" / "summary.json").read_text(encoding="utf-8"))
     urls = sorted(s["url"] for s in summary["environment"]["servers"])
     assert len(urls) == 2
+    pool = {s["url"]: s for s in summary["pool"]["servers"]}
+    assert sorted(pool) == urls
+    assert all(s["images"] > 0 for s in pool.values())  # both actors' servers worked
     records = [
         json.loads(line)
         for line in (tmp_path / "report" / "results.jsonl").read_text().splitlines()

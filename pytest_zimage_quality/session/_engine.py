@@ -12,6 +12,7 @@ import pytest
 
 from ..artifacts import ReportDir
 from ..errors import ZImageError
+from ..generation import read_estimates, write_estimates
 from ..metrics import ScorerSpec
 from ._environment import capture_environment, start_vram_sampling
 from ._plan import RunPlan
@@ -49,7 +50,13 @@ class RunEngine:
             from ..engine import Engine  # noqa: PLC0415
 
             report_dir, cache_dir = open_dirs()
-            engine = Engine(self.settings, report_dir=report_dir, cache=ImageCache(cache_dir))
+            engine = Engine(
+                self.settings,
+                report_dir=report_dir,
+                cache=ImageCache(cache_dir),
+                # the speeds learnt in earlier runs, per hardware class (pytest's cache)
+                estimates=read_estimates(getattr(self.config, "cache", None)),
+            )
             suites = self.plan.catalog.suites()
             try:
                 engine.start(
@@ -107,5 +114,9 @@ class RunEngine:
             simulated=self.settings.simulated,
         )
         self._samplers = []
+        generation = self.engine.generation if self.engine is not None else None
+        if generation is not None:  # summary.json's pool blocks; the next run's estimates
+            self.environment["pool"] = generation.report()
+            write_estimates(getattr(self.config, "cache", None), generation.class_estimates())
         if self.engine is not None:
             self.engine.close(cancel=True)

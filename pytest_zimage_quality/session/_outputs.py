@@ -18,11 +18,13 @@ from typing import TYPE_CHECKING, Any
 from ..artifacts import ReportDir
 from ..baseline import BaselineError, Comparison
 from ..errors import ZImageError, ZImageWarning
+from ..hardware import HardwareProfile, class_lines, classify
 from ..records import CaseRecord
 from ..report.ci_views import noise_floor_text
 from ..report.comparison import comparison_lines, provenance_lines, speed_memory_lines
 from ..report.markdown import STEP_SUMMARY_ENV, append_step_summary, render_markdown, write_markdown
 from ..report.terminal import report_header
+from ..servers import stats_body
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -109,8 +111,11 @@ def write_ci_lines(
     comparison: Comparison | None,
     baseline_refused: str,
 ) -> None:
-    """The terminal summary's CI lines after the tables: the baseline comparison, speed and
-    memory, the noise floor, the lane."""
+    """The terminal summary's CI lines after the tables: the pool's hardware classes and
+    servers, the baseline comparison, speed and memory, the noise floor, the lane."""
+    if summary is not None and summary.pool is not None:
+        for line in summary.pool.terminal_lines():
+            terminalreporter.write_line(line)
     for line, markup in comparison_lines(comparison, baseline_refused):
         terminalreporter.write_line(line, **markup)
     for line in speed_memory_lines(summary):
@@ -122,6 +127,10 @@ def write_ci_lines(
         terminalreporter.write_line(line, yellow="regenerated" in line)
 
 
+#: how ``host_lines`` starts a hardware class's line (``hardware.class_lines``)
+CLASS_LINE = "hardware class "
+
+
 def header_lines(
     settings: Settings, probe_hosts: Callable[[], list[str]], *, report_root: Path
 ) -> list[str]:
@@ -131,7 +140,10 @@ def header_lines(
         hosts = [f"{host} (not contacted: --zimage-plan)" for host in settings.hosts]
     else:
         hosts = [] if settings.simulated else probe_hosts()
-    return report_header(settings, host_lines=hosts, report_root=report_root)
+    classes = [line for line in hosts if line.startswith(CLASS_LINE)]
+    hosts = [line for line in hosts if not line.startswith(CLASS_LINE)]
+    lines = report_header(settings, host_lines=hosts, report_root=report_root)
+    return lines[: len(hosts)] + [f"zimage: {line}" for line in classes] + lines[len(hosts) :]
 
 
 def host_lines(settings: Settings, *, probe: bool = True) -> list[str]:
@@ -144,7 +156,7 @@ def host_lines(settings: Settings, *, probe: bool = True) -> list[str]:
         return [str(host) for host in settings.hosts]
     from ..comfyui import ComfyUIClient  # noqa: PLC0415 - httpx only when a host is given
 
-    lines = []
+    lines, profiles = [], []
     for host in settings.hosts:
         url = str(host)  # the password, if any, redacted
         client = ComfyUIClient(
@@ -167,4 +179,6 @@ def host_lines(settings: Settings, *, probe: bool = True) -> list[str]:
             else ""
         )
         lines.append(f"{url}: ComfyUI {info.comfyui_version}, {info.gpu_name}{vram}")
-    return lines
+        profiles.append(HardwareProfile.from_system_stats(url, stats_body(info)))
+    # one line per hardware class (the run's own classes also weigh the model files)
+    return lines + class_lines(classify(profiles), with_id=False)

@@ -22,6 +22,7 @@ from ..outcomes import RunVerdicts
 from ..records import CaseRecord
 from ..suite import Suite
 from ..summary.model import Environment, with_identical_images
+from ..summary.pool import PoolSummary
 from ._ci_blocks import compare_baseline, with_ci_blocks
 from ._exit import identical_images_failure, run_verdicts
 
@@ -103,6 +104,8 @@ def summarize_run(
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
     summary = with_ci_blocks(summary, environment, suites)
     summary = with_identical_images(summary, identical_images_failure(records))
+    if environment.get("pool"):  # hardware classes, determinism, each server's work
+        summary = dataclasses.replace(summary, pool=PoolSummary.from_report(environment["pool"]))
     verdicts = run_verdicts(
         records,
         summary,
