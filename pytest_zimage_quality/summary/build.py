@@ -15,7 +15,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from .. import stats
 from ..metric_gates import MetricGateSpec, bonferroni_alpha, further_gates
@@ -30,6 +30,7 @@ from .gate import (
     gate_metric_choices,
     generations_saved,
 )
+from .gate_metric import gate_metric_of, gate_metric_problem
 from .metric_gates import (
     MetricGate,
     config_decision,
@@ -57,9 +58,9 @@ from .model import (
     PromptSummary,
     Reference,
     RunSummary,
-    Speed,
     SuiteSummary,
 )
+from .speed import config_speed
 
 if TYPE_CHECKING:
     from ..look_ledger import EarlierLook
@@ -75,7 +76,6 @@ __all__ = [
 ]
 PER_PROMPT_CORRECTION = "Holm–Bonferroni across the prompts of each config (family-wise error ≤ α)"
 GATE_PARAMETERS = ("tolerance", "margin", "alpha", "clip_floor")
-TimingSource = Literal["server", "wall"]
 
 
 def _describe(values: Sequence[float]) -> stats.Description | None:
@@ -89,68 +89,6 @@ def _finite(value: float | None) -> bool:
 def _scored(records: Iterable[CaseRecord]) -> list[CaseRecord]:
     """Records with a finite CLIPScore (a NaN fails its case and is left out of every figure)."""
     return [r for r in records if _finite(r.clipscore)]
-
-
-def _timed(records: Sequence[CaseRecord]) -> tuple[list[float], TimingSource | None]:
-    """Generation seconds of the images the server actually ran, and where they came from.
-
-    Server-cache replays take ~0 s and say nothing about speed, so they are left out; images
-    from the plugin's own cache keep the timing recorded when they were generated.
-    """
-    ran = [r for r in records if r.cached != "server"]
-    server = [r.server_seconds for r in ran if r.server_seconds is not None]
-    if server:
-        return server, "server"
-    wall = [r.wall_seconds for r in ran if r.wall_seconds is not None]
-    return (wall, "wall") if wall else ([], None)
-
-
-def _speed(records: Sequence[CaseRecord], reference: Sequence[CaseRecord], is_ref: bool) -> Speed:
-    """Median seconds per image, and ``stats.speedup`` (the run's one definition) vs the reference."""
-    seconds, source = _timed(records)
-    if not seconds:
-        return Speed(median_seconds=None, n=0, source=None, speedup=None)
-    ref_seconds = seconds if is_ref else _timed(reference)[0]
-    try:
-        speedup: float | None = stats.speedup(ref_seconds, seconds) if ref_seconds else None
-    except ValueError:  # a zero time: no ratio to show
-        speedup = None
-    return Speed(
-        median_seconds=statistics.median(seconds), n=len(seconds), source=source, speedup=speedup
-    )
-
-
-def gate_metric_of(
-    suite: Suite | None, metrics: Sequence[MetricInfo], settings: Settings | None = None
-) -> MetricInfo | None:
-    """The suite's gate metric (``--zimage-gate-metric`` > suite file > clipscore) as the run
-    knows it; None when the run did not measure it."""
-    name = (
-        settings.gate_metric_for(suite)
-        if settings is not None
-        else suite.gate_metric
-        if suite is not None
-        else CLIPSCORE.name
-    )
-    if name == CLIPSCORE.name:
-        return next((m for m in metrics if m.name == name), CLIPSCORE)
-    return next((m for m in metrics if m.name == name), None)
-
-
-def gate_metric_problem(settings: Settings, metrics: Sequence[MetricInfo]) -> str | None:
-    """Why ``--zimage-gate-metric`` names no metric the gate can use in this run (a usage
-    error), or None. Checked once the run's scorers are registered."""
-    name = settings.gate_metric
-    if name is None or name == CLIPSCORE.name:
-        return None
-    info = next((m for m in metrics if m.name == name), None)
-    if info is not None and not info.reference_based:
-        return None
-    why = "is not a metric of this run" if info is None else "compares with the reference image"
-    return (
-        f"--zimage-gate-metric {name!r} {why}; the metrics it can name here: "
-        f"{gate_metric_choices(metrics)}"
-    )
 
 
 def _legacy(decision: str) -> str:
@@ -237,7 +175,7 @@ def _config_summary(
         n_seeds=len({r.seed for r in scored}),
         clipscore=_describe([r.clipscore for r in scored if r.clipscore is not None]),
         lpips=lpips,
-        speed=_speed(rows, reference_rows, is_ref),
+        speed=config_speed(rows, reference_rows, is_ref),
         gate=result,
         decision=decision,
         verdict=(
