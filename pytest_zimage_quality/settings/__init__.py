@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
-from .hosts import SIMULATED_HOST, HostAddressError
-from .hosts import HostAddress as HostSpec
-from .hosts import parse_host as parse_host_address
-from .redaction import HeaderValueError, check_header
+from ..hosts import SIMULATED_HOST, HostAddressError
+from ..hosts import HostAddress as HostSpec
+from ..hosts import parse_host as parse_host_address
+from ..redaction import HeaderValueError, check_header
 
 __all__ = [
     "GATE_PARAMETERS",
