@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import SuiteError
-from .metric_gates import MetricGateSpec, parse_metric_gates
-from .settings import GATE_PARAMETERS, MAX_SEED, OPTIONS
-from .text_accuracy import expected_text
-from .workflow import Graph, InputRef, Workflow, canonical_json
+from ..errors import SuiteError
+from ..metric_gates import MetricGateSpec, parse_metric_gates
+from ..settings import GATE_PARAMETERS, MAX_SEED, OPTIONS
+from ..text_accuracy import expected_text
+from ..workflow import Graph, InputRef, Workflow, canonical_json
 
 if sys.version_info >= (3, 11):
     import tomllib
