@@ -11,8 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import sys
-import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 from ._model import Case, ConfigSpec, ExpectedFail, Prompt, Suite
+from ._reader import TableReader, kind
 
 __all__ = [
     "MAX_SEED",
@@ -38,16 +38,6 @@ __all__ = [
     "Suite",
     "load_suite",
 ]
-
-#: What a prompt or config key may not contain: it names tests, report rows and files.
-_KEY_FORBIDDEN = frozenset("-/\\[]:")
-#: Characters that reorder the text around them (Trojan Source, CVE-2021-42574).
-_BIDI_CONTROLS = frozenset(
-    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
-)
-_KEY_RULE = (
-    "non-empty, without '..', spaces, control or bidi-override characters, or any of - / \\ [ ] :"
-)
 
 _SUITE_KEYS = {
     "name": "a short name for the suite (default: the file name)",
@@ -114,78 +104,13 @@ def load_suite(path: Path) -> Suite:
     return _Parser(path, data, raw_bytes).parse()
 
 
-class _Parser:
+class _Parser(TableReader):
+    """The suite file's sections, read into a ``Suite``."""
+
     def __init__(self, path: Path, data: dict[str, Any], raw: bytes) -> None:
-        self.path = path
-        self.where = str(path)
+        super().__init__(path)
         self.data = data
         self.raw = raw
-
-    def error(self, key: str, message: str, hint: str) -> SuiteError:
-        # A key of the file may hold control or bidi characters: show them escaped.
-        shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in key)
-        return SuiteError(message, path=self.where, key=shown, hint=hint)
-
-    # -- generic readers ------------------------------------------------------------------
-    def table(self, value: object, key: str) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.error(
-                key, f"expected a table, got {_kind(value)}", "see docs/suite-format.md"
-            )
-        return value
-
-    def require(self, table: Mapping[str, Any], name: str, key: str, hint: str) -> Any:
-        if name not in table:
-            raise self.error(key, f"missing required key {name!r}", hint)
-        return table[name]
-
-    def string(self, value: object, key: str, *, allow_empty: bool = False) -> str:
-        if not isinstance(value, str) or (not allow_empty and not value.strip()):
-            raise self.error(
-                key, f"expected a non-empty string, got {_kind(value)}", "quote the value"
-            )
-        return value
-
-    def number(self, value: object, key: str, *, low: float, high: float) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.error(key, f"expected a number, got {_kind(value)}", "write e.g. 0.04")
-        if not low <= float(value) <= high:
-            raise self.error(
-                key, f"{value} is out of range [{low}, {high}]", "pick a value in range"
-            )
-        return float(value)
-
-    def ident(self, value: object, key: str, what: str) -> str:
-        text = self.string(value, key)
-        problem = _key_problem(text)
-        if problem:
-            raise self.error(
-                key,
-                f"{what} key {text!r} {problem}, so it is not usable in a test id or file name",
-                f"a {what} key must be {_KEY_RULE}, e.g. photo_woman or nvfp4_fp8e",
-            )
-        return text
-
-    def no_unknown(self, table: Mapping[str, Any], known: Iterable[str], key: str) -> None:
-        known = sorted(known)
-        for name in table:
-            if name not in known:
-                raise self.error(
-                    f"{key}.{name}" if key else name,
-                    f"unknown key {name!r}",
-                    f"known keys here: {', '.join(known)} (check the spelling)",
-                )
-
-    def input_ref(self, value: object, key: str, workflow: Workflow) -> InputRef:
-        table = self.table(value, key)
-        self.no_unknown(table, {"node", "input"}, key)
-        node = self.require(table, "node", key, "write { node = '27', input = 'text' }")
-        name = self.require(table, "input", key, "write { node = '27', input = 'text' }")
-        if isinstance(node, int) and not isinstance(node, bool):
-            node = str(node)
-        ref = InputRef(self.string(node, f"{key}.node"), self.string(name, f"{key}.input"))
-        workflow.check_input(ref, key=key, suite_path=self.where)
-        return ref
 
     # -- the file -------------------------------------------------------------------------
     def parse(self) -> Suite:
@@ -243,7 +168,7 @@ class _Parser:
         if not isinstance(from_quotes, bool):
             raise self.error(
                 "suite.text_from_quotes",
-                f"expected true or false, got {_kind(from_quotes)}",
+                f"expected true or false, got {kind(from_quotes)}",
                 "write text_from_quotes = true",
             )
         prompts = self.prompts(from_quotes=from_quotes)
@@ -407,7 +332,7 @@ class _Parser:
                     if isinstance(value, dict | list):
                         raise self.error(
                             okey,
-                            f"override value must be a string, number or boolean, got {_kind(value)}",
+                            f"override value must be a string, number or boolean, got {kind(value)}",
                             "override literal inputs only (file names, numbers, text)",
                         )
                     overrides.append((ref, value))
@@ -471,7 +396,7 @@ class _Parser:
             ):
                 raise self.error(
                     f"{where}.stage",
-                    f"expected a whole number from 1 to {MAX_STAGES}, got {_kind(stage)}",
+                    f"expected a whole number from 1 to {MAX_STAGES}, got {kind(stage)}",
                     "write stage = 2 (prompts without a stage are stage 1)",
                 )
             prompts.append(
@@ -491,7 +416,7 @@ class _Parser:
         if not isinstance(value, list) or not value:
             raise self.error(
                 "suite.seeds",
-                f"expected a non-empty list of integers, got {_kind(value)}",
+                f"expected a non-empty list of integers, got {kind(value)}",
                 "write seeds = [42, 7777, 12345]",
             )
         seeds: list[int] = []
@@ -549,7 +474,7 @@ class _Parser:
             if strict is not None and not isinstance(strict, bool):
                 raise self.error(
                     f"{where}.strict",
-                    f"expected true or false, got {_kind(strict)}",
+                    f"expected true or false, got {kind(strict)}",
                     "write strict = true",
                 )
             if (prompt, config) in seen:
@@ -561,31 +486,3 @@ class _Parser:
             seen.add((prompt, config))
             result.append(ExpectedFail(prompt=prompt, config=config, reason=reason, strict=strict))
         return result
-
-
-def _key_problem(text: str) -> str | None:
-    """Why ``text`` cannot be a prompt or config key, or None if it can."""
-    if ".." in text:
-        return "contains '..'"
-    for char in text:
-        if char in _KEY_FORBIDDEN:
-            return f"contains {char!r}"
-        if char.isspace():
-            return f"contains the space {char!r}"
-        if char in _BIDI_CONTROLS:
-            return f"contains the bidi-override character {char!r}"
-        if unicodedata.category(char) == "Cc":
-            return f"contains the control character {char!r}"
-    return None
-
-
-def _kind(value: object) -> str:
-    if isinstance(value, bool):
-        return f"boolean {str(value).lower()}"
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return f"string {value!r}"
-    return f"{type(value).__name__} {value!r}"
