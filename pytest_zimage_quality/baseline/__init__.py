@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import ZImageError
-from .provenance import Lane, lanes_from_summary, run_lanes_compatible
+from ..errors import ZImageError
+from ..provenance import Lane, lanes_from_summary, run_lanes_compatible
 
 __all__ = [
     "Baseline",
