@@ -44,11 +44,12 @@ from ..redaction import (
 )
 from ._control import _Control
 from ._events import _PromptTracker
+from ._http_errors import ssl_context
 from ._preflight import check_graphs, server_info
 from ._results import _Results
 from ._submit import _Submitting
 from ._timeouts import MAX_BACKOFF, Timeouts
-from ._transport import Transport, ssl_context
+from ._transport import Transport
 from ._types import GeneratedImage, Progress, ServerInfo
 from ._waiting import _Waiting
 from ._ws import LatestValueRelay, WebSocketListener, WebSocketUnavailable

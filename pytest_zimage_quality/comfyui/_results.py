@@ -19,9 +19,9 @@ from ..errors import ComfyUIProtocolError, ImageDecodeError
 from ..redaction import sanitize_server_text
 from ._core import _ClientCore
 from ._events import images_of
+from ._http_errors import excerpt
 from ._png import png_size, prompt_differences, read_png, requested_size
 from ._timeouts import Timeouts
-from ._transport import excerpt
 from ._types import FinishedPrompt, GeneratedImage, ImageRef
 
 __all__ = ["check_file_name"]

@@ -25,8 +25,9 @@ from ..errors import (
 )
 from ._core import _ClientCore
 from ._events import _PromptTracker
+from ._http_errors import excerpt
 from ._preflight import rejection
-from ._transport import RETRY_STATUSES, excerpt
+from ._transport import RETRY_STATUSES
 
 __all__: list[str] = []
 

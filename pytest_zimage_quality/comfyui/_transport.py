@@ -5,9 +5,9 @@ for the whole of it (connect, headers and body) and a cap on its body's size
 (:mod:`._body`). Idempotent requests are retried after resets and 502/503/504 with the
 backoff of :class:`Timeouts`; a server that refuses connections is retried for the outage
 budget (a restart), after which the transport says the server went away and fails fast.
-It is the one place where httpx's exceptions and unexpected statuses become the package's
-error tree (:mod:`pytest_zimage_quality.errors`), in the server's own words (sanitized:
-:func:`~pytest_zimage_quality.redaction.sanitize_server_text`) and naming the host.
+It is the one place where httpx's exceptions and unexpected statuses meet the package's
+error tree (:mod:`pytest_zimage_quality.errors`): :mod:`._http_errors` words each one, in the
+server's own words (sanitized) and naming the host.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import ssl
 import threading
 import time
 from collections.abc import Collection, Mapping
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,54 +25,15 @@ import httpx
 from ..errors import ComfyUIError, ComfyUIHTTPError, ComfyUIProtocolError, ComfyUIUnreachableError
 from ..redaction import sanitize_server_text
 from ._body import BodyTooLarge, BodyTooSlow, UnsupportedEncoding, read_body
+from ._http_errors import excerpt, refused, retryable, status_error, translate
 from ._timeouts import JSON_BODY_LIMIT, Timeouts
 
-__all__ = ["RETRY_STATUSES", "Transport", "excerpt", "is_tls_error", "ssl_context"]
+__all__ = ["RETRY_STATUSES", "Transport"]
 
 log = logging.getLogger("pytest_zimage_quality.comfyui")
 
 #: Statuses a proxy or a restarting server answers; the request is worth repeating.
 RETRY_STATUSES = frozenset({502, 503, 504})
-
-_NAME_ERRORS = ("name or service", "nodename", "getaddrinfo", "name resolution", "no address")
-
-
-def excerpt(text: str, width: int = 300) -> str:
-    """Server ``text`` on one line, cut to ``width`` characters, redacted and with control
-    characters escaped (server text quoted in messages goes through here)."""
-    return sanitize_server_text(text, width)
-
-
-def ssl_context(verify: bool | str | ssl.SSLContext) -> ssl.SSLContext:
-    """The TLS context for ``verify_tls``: a context as given, a CA file or directory, or
-    the default trust store (certifi, as httpx uses), or no verification at all."""
-    if isinstance(verify, ssl.SSLContext):
-        return verify
-    if isinstance(verify, str):
-        if Path(verify).is_dir():
-            return ssl.create_default_context(capath=verify)
-        return ssl.create_default_context(cafile=verify)
-    return httpx.create_ssl_context(verify=verify)
-
-
-def is_tls_error(exc: BaseException) -> bool:
-    """True when ``exc`` (or what caused it) is a TLS failure: retrying will not help."""
-    seen: BaseException | None = exc
-    for _ in range(6):
-        if seen is None:
-            break
-        if isinstance(seen, ssl.SSLError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    text = str(exc)
-    return "SSL" in text or "CERTIFICATE" in text.upper()
-
-
-def _refused(exc: httpx.TransportError) -> bool:
-    """A connection that was never made: the request did not reach the server."""
-    if not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)) or is_tls_error(exc):
-        return False
-    return not any(s in str(exc).lower() for s in _NAME_ERRORS)
 
 
 class Transport:
@@ -161,7 +121,7 @@ class Transport:
         return True while the outage budget (and ``deadline``) leave time to try again;
         False when the caller should give up. A host that never answered gets the plain
         retries (a wrong address should fail fast)."""
-        if self.closed or not self.answered or not _refused(exc):
+        if self.closed or not self.answered or not refused(exc):
             return False
         left = self._outage_left()
         if deadline is not None:
@@ -285,7 +245,7 @@ class Transport:
             except httpx.TransportError as exc:
                 if self.closed:
                     raise self.translate(exc, what) from exc
-                if _refused(exc) and self.answered:
+                if refused(exc) and self.answered:
                     if idempotent and self.wait_out_refusal(exc, attempt, deadline):
                         attempt += 1
                         continue
@@ -338,99 +298,20 @@ class Transport:
     @staticmethod
     def retryable(exc: httpx.TransportError) -> bool:
         """A reset or a refusal is worth repeating; a timeout (a silent server) is not."""
-        if isinstance(exc, httpx.ConnectError) and is_tls_error(exc):
-            return False  # a certificate problem does not go away by retrying
-        return isinstance(
-            exc,
-            (
-                httpx.ConnectError,
-                httpx.ReadError,
-                httpx.WriteError,
-                httpx.RemoteProtocolError,
-            ),
-        )
+        return retryable(exc)
 
     def translate(self, exc: httpx.TransportError, what: str) -> ComfyUIError:
-        host, text = self.host, sanitize_server_text(str(exc) or type(exc).__name__, 300)
-        went_away = (
-            "the server went away during the run (stopped, crashed or restarting): check "
-            "its console or process, then rerun"
-        )
-        if _refused(exc) and self.gone:
-            return ComfyUIUnreachableError(
-                f"{what}: ComfyUI at {host} has refused connections for longer than the "
-                f"outage budget ({self.timeouts.outage:g} s): {text}",
-                host=host,
-                hint=went_away if self.answered else None,
-            )
-        if isinstance(exc, httpx.ConnectTimeout):
-            return ComfyUIUnreachableError(
-                f"{what}: connecting to {host} timed out after {self.timeouts.connect:g} s",
-                host=host,
-                hint=went_away if self.answered else None,
-            )
-        if isinstance(exc, httpx.ConnectError):
-            if is_tls_error(exc):
-                return ComfyUIUnreachableError(
-                    f"{what}: the TLS handshake with {host} failed: {text}",
-                    host=host,
-                    hint="check the server's certificate, or give the CA bundle "
-                    "(verify_tls=<path>); use http:// if the server does not speak TLS",
-                )
-            if any(s in text.lower() for s in _NAME_ERRORS):
-                return ComfyUIUnreachableError(
-                    f"{what}: cannot resolve the host name of {host}: {text}",
-                    host=host,
-                    hint="check the host name in --zimage-host",
-                )
-            return ComfyUIUnreachableError(
-                f"{what}: cannot connect to ComfyUI at {host}: {text}",
-                host=host,
-                hint=went_away if self.answered else None,
-            )
-        if isinstance(exc, httpx.TimeoutException):
-            return ComfyUIUnreachableError(
-                f"{what}: {host} did not answer within {self.timeouts.http:g} s",
-                host=host,
-                hint="the server accepted the connection but sent nothing: it may be "
-                "overloaded or hung; check its console",
-            )
-        if isinstance(exc, httpx.RemoteProtocolError):
-            if "disconnect" in text.lower():
-                return ComfyUIUnreachableError(
-                    f"{what}: {host} closed the connection without a reply ({text})",
-                    host=host,
-                    hint=went_away if self.answered else None,
-                )
-            return ComfyUIProtocolError(
-                f"{what}: {host} did not answer in valid HTTP ({text})", host=host
-            )
-        return ComfyUIUnreachableError(
-            f"{what}: talking to {host} failed: {type(exc).__name__}: {text}",
-            host=host,
-            hint=went_away if self.answered else None,
+        return translate(
+            exc,
+            what,
+            host=self.host,
+            timeouts=self.timeouts,
+            gone=self.gone,
+            answered=self.answered,
         )
 
     def status_error(self, response: httpx.Response, what: str) -> ComfyUIHTTPError:
-        status = response.status_code
-        body = excerpt(response.text) if response.content else "(empty body)"
-        message = f"{what}: {self.host} answered HTTP {status}: {body}"
-        hint = None
-        if status in (401, 407):
-            hint = "the host wants authentication: pass it with --zimage-header 'Name: value'"
-        elif status == 403:
-            hint = (
-                "the host refused the request: check the authentication headers "
-                "(--zimage-header), or start ComfyUI with --enable-cors-header if a proxy "
-                "sends an Origin header"
-            )
-        elif 300 <= status < 400:
-            location = sanitize_server_text(response.headers.get("location", "?"), 200)
-            message = f"{what}: {self.host} redirected to {location} (HTTP {status})"
-            hint = "point --zimage-host at the ComfyUI server itself (a login page redirects)"
-        elif status >= 500:
-            hint = "the server failed; its console has the traceback"
-        return ComfyUIHTTPError(message, host=self.host, status=status, hint=hint)
+        return status_error(response, what, host=self.host)
 
     def json_of(self, response: httpx.Response, what: str) -> Any:
         try:
