@@ -26,7 +26,7 @@ from .metric_views import (
     prompt_metric_rows,
     shown_metrics,
 )
-from .terminal import headline_rows, prompt_rows
+from .text_tables import headline_rows, prompt_rows
 from .vocabulary import WARNING_VERDICTS, gate_headline, legend
 
 if TYPE_CHECKING:
