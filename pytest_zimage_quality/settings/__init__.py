@@ -4,7 +4,7 @@ One row of ``OPTIONS`` is the only definition of an option: its command-line fla
 environment variable, parser (with its range or choices), built-in default and help. The
 pytest layer (``options.py``) registers the flags and ini keys from it and reads them in
 one order, command line > environment > ini > suite file > default; ``Settings`` takes its
-defaults from it; ``suite.py`` validates the gate parameters of a suite file with the same
+defaults from it; ``suite`` validates the gate parameters of a suite file with the same
 ranges. Adding an option is adding one row (and its ``Settings`` field).
 
 Pure core: nothing here imports pytest, so the pipeline below the pytest layer can use
