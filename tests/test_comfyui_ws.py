@@ -31,7 +31,7 @@ from pytest_zimage_quality.errors import (
     GenerationInterruptedError,
     GenerationTimeoutError,
 )
-from tests.test_comfyui_client import (
+from tests.helpers.comfy_mock import (
     SECRET,
     VERSIONS,
     MockComfy,
