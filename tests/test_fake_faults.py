@@ -32,7 +32,7 @@ from pytest_zimage_quality._fake import tempdirs
 from pytest_zimage_quality._fake.hostile import CONTROL_TEXT, OOM_TIPS, deflate_bomb
 from pytest_zimage_quality._fake.models import SAMPLING_BYTES_PER_IMAGE, VRAM_BASELINE
 from pytest_zimage_quality.testing import FakeComfyUI, RunInfo
-from tests.test_fake_server import decodes, image_of, run, zimage_graph
+from tests.helpers.fake_graphs import decodes, image_of, run, zimage_graph
 
 _MIB = 1 << 20
 

@@ -21,7 +21,7 @@ from pytest_zimage_quality.vram import (
     read_vram,
     vram_summary,
 )
-from tests.test_fake_server import run, zimage_graph
+from tests.helpers.fake_graphs import run, zimage_graph
 from tests.test_provenance import recorded_stats
 
 GIB = 1024**3
