@@ -24,8 +24,8 @@ from pytest_zimage_quality.summary import RANDOM_BANNER, SIMULATED_BANNER, RunSu
 from pytest_zimage_quality.testing import FakeComfyUI
 from tests.helpers import REPO, more_prompts, write_small_suite
 from tests.helpers.doubles import CONFTEST
+from tests.helpers.html_reports import HOSTILE, DomCounter, make_records, make_summary, parse
 
-from .test_html_report import HOSTILE, DomCounter, make_records, make_summary, parse
 from .test_report_browser import chromium, dump_dom  # noqa: F401 - the fixture
 
 ADVISORY = "ADVISORY — the gate is shown, not enforced"

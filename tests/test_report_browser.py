@@ -25,8 +25,7 @@ from PIL import Image
 from pytest_zimage_quality.artifacts import ReportDir
 from pytest_zimage_quality.report.html import write_html_report
 from tests.helpers import REPO, copy_example_suite, write_small_suite
-
-from .test_html_report import (
+from tests.helpers.html_reports import (
     HOSTILE,
     STUDY_PROMPTS,
     DomCounter,
