@@ -18,6 +18,12 @@ from pytest_zimage_quality.artifacts import ReportDir
 from pytest_zimage_quality.records import CaseRecord
 from pytest_zimage_quality.report.html import build_view, write_html_report
 from pytest_zimage_quality.report.views import DASH, fmt, fmt_p, redact
+from pytest_zimage_quality.report.vocabulary import (
+    COLUMNS,
+    HTML_COLUMNS,
+    gate_headline,
+    html_gate_headline,
+)
 from pytest_zimage_quality.summary import build_summary
 from pytest_zimage_quality.thumbnails import THUMB_SIZE, make_thumbnail
 from tests.helpers.html_reports import (
@@ -425,3 +431,17 @@ def test_no_gate_verdict_when_no_candidate_was_scored(tmp_path: Path) -> None:
     dom = parse(write_html_report(report, summary, records).read_text(encoding="utf-8"))
     assert "GATE NO VERDICT" in dom.all_text
     assert "GATE PASSED" not in dom.all_text
+
+
+def test_html_headline_columns_and_gate_words_come_from_the_vocabulary(tmp_path: Path) -> None:
+    """report.html heads its headline table with the terminal's columns, in their order (plus
+    its own speedup), and words its gate box as the terminal's closing line does."""
+    assert [c.key for c in HTML_COLUMNS] == [*COLUMNS, "speedup"]
+    report = ReportDir(tmp_path / "report", "run")
+    records = make_records(report)
+    summary = make_summary(records)
+    page = write_html_report(report, summary, records).read_text(encoding="utf-8")
+    assert "".join(f"<th>{c.title}</th>" for c in HTML_COLUMNS[:2]) in page
+    headline, _ = html_gate_headline(summary.exit)
+    assert headline == "GATE " + gate_headline(summary.exit)[0].removeprefix("zimage gate: ")
+    assert f"<strong>{headline}</strong>" in page

@@ -48,7 +48,7 @@ from .views import (
     fmt_value,
     redact,
 )
-from .vocabulary import gate_headline, legend, verdict_label, verdict_text
+from .vocabulary import html_columns, html_gate_headline, legend, verdict_label, verdict_text
 
 if TYPE_CHECKING:
     import jinja2
@@ -92,8 +92,7 @@ def _count(records: Iterable[CaseRecord]) -> dict[str, int]:
 
 
 def _gate_view(exit_: ExitDecision) -> GateView:
-    headline, tone = gate_headline(exit_)
-    headline = "GATE " + headline.removeprefix("zimage gate: ")
+    headline, tone = html_gate_headline(exit_)
     return GateView(
         passed=exit_.gate_passed and not exit_.stopped_early,
         headline=headline,
@@ -254,6 +253,9 @@ def _suite_view(
         legend=tuple(Fact(entry.term, entry.text) for entry in legend(suite)),
         counts=_counts_text(suite.counts),
         confidence=next((c.confidence for c in config_rows if not c.is_reference), ""),
+        headline_columns=html_columns(
+            confidence=next((c.confidence for c in config_rows if not c.is_reference), "")
+        ),
         columns=columns,
         configs=config_rows,
         prompts=prompt_rows,

@@ -18,6 +18,7 @@ from .charts import Chart, Column
 
 if TYPE_CHECKING:
     from ..stats import Description
+    from .vocabulary import HtmlColumn
 
 __all__ = [
     "DASH",
@@ -262,6 +263,8 @@ class SuiteView:
     clip_chart: Chart | None
     speed_chart: Chart | None
     #: one column per metric (all of them), a row per config; a chart per further metric
+    #: report.html's headline columns (``vocabulary.html_columns``: the words live there)
+    headline_columns: tuple[HtmlColumn, ...] = ()
     metric_headers: tuple[str, ...] = ()
     metric_rows: tuple[tuple[str, ...], ...] = ()
     metric_charts: tuple[Chart, ...] = ()

@@ -14,10 +14,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COLUMNS",
+    "HTML_COLUMNS",
     "NOT_ENFORCED",
+    "HtmlColumn",
     "LegendEntry",
     "column",
     "gate_headline",
+    "html_columns",
+    "html_gate_headline",
     "legend",
     "verdict_label",
     "verdict_text",
@@ -93,6 +97,39 @@ COLUMNS = {
 
 def column(key: str, *, ref: str = "reference") -> str:
     return COLUMNS[key].format(ref=ref)
+
+
+@dataclass(frozen=True)
+class HtmlColumn:
+    """One headline-table column as report.html heads it: its title and a small second line."""
+
+    key: str
+    title: str
+    note: str = ""
+
+
+#: The headline table's columns in report.html, keyed and ordered as ``COLUMNS`` (the terminal's
+#: labels) plus the page's own "speedup"; ``{confidence}`` is " 95%" when the suite has one.
+HTML_COLUMNS = (
+    HtmlColumn("config", "Config"),
+    HtmlColumn("n", "n (prompts×seeds)"),
+    HtmlColumn("lpips", "LPIPS vs reference", "mean ± std"),
+    HtmlColumn("clipscore", "CLIPScore", "mean ± std"),
+    HtmlColumn("delta", "Δ CLIPScore", "mean"),
+    HtmlColumn("lower_bound", "Δ lower bound", "one-sided{confidence}"),
+    HtmlColumn("p_value", "p"),
+    HtmlColumn("power", "power", "planned"),
+    HtmlColumn("min_drop", "min detectable drop", "planned"),
+    HtmlColumn("verdict", "Verdict"),
+    HtmlColumn("speed", "Speed", "median / image"),
+    HtmlColumn("speedup", "Speedup"),
+)
+
+
+def html_columns(*, confidence: str = "") -> tuple[HtmlColumn, ...]:
+    """report.html's headline columns, the lower bound's note naming ``confidence``."""
+    shown = f" {confidence}" if confidence else ""
+    return tuple(HtmlColumn(c.key, c.title, c.note.format(confidence=shown)) for c in HTML_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -228,3 +265,9 @@ def gate_headline(exit_: ExitDecision) -> tuple[str, str]:
     if exit_.gate_passed:
         return "zimage gate: PASSED", "pass"
     return f"zimage gate: FAILED — {exit_.reason}", "fail"
+
+
+def html_gate_headline(exit_: ExitDecision) -> tuple[str, str]:
+    """``gate_headline`` as report.html heads its gate box: "GATE PASSED", "GATE FAILED — …"."""
+    headline, tone = gate_headline(exit_)
+    return "GATE " + headline.removeprefix("zimage gate: "), tone
