@@ -374,6 +374,7 @@ def test_a_baseline_from_another_gpu_is_refused_unless_asked(
     )
 
 
+@pytest.mark.slow
 def test_a_missing_baseline_stops_the_run_before_it_starts(project: pytest.Pytester) -> None:
     result = project.runpytest_subprocess(
         "--zimage-host=127.0.0.1:9", f"--zimage-baseline={project.path / 'nope.json'}"

@@ -92,6 +92,7 @@ def test_a_failed_gate_says_so_first(tmp_path: Path) -> None:
     assert text.startswith("## ❌ zimage gate: FAILED — non-inferiority not shown for NVFP4")
 
 
+@pytest.mark.slow
 def test_100_prompts_fold_into_details_and_stay_short(tmp_path: Path) -> None:
     prompts = many_prompts(100)
     records = make_records(ReportDir(tmp_path / "r", "run"), prompts=prompts)

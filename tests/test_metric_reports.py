@@ -209,6 +209,7 @@ def test_an_unknown_gate_metric_option_names_the_metrics_it_could_use() -> None:
     assert gate_metric_problem(Settings(), [TEXT]) is None
 
 
+@pytest.mark.slow
 def test_a_gate_metric_option_the_run_lacks_is_a_usage_error(pytester: pytest.Pytester) -> None:
     write_small_suite(pytester.path)
     result = pytester.runpytest_subprocess(  # its own process: no scorer state shared

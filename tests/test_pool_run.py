@@ -15,6 +15,9 @@ from pytest_zimage_quality.testing import FakeComfyUI
 from tests.helpers import REPO, more_prompts, write_small_suite
 from tests.helpers.doubles import CONFTEST
 
+#: Each test runs the plugin in a subprocess against started fake servers.
+pytestmark = pytest.mark.slow
+
 
 def run_plugin(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     write_small_suite(tmp_path, extra=more_prompts(3))  # six prompts: a verdict needs five

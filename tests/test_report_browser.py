@@ -196,6 +196,7 @@ def test_thumbnails_load_from_relative_paths(chromium: str, tmp_path: Path) -> N
     assert green_pixels > 12 * 120 * 120, f"only {green_pixels} green pixels: thumbnails missing"
 
 
+@pytest.mark.slow
 def test_simulated_run_report_in_chromium(
     chromium: str, pytester: pytest.Pytester, tmp_path: Path
 ) -> None:
