@@ -196,6 +196,7 @@ class Faults:
         self._armed: dict[str, list[_Armed]] = {}
         self._mode: ServerMode = "serving"
         self._mode_generation = 0
+        self._applied_generation = 0  # the last switch the server has finished applying
         self._timers: list[threading.Timer] = []
         self._hooks: ServerHooks | None = None
         self._report = SystemReport()
@@ -315,10 +316,10 @@ class Faults:
         """Block until the fake serves HTTP again (after a timed downtime); False on timeout."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.mode == "serving":
+            if self._serving_now():
                 return True
             time.sleep(0.01)
-        return self.mode == "serving"
+        return self._serving_now()
 
     def _switch(self, mode: ServerMode, for_seconds: float | None) -> None:
         with self._lock:
@@ -333,6 +334,13 @@ class Faults:
                 timer.start()
         if hooks is not None:
             hooks.set_mode(mode)
+        with self._lock:
+            self._applied_generation = max(self._applied_generation, generation)
+
+    def _serving_now(self) -> bool:
+        """Serving, and the server has finished switching to it (listening again)."""
+        with self._lock:
+            return self._mode == "serving" and self._applied_generation >= self._mode_generation
 
     def _timed_restore(self, generation: int) -> None:
         with self._lock:
