@@ -8,9 +8,10 @@ from pytest_zimage_quality.hosts import parse_host
 from pytest_zimage_quality.metrics import REFERENCE_FREE, MetricInfo
 from pytest_zimage_quality.planning import plan_suites
 from pytest_zimage_quality.records import CaseRecord
-from pytest_zimage_quality.settings import Settings
+from pytest_zimage_quality.settings import GateParameters, Settings
 from pytest_zimage_quality.stages import StageHold, analyse
 from pytest_zimage_quality.suite import Suite, load_suite
+from pytest_zimage_quality.summary.gate import candidate_gate
 from tests.helpers import more_prompts, write_small_suite
 
 
@@ -122,3 +123,26 @@ def test_the_plan_names_each_looks_level_and_the_looks_that_cannot_stop(tmp_path
     assert "3 prompts: cannot stop a config" in line  # 2^-3 is above any share of 0.05
     assert "9 prompts: α 0.0" in line
     assert line in plan.lines()
+
+
+def test_a_stop_at_a_look_too_small_to_decide_is_incomplete_not_a_crash(tmp_path: Path) -> None:
+    """Stopped (SIGTERM) after stage 1 of looks at 3 and 9 prompts: look 1's level is out of
+    reach (nominal α 0), so the summary shows bounds at the overall α and decides nothing."""
+    path = write_small_suite(tmp_path, extra=more_prompts(6, stage=2))
+    suite = load_suite(path)
+    cases = suite.cases(configs=("bf16", "fp8"))
+    plan = plan_suites([(suite, c) for c in cases], _settings())[suite.name]
+    rows = [r for r in _records(suite, (1,)) if r.config == "fp8"]
+    gate = GateParameters(tolerance=0.05, margin=0.01, alpha=0.05, clip_floor=0.0)
+    for stopped in ("interrupted", ""):
+        judged = candidate_gate(
+            rows,
+            gate,
+            prompt_order=[p.key for p in suite.prompts],
+            plan=plan,
+            stopped_early=stopped,
+        )
+        assert judged.decision == "incomplete"
+        assert judged.result is not None
+        assert judged.result.alpha == 0.05
+        assert any("too few prompts to reach its level" in n for n in judged.notes)

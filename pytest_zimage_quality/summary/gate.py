@@ -121,6 +121,13 @@ def candidate_gate(
             # The bounds shown are the last look's: at its nominal level, on its prompts.
             order, alpha = list(staged.prompts_used), staged.nominal_alpha
             notes.append(stage_note(staged, gate.alpha))
+            if not alpha:  # a look too small to reach its level decides nothing
+                alpha = None
+                notes.append(
+                    f"look {staged.sequential.looks[-1].look} has too few prompts to reach its "
+                    f"level: it cannot stop a config, and the bounds shown are at the overall "
+                    f"α = {gate.alpha:g}, for information"
+                )
     result, comparisons, excluded = config_gate(
         rows,
         gate,
