@@ -101,6 +101,9 @@ def screenshot(
         workdir,
         f"--screenshot={target}",
         f"--window-size={window[0]},{window[1]}",
+        # wait for every image to load and decode before the shot, however loaded the box is
+        "--virtual-time-budget=10000",
+        "--run-all-compositor-stages-before-draw",
         page.resolve().as_uri(),
     )
     assert target.is_file(), "chromium wrote no screenshot"
