@@ -15,11 +15,11 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .cache import ImageCache
+from .case_outcomes import CaseOutcome, CaseSlots
 from .comfyui import GeneratedImage
 from .dispatch import plan_order
 from .errors import ScorerError, ZImageError
@@ -28,6 +28,7 @@ from .images import decode_png, is_blank
 from .metrics import PromptInfo, ScorerSpec
 from .pool import ServerStats
 from .recheck import Regenerated, choose_recheck
+from .reference_images import reference_wait
 from .scheduler import HostRunner, ImageRequest
 from .scoring_worker import DEFAULT_MEMORY_BUDGET, Scores, ScoringWorker
 from .servers import (
@@ -71,36 +72,6 @@ class EngineSettings(LaunchSettings, GenerationSettings, Protocol):
     def simulated(self) -> bool: ...
 
 
-@dataclass(frozen=True)
-class CaseOutcome:
-    """A scored case: its image, where it is stored, its scores, and its reference's outcome.
-
-    The PNG bytes live in the report directory, not in memory: a run holds one outcome per
-    case until it ends, so ``png`` reads the stored file, and ``generated`` carries the
-    image's facts (sha256, host, timings) with its ``png`` emptied.
-    """
-
-    case: Case
-    job: ImageRequest = field(repr=False)
-    generated: GeneratedImage = field(repr=False)
-    image_path: Path
-    scores: Scores
-    reference: CaseOutcome | None = None
-
-    @property
-    def png(self) -> bytes:
-        return self.image_path.read_bytes()
-
-
-class _Slot:
-    """Where a test waits for one case."""
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self.outcome: CaseOutcome | None = None
-        self.error: ZImageError | None = None
-
-
 class Engine:
     """Owns the pool's servers (and those it launched), the runners and the scorer thread."""
 
@@ -120,7 +91,7 @@ class Engine:
         #: (image seconds, load seconds) per hardware class, from the last run's pool stats
         self.estimates = dict(estimates or {})
         self._lock = threading.Lock()
-        self._slots: dict[tuple[str, str], _Slot] = {}
+        self._slots = CaseSlots()
         self._jobs: dict[tuple[str, str], ImageRequest] = {}
         self._suites: dict[str, Suite] = {}
         self._progress: dict[str, str] = {}
@@ -279,7 +250,7 @@ class Engine:
             for key, case in wanted.items():
                 if key not in self._jobs:
                     self._jobs[key] = self.generation.requests.request(case)
-                    self._slots[key] = _Slot()
+                    self._slots.add(key)
                     new.append(self._jobs[key])
         return sorted(new, key=plan_order(list(self._suites.values())))
 
@@ -332,9 +303,7 @@ class Engine:
         self._on_failed(job, error)
 
     def _on_failed(self, job: ImageRequest, error: ZImageError) -> None:
-        slot = self._slots[job.key]
-        slot.error = error
-        slot.event.set()
+        self._slots.fail(job.key, error)
         # Wherever a reference fails (generation, storing, scoring), its parked candidates
         # must hear it at once, not at their deadline.
         if job.case.is_reference and self.scoring is not None:
@@ -345,8 +314,7 @@ class Engine:
     ) -> None:
         reference = None
         if not job.case.is_reference:
-            ref_slot = self._slots.get((job.case.suite, job.case.reference_id))
-            reference = ref_slot.outcome if ref_slot is not None else None
+            reference = self._slots.outcome_of((job.case.suite, job.case.reference_id))
         assert self.generation is not None
         cached = self.generation.requests.recheck_cached.pop(job.key, None)
         if cached is not None:
@@ -361,16 +329,17 @@ class Engine:
                     new_clipscore=scores.clipscore,
                 )
             )
-        slot = self._slots[job.key]
-        slot.outcome = CaseOutcome(
-            case=job.case,
-            job=job,
-            generated=generated,
-            image_path=path,
-            scores=scores,
-            reference=reference,
+        self._slots.resolve(
+            job.key,
+            CaseOutcome(
+                case=job.case,
+                job=job,
+                generated=generated,
+                image_path=path,
+                scores=scores,
+                reference=reference,
+            ),
         )
-        slot.event.set()
 
     def _on_progress(self, progress: Progress) -> None:
         where = f"node {progress.node}"
@@ -389,15 +358,10 @@ class Engine:
             if case.suite not in self._suites:
                 raise ZImageError(f"{case.id}: suite {case.suite!r} is not part of this run")
             self._enqueue([case])
-        slot = self._slots[case.key]
         job = self._jobs[case.key]
-        while not slot.event.wait(0.5):
-            if poll is not None:
-                poll(self._progress.get(job.prompt_id))
-        if slot.error is not None:
-            raise slot.error
-        assert slot.outcome is not None
-        return slot.outcome
+        if poll is None:
+            return self._slots.wait(case.key)
+        return self._slots.wait(case.key, poll=lambda: poll(self._progress.get(job.prompt_id)))
 
     def drain_notes(self) -> list[str]:
         notes = []
@@ -422,10 +386,7 @@ class Engine:
                 self._on_failed(job, stopped)
         if self.scoring is not None:
             self.scoring.stop(drop_pending=cancel)
-        for slot in self._slots.values():
-            if not slot.event.is_set():
-                slot.error = stopped
-                slot.event.set()
+        self._slots.fail_waiting(stopped)
         for client in self.clients:
             try:
                 client.close()
@@ -462,12 +423,6 @@ def _preload_reporting() -> None:
         from . import stats  # noqa: F401, PLC0415
     except ImportError as exc:  # reported properly when the summary needs them
         log.debug("zimage: preloading the report modules failed: %s", exc)
-
-
-def reference_wait(timeout: float) -> float:
-    """How long a scored candidate waits for its reference's scores: twice
-    ``--zimage-timeout`` (the reference's own generation is bounded by it), at least 10 s."""
-    return max(10.0, 2.0 * timeout)
 
 
 def _decode(data: bytes, name: str) -> Any:

@@ -16,7 +16,7 @@ import collections
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from .metrics import PromptInfo, ScoreBatch, ScorerSpec, ScorerSpecError, read_r
 from .scheduler import ImageRequest
 from .scorers import working_bytes_per_pixel
 
-__all__ = ["Item", "MetricCalls", "Pair", "prompt_info"]
+__all__ = ["Item", "MetricCalls", "Pair", "Scores", "prompt_info"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,26 @@ Fail = Callable[[ImageRequest, ZImageError], None]
 
 def prompt_info(request: ImageRequest) -> PromptInfo:
     return PromptInfo.of(request.case.prompt)
+
+
+@dataclass(frozen=True)
+class Scores:
+    """What scoring measured for one image: every metric that applied, by name."""
+
+    metrics: Mapping[str, float]
+    blank: bool
+    width: int
+    height: int
+    #: Per-metric text about this image (what OCR read), where a scorer gave one.
+    details: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def clipscore(self) -> float | None:
+        return self.metrics.get("clipscore")
+
+    @property
+    def lpips(self) -> float | None:
+        return self.metrics.get("lpips")
 
 
 @dataclass
@@ -142,6 +162,19 @@ class MetricCalls:
             kept = self._apply_or_one_by_one(spec, batch, [pair.item for pair in chunk], fail)
             failed.update(id(pair) for pair in chunk if id(pair.item) not in kept)
         return [pair for pair in pairs if id(pair) not in failed]
+
+    def score_background(
+        self, specs: Sequence[ScorerSpec], pairs: list[Pair], *, fail: Fail
+    ) -> list[Pair]:
+        """The background lane's metrics (CPU copies), in order; returns the pairs left."""
+        for spec in specs:
+            if spec.reference_based:
+                pairs = self.score_paired(spec, pairs, fail=fail, cpu=True)
+            else:
+                items = self.score_free(spec, [pair.item for pair in pairs], fail=fail, cpu=True)
+                kept = {id(item) for item in items}
+                pairs = [pair for pair in pairs if id(pair.item) in kept]
+        return pairs
 
     def _apply_or_one_by_one(
         self, spec: ScorerSpec, batch: ScoreBatch, items: list[Item], fail: Fail

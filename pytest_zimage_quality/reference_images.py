@@ -20,9 +20,15 @@ from typing import Any
 from .errors import ZImageError
 from .metric_calls import Item
 
-__all__ = ["ReferenceImages"]
+__all__ = ["ReferenceImages", "reference_wait"]
 
 Key = tuple[str, str]
+
+
+def reference_wait(timeout: float) -> float:
+    """How long a scored candidate waits for its reference's scores: twice
+    ``--zimage-timeout`` (the reference's own generation is bounded by it), at least 10 s."""
+    return max(10.0, 2.0 * timeout)
 
 
 class ReferenceImages:

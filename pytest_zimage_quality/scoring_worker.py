@@ -25,16 +25,15 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .comfyui import GeneratedImage
 from .errors import ImageDecodeError, ScorerError, ZImageError
 from .heap import release_freed_memory
-from .metric_calls import Item, MetricCalls, Pair, prompt_info
+from .metric_calls import Item, MetricCalls, Pair, Scores, prompt_info
 from .metrics import ScorerSpec
 from .reference_images import ReferenceImages
 from .scheduler import ImageRequest
@@ -48,26 +47,6 @@ log = logging.getLogger(__name__)
 DEFAULT_MEMORY_BUDGET = int(default("score_memory")) * 2**20
 #: How many recent batch sizes the worker keeps for tests and benchmarks.
 _HISTORY = 256
-
-
-@dataclass(frozen=True)
-class Scores:
-    """What scoring measured for one image: every metric that applied, by name."""
-
-    metrics: Mapping[str, float]
-    blank: bool
-    width: int
-    height: int
-    #: Per-metric text about this image (what OCR read), where a scorer gave one.
-    details: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def clipscore(self) -> float | None:
-        return self.metrics.get("clipscore")
-
-    @property
-    def lpips(self) -> float | None:
-        return self.metrics.get("lpips")
 
 
 _STOP = object()
@@ -384,19 +363,7 @@ class ScoringWorker:
     def _process_lane(self, batch: list[Pair]) -> None:
         # The lane never touches the scoring thread's state: a failure here fails the case
         # itself only (a reference's candidates are already on their way).
-        entries = batch
-        for spec in self._back:
-            if spec.reference_based:
-                entries = self.calls.score_paired(spec, entries, fail=self._on_failed, cpu=True)
-            else:
-                kept = {
-                    id(item)
-                    for item in self.calls.score_free(
-                        spec, [e.item for e in entries], fail=self._on_failed, cpu=True
-                    )
-                }
-                entries = [e for e in entries if id(e.item) in kept]
-        for entry in entries:
+        for entry in self.calls.score_background(self._back, batch, fail=self._on_failed):
             self._finish(entry.item)
 
     # -- images -------------------------------------------------------------------------
