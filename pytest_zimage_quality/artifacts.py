@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import math
 import os
 import secrets
 import shutil
@@ -32,6 +34,8 @@ from .records import CaseRecord
 from .redaction import redact
 
 __all__ = ["ReportDir", "ResultsLog", "new_run_id", "redacted"]
+
+log = logging.getLogger(__name__)
 
 _RUN_FILES = ("results.jsonl", "summary.json", "report.html")
 
@@ -115,7 +119,14 @@ class ReportDir:
             return Path(path).as_posix()
 
     def write_summary(self, summary: Mapping[str, Any]) -> Path:
-        text = json.dumps(redacted(summary), indent=2, ensure_ascii=False, allow_nan=False)
+        """Write summary.json. A value JSON cannot hold (an infinite or NaN float from a
+        degenerate figure) is written as null, with a log line naming where: the run's
+        summary is never lost to one bad number."""
+        bad: list[str] = []
+        data = _finite_json(redacted(summary), "summary", bad)
+        if bad:
+            log.warning("zimage: summary.json: non-finite values written as null at %s", bad)
+        text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
         write_atomic(self.summary_path, (text + "\n").encode("utf-8"))
         return self.summary_path
 
@@ -169,6 +180,17 @@ def redacted(value: Any) -> Any:
         return {redacted(k) if isinstance(k, str) else k: redacted(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [redacted(v) for v in value]
+    return value
+
+
+def _finite_json(value: Any, where: str, bad: list[str]) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        bad.append(where)
+        return None
+    if isinstance(value, Mapping):
+        return {k: _finite_json(v, f"{where}.{k}", bad) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_json(v, f"{where}[{i}]", bad) for i, v in enumerate(value)]
     return value
 
 

@@ -108,3 +108,11 @@ def test_read_results_skips_a_torn_tail(tmp_path: Path) -> None:
     path = tmp_path / "results.jsonl"
     path.write_text('{"a": 1}\n{"a": 2}\n{"a": 3', encoding="utf-8")
     assert read_results(path) == [{"a": 1}, {"a": 2}]
+
+
+def test_a_non_finite_figure_never_costs_the_summary(tmp_path: Path) -> None:
+    report = ReportDir(tmp_path / "report", "run-1")
+    report.root.mkdir(parents=True)
+    report.write_summary({"gate": {"lower_bound": float("-inf"), "p": float("nan")}, "n": 3})
+    data = json.loads(report.summary_path.read_text(encoding="utf-8"))
+    assert data == {"gate": {"lower_bound": None, "p": None}, "n": 3}
