@@ -28,6 +28,7 @@ __all__ = [
     "ALL_PROMPTS",
     "EXPECTED_TEXT",
     "PROMPT_FILTERS",
+    "GatedMetric",
     "MetricGateSpec",
     "band_failures",
     "bonferroni_alpha",
@@ -35,6 +36,7 @@ __all__ = [
     "further_gates",
     "gate_metric_usage_problem",
     "parse_metric_gates",
+    "planned_further_gates",
 ]
 
 #: Prompt filters by name: every prompt, or those that declare the text their image shows.
@@ -97,6 +99,28 @@ def further_gates(specs: Sequence[MetricGateSpec], gate_metric: str) -> tuple[Me
     """The further gated metrics in force: a table naming the gate metric itself is the gate
     metric's (``--zimage-gate-metric`` may have made it so), not a second test of it."""
     return tuple(spec for spec in specs if spec.metric != gate_metric)
+
+
+@dataclass(frozen=True)
+class GatedMetric:
+    """A further gated metric as its sequential reading needs it (the plan and the stage hold
+    read it exactly as the summary does): its margin and the prompts it is not gated on."""
+
+    metric: str
+    margin: float
+    leave_out: frozenset[str] = frozenset()
+
+
+def planned_further_gates(
+    specs: Sequence[MetricGateSpec], gate_metric: str, prompts: Sequence[_Prompt]
+) -> tuple[GatedMetric, ...]:
+    """The further gated metrics in force, each with the prompts its filter leaves out."""
+    return tuple(
+        GatedMetric(
+            spec.metric, spec.margin, frozenset(p.key for p in prompts if not spec.selects(p))
+        )
+        for spec in further_gates(specs, gate_metric)
+    )
 
 
 def combine_decisions(decisions: Collection[str]) -> str:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from . import stats
 from .checks import CaseBand, case_band
 from .errors import ZImageError
-from .metric_gates import bonferroni_alpha, further_gates
+from .metric_gates import GatedMetric, bonferroni_alpha, planned_further_gates
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -121,6 +121,8 @@ class SuitePlan:
     prior: stats.VariancePrior
     power: stats.PowerPlan | None  # None: no candidate config or fewer than 1 gated prompt
     band: CaseBand
+    #: further gated metrics ([gate.metrics.<name>]): each read through the stages at ``alpha``
+    further: tuple[GatedMetric, ...] = ()
 
     @property
     def staged(self) -> bool:
@@ -216,8 +218,10 @@ def plan_suites(
     for name, (suite, cases) in by_suite.items():
         gate = settings.gate_for(suite)
         # Each of the suite's k gated metrics is tested at alpha / k (metric_gates.py).
-        k = 1 + len(further_gates(suite.metric_gates, settings.gate_metric_for(suite)))
-        gate = dataclasses.replace(gate, alpha=bonferroni_alpha(gate.alpha, k))
+        further = planned_further_gates(
+            suite.metric_gates, settings.gate_metric_for(suite), suite.prompts
+        )
+        gate = dataclasses.replace(gate, alpha=bonferroni_alpha(gate.alpha, 1 + len(further)))
         band = case_band(
             max(m, 1), mode=settings.band, tolerance=gate.tolerance, sd=settings.band_sd
         )
@@ -255,5 +259,6 @@ def plan_suites(
             prior=prior,
             power=power,
             band=band,
+            further=further,
         )
     return plans

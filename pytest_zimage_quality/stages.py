@@ -8,13 +8,17 @@ stops: its later-stage cases are never released to the engine. The reference's l
 cases are released while any candidate still needs them.
 
 ``analyse`` is the one reading of a config's records as looks, used by ``StageHold`` during the
-run and by the summary afterwards, so the two cannot disagree. A stage's look counts the prompts
+run and by the summary afterwards, so the two cannot disagree. With further gated metrics
+(``[gate.metrics.<name>]``) each gated metric is read so, with its own margin and prompts, at
+alpha / k; a config stops once every gated metric is decided, or any one is INFERIOR
+(``read_config``). A stage's look counts the prompts
 that have a usable pair in it (a prompt lost to a failed generation shifts the information
 fractions); stages not yet generated count as planned. No pytest, no engine.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from collections import defaultdict
@@ -23,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import stats
+from .metric_gates import GatedMetric, combine_decisions
 from .metrics import REFERENCE_FREE, MetricInfo
 
 if TYPE_CHECKING:
@@ -30,7 +35,16 @@ if TYPE_CHECKING:
     from .records import CaseRecord
     from .suite import Case
 
-__all__ = ["CLIPSCORE", "StageHold", "StageResult", "analyse", "pair_of", "paired_scores"]
+__all__ = [
+    "CLIPSCORE",
+    "ConfigReading",
+    "StageHold",
+    "StageResult",
+    "analyse",
+    "pair_of",
+    "paired_scores",
+    "read_config",
+]
 
 #: The default gate metric (a suite's ``gate_metric`` names another).
 CLIPSCORE = MetricInfo("clipscore", "CLIPScore", REFERENCE_FREE, True)
@@ -167,6 +181,75 @@ def analyse(
     )
 
 
+@dataclass(frozen=True)
+class ConfigReading:
+    """A candidate config's readings after some stages, one per gated metric (the gate metric
+    first), and whether they stop it: ``decision`` None means go on to the next stage."""
+
+    readings: tuple[tuple[str, StageResult | None], ...]
+    decision: str | None
+    decided_stage: int | None
+
+    def describe(self) -> str:
+        """Each gated metric's word, for the hold's skip reason."""
+        words = []
+        for name, result in self.readings:
+            decision = result.decision if result is not None else None
+            word = stats.DECISION_LABELS.get(decision, decision) if decision else "undecided"
+            words.append(f"{name} {word if result is not None else 'gives no reading'}")
+        return ", ".join(words)
+
+
+def read_config(
+    plan: SuitePlan,
+    records: Iterable[CaseRecord],
+    *,
+    stages_run: int,
+    excluded: Iterable[str] = (),
+    metrics: Sequence[tuple[GatedMetric, MetricInfo | None]],
+) -> ConfigReading:
+    """Whether a candidate config stops after ``stages_run`` stages, every gated metric read by
+    ``analyse`` exactly as the summary reads it (its margin, its prompts, alpha / k).
+
+    ``metrics``: each gated metric and how the run measures it (None: not measured, or not a
+    gate's kind: it can never decide, the summary names it INCOMPLETE, and it holds nothing
+    back). The config stops INFERIOR as soon as one metric is; else once every metric that can
+    decide has, with the combined decision (NON-INFERIOR only if every one is).
+    """
+    rows, leave = list(records), set(excluded)
+    readings: list[tuple[str, StageResult | None]] = []
+    pending = False
+    decided: list[tuple[str, int]] = []
+    for gated, info in metrics:
+        if info is None or info.reference_based:
+            readings.append((gated.metric, None))
+            decided.append((stats.INCOMPLETE, 0))
+            continue
+        out = leave | gated.leave_out
+        own = (
+            plan if gated.margin == plan.margin else dataclasses.replace(plan, margin=gated.margin)
+        )
+        result = analyse(own, rows, stages_run=stages_run, excluded=out, metric=info)
+        readings.append((gated.metric, result))
+        if result is not None and result.decision is not None:
+            decided.append((result.decision, result.decided_stage or stages_run))
+        elif result is not None or _later_prompts(plan, stages_run, out):
+            pending = True  # undecided, or none of its prompts generated yet: go on
+        else:
+            decided.append((stats.INCOMPLETE, 0))  # no prompt of its own anywhere: never decides
+    inferior = [stage for word, stage in decided if word == stats.INFERIOR]
+    if inferior:
+        return ConfigReading(tuple(readings), stats.INFERIOR, min(inferior))
+    if pending or not any(stage for _, stage in decided):
+        return ConfigReading(tuple(readings), None, None)
+    decision = combine_decisions([word for word, _ in decided])
+    return ConfigReading(tuple(readings), decision, max(stage for _, stage in decided))
+
+
+def _later_prompts(plan: SuitePlan, stages_run: int, excluded: set[str]) -> bool:
+    return any(p not in excluded for prompts in plan.stage_prompts[stages_run:] for p in prompts)
+
+
 class StageHold:
     """Which staged cases may be generated: stage 1 at once, stage k+1 of a config only once
     its looks through stage k left it undecided. Thread-safe; decisions are remembered.
@@ -182,17 +265,21 @@ class StageHold:
         cases: Iterable[Case],
         *,
         metric_for: Callable[[str], MetricInfo | None] | None = None,
+        measured: Callable[[], Sequence[MetricInfo]] | None = None,
     ) -> None:
         """``metric_for(suite)``: the suite's gate metric as the run measures it (asked when a
         decision is due, once the scorers exist); None when the run does not measure it, and
-        then nothing is held back. Without it, and without ``use_metric``, CLIPScore."""
+        then nothing is held back. Without it, and without ``use_metric``, CLIPScore.
+        ``measured()``: the run's metrics, where a plan's further gated metrics are found (one
+        not measured never decides, and holds nothing back)."""
         self._plans = plans
         self._metric_for = metric_for
+        self._measured = measured
         self._planned: dict[tuple[str, str, int], list[Case]] = defaultdict(list)
         self._held: dict[tuple[str, str, int], list[Case]] = {}
         self._labels: dict[tuple[str, str], str] = {}
         self._references: dict[str, str] = {}
-        self._results: dict[tuple[str, str, int], StageResult | None] = {}
+        self._results: dict[tuple[str, str, int], ConfigReading | None] = {}
         self._metrics: dict[str, MetricInfo] = {}
         self._lock = threading.Lock()
         for case in cases:
@@ -245,7 +332,7 @@ class StageHold:
         config: str,
         stages_run: int,
         records: Mapping[tuple[str, str], CaseRecord],
-    ) -> tuple[StageResult | None, bool]:
+    ) -> tuple[ConfigReading | None, bool]:
         """``config``'s reading after ``stages_run`` stages, and whether it is final (every
         case of those stages has finished). A decision, once made, stays."""
         key = (suite, config, stages_run)
@@ -260,11 +347,15 @@ class StageHold:
         metric = self._metric(suite)
         if metric is None:
             return None, True
+        plan = self._plans[suite]
+        known = {m.name: m for m in (self._measured() if self._measured is not None else ())}
+        gated: list[tuple[GatedMetric, MetricInfo | None]] = [
+            (GatedMetric(metric.name, plan.margin), metric)
+        ]
+        gated += [(further, known.get(further.metric)) for further in plan.further]
         rows = [r for r in records.values() if r.suite == suite and r.config == config]
         excluded = {r.prompt for r in rows if r.expected_fail}
-        result = analyse(
-            self._plans[suite], rows, stages_run=stages_run, excluded=excluded, metric=metric
-        )
+        result = read_config(plan, rows, stages_run=stages_run, excluded=excluded, metrics=gated)
         self._results[key] = result
         return result, True
 
@@ -296,10 +387,18 @@ class StageHold:
                 if result is not None and result.decision is not None:
                     label = self._labels.get((case.suite, case.config.key), case.config.key)
                     word = stats.DECISION_LABELS.get(result.decision, result.decision)
+                    at = f"stage {result.decided_stage} of {n}"
+                    said = f"{label} decided {word} at {at}"
+                    if len(result.readings) > 1:
+                        said = (
+                            f"{label} decided {word} at {at} ({result.describe()})"
+                            if result.decision == stats.INFERIOR
+                            else f"{label}: every gated metric decided by {at} "
+                            f"({result.describe()})"
+                        )
                     return (
-                        f"{label} decided {word} at stage {result.decided_stage} of {n}: its "
-                        f"stage-{stage} cases are not generated (sequential design, "
-                        "docs/gate.md)",
+                        f"{said}: its stage-{stage} cases are not generated (sequential "
+                        "design, docs/gate.md)",
                         [],
                     )
             return None, self._held.pop((case.suite, case.config.key, stage), [])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from pytest_zimage_quality.hosts import parse_host
@@ -9,24 +10,37 @@ from pytest_zimage_quality.metrics import REFERENCE_FREE, MetricInfo
 from pytest_zimage_quality.planning import plan_suites
 from pytest_zimage_quality.records import CaseRecord
 from pytest_zimage_quality.settings import GateParameters, Settings
-from pytest_zimage_quality.stages import StageHold, analyse
+from pytest_zimage_quality.stages import CLIPSCORE, StageHold, analyse
 from pytest_zimage_quality.suite import Suite, load_suite
+from pytest_zimage_quality.summary import build_summary
 from pytest_zimage_quality.summary.gate import candidate_gate
 from tests.helpers import more_prompts, write_small_suite
 
+from .test_summary import ENVIRONMENT
 
-def _suite(tmp_path: Path) -> Suite:
+
+def _suite(tmp_path: Path, gate: str = "") -> Suite:
     # stage 1: 9 prompts (a look that can stop a clearly fine config), stage 2: 3 prompts
-    path = write_small_suite(tmp_path, extra=more_prompts(6) + more_prompts(3, start=6, stage=2))
+    path = write_small_suite(
+        tmp_path, extra=more_prompts(6) + more_prompts(3, start=6, stage=2) + gate
+    )
     return load_suite(path)
 
 
-def _records(suite: Suite, stages: tuple[int, ...], *, other_drop: float = 0.0) -> list[CaseRecord]:
-    """Records whose CLIPScore shows no drop; the metric "sharp" drops by ``other_drop``."""
+def _records(
+    suite: Suite,
+    stages: tuple[int, ...],
+    *,
+    other_drop: float = 0.0,
+    sharp: Callable[[int], float] | None = None,
+) -> list[CaseRecord]:
+    """Records whose CLIPScore shows no drop; the metric "sharp" drops by ``other_drop``, or
+    by ``sharp(i)`` on the i-th prompt."""
     rows = []
     for i, prompt in enumerate(p for p in suite.prompts if p.stage in stages):
         for seed in suite.seeds:
             ref = 0.30 + i / 100 + seed / 1000
+            drop = sharp(i) if sharp is not None else other_drop
             for config in ("bf16", "fp8"):
                 is_ref = config == "bf16"
                 score = ref + (0 if is_ref else 0.0004 * (seed - 2))
@@ -43,7 +57,7 @@ def _records(suite: Suite, stages: tuple[int, ...], *, other_drop: float = 0.0) 
                         role="reference" if is_ref else "candidate",
                         clipscore=score,
                         reference_clipscore=None if is_ref else ref,
-                        metrics={"sharp": score - (0 if is_ref else other_drop)},
+                        metrics={"sharp": score - (0 if is_ref else drop)},
                         reference_metrics={} if is_ref else {"sharp": ref},
                         outcome="passed",
                     )
@@ -146,3 +160,59 @@ def test_a_stop_at_a_look_too_small_to_decide_is_incomplete_not_a_crash(tmp_path
         assert judged.result is not None
         assert judged.result.alpha == 0.05
         assert any("too few prompts to reach its level" in n for n in judged.notes)
+
+
+SHARP = MetricInfo("sharp", "Sharpness", REFERENCE_FREE, True)
+SHARP_GATED = "\n[gate.metrics.sharp]\nmargin = 0.01\n"
+
+
+def _undecided(i: int) -> float:
+    """Drops of mean 0 and spread 0.03 over the prompts: CLIPScore clears at stage 1 of 2,
+    "sharp" (margin 0.01) neither clears nor fails there."""
+    return (-0.03, 0.03, 0.0)[i % 3]
+
+
+def test_a_config_goes_on_until_every_gated_metric_is_decided(tmp_path: Path) -> None:
+    suite = _suite(tmp_path, SHARP_GATED)
+    cases = suite.cases(configs=("bf16", "fp8"))
+    plans = plan_suites([(suite, c) for c in cases], _settings())
+    assert [g.metric for g in plans[suite.name].further] == ["sharp"]
+    records = {(suite.name, r.case_id): r for r in _records(suite, (1,), sharp=_undecided)}
+    fp8 = next(c for c in cases if c.prompt.stage == 2 and c.config.key == "fp8")
+    ref = next(c for c in cases if c.prompt.stage == 2 and c.is_reference)
+    hold = StageHold(plans, cases, measured=lambda: [SHARP])
+    # CLIPScore is NON-INFERIOR at stage 1, "sharp" undecided: stage 2 is generated
+    stage_two = [c for c in cases if c.config.key == "fp8" and c.prompt.stage == 2]
+    assert hold.check(fp8, records) == (None, stage_two)
+    assert hold.check(ref, records)[0] is None
+    # the summary reads the same: after both stages, each metric decided, none INCOMPLETE
+    rows = _records(suite, (1, 2), sharp=_undecided)
+    summary = build_summary(
+        rows,
+        suites=[suite],
+        settings=_settings(),
+        environment=ENVIRONMENT,
+        run_id="run-1",
+        metrics=(CLIPSCORE, SHARP),
+    )
+    gates = summary.suites[0].configs[1].metric_gates
+    assert gates["clipscore"].decision == "non-inferior"
+    assert gates["sharp"].decision == "inconclusive"  # the final look, not INCOMPLETE
+    # a further metric this run does not measure never decides, so it holds nothing back
+    unmeasured = StageHold(plans, cases, measured=list)
+    reason, _ = unmeasured.check(fp8, records)
+    assert reason is not None
+    assert "every gated metric decided by stage 1 of 2" in reason
+    assert "sharp gives no reading" in reason
+
+
+def test_one_inferior_gated_metric_stops_the_config_inferior(tmp_path: Path) -> None:
+    suite = _suite(tmp_path, SHARP_GATED)
+    cases = suite.cases(configs=("bf16", "fp8"))
+    plans = plan_suites([(suite, c) for c in cases], _settings())
+    records = {(suite.name, r.case_id): r for r in _records(suite, (1,), other_drop=0.05)}
+    fp8 = next(c for c in cases if c.prompt.stage == 2 and c.config.key == "fp8")
+    reason, release = StageHold(plans, cases, measured=lambda: [SHARP]).check(fp8, records)
+    assert reason is not None
+    assert "decided INFERIOR at stage 1 of 2 (clipscore NON-INFERIOR, sharp INFERIOR)" in reason
+    assert release == []

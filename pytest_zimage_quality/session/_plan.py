@@ -80,7 +80,10 @@ class RunPlan:
             self.all_planned = {case.key for _, case in selected}
             if not self.is_worker:  # xdist workers cannot hold: they see a share of the cases
                 self.hold = StageHold(
-                    self.plans, [case for _, case in selected], metric_for=self._gate_metric
+                    self.plans,
+                    [case for _, case in selected],
+                    metric_for=self._gate_metric,
+                    measured=self._measured,
                 )
             if announce and not self.is_worker:
                 for plan in self.plans.values():
@@ -98,6 +101,13 @@ class RunPlan:
         except ZImageError:
             return None  # no scorers: the cases error, the hold has nothing to decide on
         return gate_metric_of(suite, measured, self.settings)
+
+    def _measured(self) -> Sequence[MetricInfo]:
+        """The run's metrics (none without scorers): where further gated metrics are found."""
+        try:
+            return list(self.metrics())
+        except ZImageError:
+            return []
 
     def collected(self, items: list[pytest.Item], *, plan_now: bool) -> None:
         """After collection: plan the run when it will generate (``plan_now``; with no host
