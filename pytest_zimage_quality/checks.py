@@ -18,7 +18,9 @@ fails stays <= ``family_alpha`` (Bonferroni, valid under any dependence between 
 about 0.014). The ceiling 0.09 keeps a broken image (CLIPScore >= 0.10 below its reference's)
 failing its case whatever m is. m is known before any case runs, so every case is tested against
 the same band as soon as it finishes. The fixed band (``mode="fixed"``: the tolerance alone)
-stays selectable.
+stays selectable. A further gated metric's ``band = "scaled"`` is the same rule in its own units
+(its ``band_sd``, no floor, its own ``band_ceiling``), the family budget shared among the run's
+scaled bands (``planning.plan_suites``).
 
 Pure: takes a ``CaseRecord`` and returns the verdict and the message a reviewer reads.
 """
@@ -66,6 +68,7 @@ class CaseBand:
     family_alpha: float
     z: float | None
     limited_by: str | None  # "tolerance" (the floor), "ceiling", or None
+    ceiling: float = BAND_CEILING  # inf: no cap (a further gated metric without band_ceiling)
 
     def describe(self) -> str:
         if self.mode == "fixed":
@@ -74,12 +77,12 @@ class CaseBand:
         limit = {
             None: "",
             "tolerance": f", raised to the tolerance {self.tolerance:g}",
-            "ceiling": f", capped at {BAND_CEILING:g} so a broken image still fails",
+            "ceiling": f", capped at {self.ceiling:g} so a broken image still fails",
         }[self.limited_by]
         return f"scaled band {self.width:.4f} ({how}{limit})"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return asdict(self) | {"ceiling": self.ceiling if math.isfinite(self.ceiling) else None}
 
 
 def case_band(
@@ -89,19 +92,23 @@ def case_band(
     tolerance: float = 0.04,
     sd: float = DEFAULT_BAND_SD,
     family_alpha: float = DEFAULT_FAMILY_ALPHA,
+    ceiling: float = BAND_CEILING,
 ) -> CaseBand:
-    """The band every candidate case of a run of ``n_cases`` candidate cases is checked against."""
+    """The band every candidate case of a run of ``n_cases`` candidate cases is checked against
+    (``ceiling``: CLIPScore's 0.09 by default; a further gated metric's own, or inf)."""
     if mode not in BAND_MODES:
         raise ValueError(f"band mode must be one of {BAND_MODES}, got {mode!r}")
     for name, value in (("tolerance", tolerance), ("sd", sd)):
         if not (math.isfinite(value) and value >= 0):
             raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    if not (ceiling > 0):
+        raise ValueError(f"ceiling must be > 0, got {ceiling!r}")
     if not (0.0 < family_alpha < 1.0):
         raise ValueError(f"family_alpha must be in (0, 1), got {family_alpha!r}")
     if n_cases < 1:
         raise ValueError(f"n_cases must be >= 1, got {n_cases!r}")
     if mode == "fixed":
-        return CaseBand(tolerance, mode, n_cases, tolerance, sd, family_alpha, None, None)
+        return CaseBand(tolerance, mode, n_cases, tolerance, sd, family_alpha, None, None, ceiling)
     # The standard library's normal quantile: this module loads with the plugin, scipy must not.
     z = -NormalDist().inv_cdf(family_alpha / n_cases)
     raw = sd * z
@@ -109,9 +116,9 @@ def case_band(
     width = raw
     if raw < tolerance:
         width, limited_by = tolerance, "tolerance"
-    if width > BAND_CEILING:
-        width, limited_by = BAND_CEILING, "ceiling"
-    return CaseBand(width, mode, n_cases, tolerance, sd, family_alpha, z, limited_by)
+    if width > ceiling:
+        width, limited_by = ceiling, "ceiling"
+    return CaseBand(width, mode, n_cases, tolerance, sd, family_alpha, z, limited_by, ceiling)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,10 @@ an optional prompt filter, e.g. text accuracy on the prompts that declare text::
     band = 0.25              # a case whose paired drop is larger fails (optional)
     prompts = "expected-text"  # or "all" (default), or a list of prompt keys
 
+``band = "scaled"`` with ``band_sd = <image-level SD of the paired difference, in the metric's
+units>`` (and optionally ``band_ceiling``) makes the band widen with the number of cases it
+checks, as CLIPScore's does (``checks.case_band``), so that its false alarms stay bounded.
+
 Multiplicity: every one of the k gated metrics of a suite (the gate metric included) is tested
 at ``alpha / k`` (Bonferroni). A decision rests on monotone one-sided confidence bounds; bounds
 at ``alpha / k`` keep that reading, and the chance that ANY of the k metrics wrongly reads
@@ -22,7 +26,10 @@ import math
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from .checks import CaseBand
 
 __all__ = [
     "ALL_PROMPTS",
@@ -44,7 +51,9 @@ ALL_PROMPTS = "all"
 EXPECTED_TEXT = "expected-text"
 PROMPT_FILTERS = (ALL_PROMPTS, EXPECTED_TEXT)
 _GATE_KEYS = {"metrics": "a table per further gated metric: [gate.metrics.<name>]"}
-_SPEC_KEYS = {"margin", "band", "prompts"}
+_SPEC_KEYS = {"margin", "band", "band_sd", "band_ceiling", "prompts"}
+#: ``band = "scaled"``: the band widens with the cases it checks (needs ``band_sd``).
+SCALED = "scaled"
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 #: Worst first: the order in which gated metrics' decisions combine into a config's.
 _SEVERITY = ("inferior", "incomplete", "insufficient data", "inconclusive", "non-inferior")
@@ -63,8 +72,18 @@ class MetricGateSpec:
 
     metric: str
     margin: float
-    band: float | None = None  # per-case band in the metric's units; None: no per-case check
+    band: float | None = None  # fixed per-case band in the metric's units; None: none (or scaled)
     prompts: str | tuple[str, ...] = ALL_PROMPTS  # a filter name or prompt keys
+    band_sd: float | None = None  # set: the scaled band (``band = "scaled"``), in metric units
+    band_ceiling: float | None = None  # the scaled band's cap (None: no cap)
+
+    @property
+    def scaled(self) -> bool:
+        return self.band_sd is not None
+
+    @property
+    def has_band(self) -> bool:
+        return self.band is not None or self.band_sd is not None
 
     def selects(self, prompt: _Prompt) -> bool:
         """Whether ``prompt`` is one this metric is gated on."""
@@ -83,7 +102,9 @@ class MetricGateSpec:
         return {
             "metric": self.metric,
             "margin": self.margin,
-            "band": self.band,
+            "band": SCALED if self.scaled else self.band,
+            "band_sd": self.band_sd,
+            "band_ceiling": self.band_ceiling,
             "prompts": self.prompts if isinstance(self.prompts, str) else list(self.prompts),
         }
 
@@ -109,12 +130,14 @@ class GatedMetric:
     metric: str
     margin: float
     leave_out: frozenset[str] = frozenset()
+    band: CaseBand | None = None  # its per-case band for this run (the plan sizes a scaled one)
 
 
 def planned_further_gates(
     specs: Sequence[MetricGateSpec], gate_metric: str, prompts: Sequence[_Prompt]
 ) -> tuple[GatedMetric, ...]:
-    """The further gated metrics in force, each with the prompts its filter leaves out."""
+    """The further gated metrics in force, each with the prompts its filter leaves out (the
+    plan adds each one's band, which needs the run's number of cases)."""
     return tuple(
         GatedMetric(
             spec.metric, spec.margin, frozenset(p.key for p in prompts if not spec.selects(p))
@@ -184,16 +207,21 @@ def band_failures(
     *,
     higher_is_better: Mapping[str, bool],
     labels: Mapping[str, str] | None = None,
+    bands: Mapping[str, CaseBand] | None = None,
 ) -> list[str]:
     """Why a candidate case falls outside a further gated metric's per-case band: its value
     dropped from its reference image's (same prompt and seed) by more than ``band``, in the
     metric's bad direction. Metrics without a value for the case (not measured, or a prompt
-    outside the metric's prompts) are not checked here: the config's gate says so."""
+    outside the metric's prompts) are not checked here: the config's gate says so.
+    ``bands``: each metric's band as the plan sized it (a scaled band needs it; without it
+    only a fixed band is checked)."""
     if record.is_reference:
         return []
     out = []
     for spec in specs:
-        if spec.band is None or not spec.selects(prompt) or spec.metric not in higher_is_better:
+        band = (bands or {}).get(spec.metric)
+        width = band.width if band is not None else spec.band
+        if width is None or not spec.selects(prompt) or spec.metric not in higher_is_better:
             continue
         value, reference = record.metric(spec.metric), record.reference_metric(spec.metric)
         if value is None or reference is None:
@@ -202,12 +230,13 @@ def band_failures(
             continue
         sign = 1.0 if higher_is_better[spec.metric] else -1.0
         drop = sign * (value - reference)
-        if drop < -spec.band:
+        if drop < -width:
             label = (labels or {}).get(spec.metric, spec.metric)
+            how = f"{band.describe()}, " if band is not None and band.mode == SCALED else ""
             out.append(
                 f"{record.case_id}: {label} {value:.4g} vs reference {reference:.4g}: the "
-                f"change {drop:+.4g} (in its better direction) is below -band {spec.band:g} "
-                f"([gate.metrics.{spec.metric}] band)"
+                f"change {drop:+.4g} (in its better direction) is below -band {width:.4g} "
+                f"({how}[gate.metrics.{spec.metric}] band)"
             )
     return out
 
@@ -270,17 +299,63 @@ def parse_metric_gates(
                 "e.g. margin = 0.05 for text accuracy",
             )
         margin = _positive(table["margin"], f"{key}.margin", error, zero=False)
-        band = (
-            _positive(table["band"], f"{key}.band", error, zero=True) if "band" in table else None
-        )
+        band, band_sd, ceiling = _band(table, key, error)
         prompts = _prompts(table.get("prompts", ALL_PROMPTS), f"{key}.prompts", prompt_keys, error)
-        specs.append(MetricGateSpec(metric=str(metric), margin=margin, band=band, prompts=prompts))
+        specs.append(
+            MetricGateSpec(
+                metric=str(metric),
+                margin=margin,
+                band=band,
+                prompts=prompts,
+                band_sd=band_sd,
+                band_ceiling=ceiling,
+            )
+        )
     return tuple(specs)
 
 
+def _band(
+    table: Mapping[str, object], key: str, error: Error
+) -> tuple[float | None, float | None, float | None]:
+    """(fixed band, scaled band's SD, its ceiling) of one ``[gate.metrics.<name>]`` table."""
+    value = table.get("band")
+    if isinstance(value, str) and value != SCALED:
+        raise error(
+            f"{key}.band",
+            f"unknown band {value!r}",
+            'write band = <a number in the metric\'s units> (fixed) or band = "scaled" with '
+            "band_sd = ... (docs/metrics.md)",
+        )
+    if value != SCALED:
+        for name in ("band_sd", "band_ceiling"):
+            if name in table:
+                raise error(
+                    f"{key}.{name}",
+                    f"{name} applies only to the scaled band",
+                    f'write band = "scaled" with band_sd = <the paired SD per image, in the '
+                    f"metric's units>, or remove {name} (band = <number> is a fixed band)",
+                )
+        band = _positive(value, f"{key}.band", error, zero=True) if "band" in table else None
+        return band, None, None
+    if "band_sd" not in table:
+        raise error(
+            f"{key}.band",
+            'band = "scaled" needs band_sd',
+            "add band_sd = <the SD of one image's paired difference with no true change, in "
+            "the metric's units>, e.g. band_sd = 0.08 for text accuracy (docs/metrics.md)",
+        )
+    sd = _positive(table["band_sd"], f"{key}.band_sd", error, zero=False)
+    ceiling = (
+        _positive(table["band_ceiling"], f"{key}.band_ceiling", error, zero=False)
+        if "band_ceiling" in table
+        else None
+    )
+    return None, sd, ceiling
+
+
 _TABLE_HINT = (
-    "write [gate.metrics.<name>] with margin = ..., and optionally band = ... and "
-    "prompts = 'expected-text' (docs/metrics.md)"
+    "write [gate.metrics.<name>] with margin = ..., and optionally band = ... (a number, or "
+    "'scaled' with band_sd = ...) and prompts = 'expected-text' (docs/metrics.md)"
 )
 
 

@@ -19,9 +19,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import stats
-from .checks import CaseBand, case_band
+from .checks import DEFAULT_FAMILY_ALPHA, CaseBand, case_band
 from .errors import ZImageError
-from .metric_gates import GatedMetric, bonferroni_alpha, planned_further_gates
+from .metric_gates import (
+    GatedMetric,
+    MetricGateSpec,
+    bonferroni_alpha,
+    further_gates,
+    planned_further_gates,
+)
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -167,6 +173,12 @@ class SuitePlan:
             f"{prior.sd_within:.4g}; α = {self.alpha:g})",
             f"zimage plan: per-case {self.band.describe()} over {self.band.n_cases} candidate cases",
         ]
+        lines.extend(
+            f"zimage plan: per-case {g.metric} {g.band.describe()} over {g.band.n_cases} "
+            "candidate cases ([gate.metrics] band)"
+            for g in self.further
+            if g.band is not None
+        )
         if self.staged:
             lines.append(self.design_line())
         lines.extend(f"zimage plan: WARNING {note}" for note in self.warnings())
@@ -202,6 +214,22 @@ class SuitePlan:
         }
 
 
+def _further_band(
+    spec: MetricGateSpec, cases: Sequence[Case], family_alpha: float
+) -> CaseBand | None:
+    """A further gated metric's per-case band over the candidate cases it checks: fixed (its
+    number), or scaled like CLIPScore's in the metric's units (no floor, its own ceiling)."""
+    n = max(sum(1 for c in cases if not c.is_reference and spec.selects(c.prompt)), 1)
+    if spec.band_sd is not None:
+        ceiling = spec.band_ceiling if spec.band_ceiling is not None else math.inf
+        return case_band(
+            n, tolerance=0.0, sd=spec.band_sd, family_alpha=family_alpha, ceiling=ceiling
+        )
+    if spec.band is not None:
+        return case_band(n, mode="fixed", tolerance=spec.band)
+    return None
+
+
 def plan_suites(
     selected: Iterable[tuple[Suite, Case]],
     settings: Settings,
@@ -214,6 +242,14 @@ def plan_suites(
     for suite, case in selected:
         by_suite.setdefault(suite.name, (suite, []))[1].append(case)
     m = sum(1 for _, cases in by_suite.values() for case in cases if not case.is_reference)
+    # The run's per-case false-alarm budget is shared among its scaled bands (Bonferroni):
+    # CLIPScore's and each further gated metric's band = "scaled" (docs/metrics.md).
+    scaled = sum(
+        spec.scaled
+        for suite, _ in by_suite.values()
+        for spec in further_gates(suite.metric_gates, settings.gate_metric_for(suite))
+    )
+    family = DEFAULT_FAMILY_ALPHA / max((settings.band == "scaled") + scaled, 1)
     plans = {}
     for name, (suite, cases) in by_suite.items():
         gate = settings.gate_for(suite)
@@ -223,7 +259,16 @@ def plan_suites(
         )
         gate = dataclasses.replace(gate, alpha=bonferroni_alpha(gate.alpha, 1 + len(further)))
         band = case_band(
-            max(m, 1), mode=settings.band, tolerance=gate.tolerance, sd=settings.band_sd
+            max(m, 1),
+            mode=settings.band,
+            tolerance=gate.tolerance,
+            sd=settings.band_sd,
+            family_alpha=family,
+        )
+        specs = {spec.metric: spec for spec in suite.metric_gates}
+        further = tuple(
+            dataclasses.replace(g, band=_further_band(specs[g.metric], cases, family))
+            for g in further
         )
         candidates = tuple(dict.fromkeys(c.config.key for c in cases if not c.is_reference))
         # Prompts every candidate is gated on: expected-fail prompts are left out of the gate.

@@ -75,7 +75,7 @@ def test_a_gate_metrics_table_is_read_with_its_margin_band_and_prompts(tmp_path:
     ("gate", "key", "fix"),
     [
         ("[gate.metrics.text_accuracy]\nmargn = 0.05\n", "gate.metrics.text_accuracy.margn",
-         "known keys here: band, margin, prompts"),
+         "known keys here: band, band_ceiling, band_sd, margin, prompts"),
         ("[gate.metrics.text_accuracy]\nband = 0.1\n", "gate.metrics.text_accuracy",
          "add margin = "),
         ("[gate.metrics.text_accuracy]\nmargin = 0\n", "gate.metrics.text_accuracy.margin",
@@ -89,6 +89,14 @@ def test_a_gate_metrics_table_is_read_with_its_margin_band_and_prompts(tmp_path:
         ("[gate.metrics.Text]\nmargin = 0.05\n", "gate.metrics.Text", "lower-case"),
         ("[gate.metrics.clipscore]\nmargin = 0.05\n", "gate.metrics.clipscore",
          "remove this table"),
+        ("[gate.metrics.text_accuracy]\nmargin = 0.05\nband = 'scaled'\n",
+         "gate.metrics.text_accuracy.band", "add band_sd = "),
+        ("[gate.metrics.text_accuracy]\nmargin = 0.05\nband = 0.2\nband_sd = 0.1\n",
+         "gate.metrics.text_accuracy.band_sd", 'write band = "scaled" with band_sd'),
+        ("[gate.metrics.text_accuracy]\nmargin = 0.05\nband = 'wide'\n",
+         "gate.metrics.text_accuracy.band", 'or band = "scaled"'),
+        ("[gate.metrics.text_accuracy]\nmargin = 0.05\nband = 'scaled'\nband_sd = 0\n",
+         "gate.metrics.text_accuracy.band_sd", "write e.g. 0.05"),
         ("[gate]\nmetric = 1\n", "gate.metric", "known keys here: metrics"),
         ("[gate.metrics]\ntext_accuracy = 0.05\n", "gate.metrics.text_accuracy",
          "[gate.metrics.<name>]"),
@@ -479,3 +487,71 @@ def test_a_staged_suite_reads_each_gated_metric_through_its_stages(tmp_path: Pat
     assert text.decision == stats.INFERIOR  # a 0.3 drop is decided through the looks
     assert text.alpha == 0.025
     assert config.decision == stats.INFERIOR
+
+
+# -- the scaled band of a further gated metric --------------------------------------------------
+
+SCALED_BAND = "\n[gate.metrics.text_accuracy]\nmargin = 0.05\nband = 'scaled'\nband_sd = 0.05\n"
+
+
+def test_a_scaled_band_widens_with_its_cases_and_shares_the_false_alarm_budget(
+    tmp_path: Path,
+) -> None:
+    from statistics import NormalDist
+
+    suite = _suite(tmp_path, SCALED_BAND, suite_extra="text_from_quotes = true")
+    (spec,) = suite.metric_gates
+    assert (spec.band, spec.band_sd, spec.band_ceiling) == (None, 0.05, None)
+    settings = Settings(hosts=(HostSpec("http://gpu:8188"),), configs=("bf16", "fp8"))
+    plan = plan_suites([(suite, c) for c in suite.cases(configs=("bf16", "fp8"))], settings)[
+        suite.name
+    ]
+    (text,) = plan.further
+    assert text.band is not None
+    # 18 candidate cases (6 prompts x 3 seeds); the run's 0.05 shared by its two scaled bands
+    assert (text.band.n_cases, text.band.family_alpha) == (18, 0.025)
+    assert text.band.width == pytest.approx(0.05 * NormalDist().inv_cdf(1 - 0.025 / 18))
+    assert plan.band.family_alpha == 0.025  # CLIPScore's scaled band spends the other half
+    assert any("per-case text_accuracy scaled band 0.1496" in line for line in plan.lines())
+    # a fixed band stays what it says, and leaves CLIPScore's budget whole
+    fixed = _suite(tmp_path / "fixed", GATED)
+    plan = plan_suites([(fixed, c) for c in fixed.cases(configs=("bf16", "fp8"))], settings)[
+        fixed.name
+    ]
+    assert plan.further[0].band is not None
+    assert plan.further[0].band.width == 0.2
+    assert plan.band.family_alpha == 0.05
+
+
+def test_a_scaled_band_fails_only_the_cases_beyond_it(tmp_path: Path) -> None:
+    from pytest_zimage_quality.metric_gates import band_failures
+
+    suite = _suite(tmp_path, SCALED_BAND, suite_extra="text_from_quotes = true")
+    (spec,) = suite.metric_gates
+    settings = Settings(hosts=(HostSpec("http://gpu:8188"),), configs=("bf16", "fp8"))
+    plans = plan_suites([(suite, c) for c in suite.cases(configs=("bf16", "fp8"))], settings)
+    band = plans[suite.name].further[0].band
+    assert band is not None
+    bands = {"text_accuracy": band}  # width 0.1496
+    directions = {"text_accuracy": True}
+    small = {r.case_id: r for r in _records(suite.name, text_drop=0.1)}["sign-fp8-s1"]
+    big = {r.case_id: r for r in _records(suite.name, text_drop=0.3)}["sign-fp8-s1"]
+    prompt = suite.prompt("sign")
+    assert band_failures(small, prompt, [spec], higher_is_better=directions, bands=bands) == []
+    (message,) = band_failures(big, prompt, [spec], higher_is_better=directions, bands=bands)
+    assert "below -band 0.1496 (scaled band 0.1496 (0.05 x z(1 - 0.025/18)" in message
+    # without the plan's size a scaled band checks nothing (it is never a guessed number)
+    assert band_failures(big, prompt, [spec], higher_is_better=directions) == []
+    # the summary counts the cases beyond the planned width
+    summary = build_summary(
+        _records(suite.name, text_drop=0.1),
+        suites=[suite],
+        settings=settings,
+        environment=ENVIRONMENT,
+        run_id="run-1",
+        metrics=(CLIP, TEXT),
+        plans=plans,
+    )
+    entry = summary.suites[0].configs[1].metric_gates["text_accuracy"]
+    assert entry.band == pytest.approx(band.width)
+    assert entry.outside_band == ()

@@ -141,6 +141,12 @@ class RunPlan:
         plan = (self.plans or {}).get(suite.name)
         return plan.band if plan is not None else None
 
+    def metric_bands(self, suite: Suite) -> dict[str, CaseBand]:
+        """Each further gated metric's per-case band as the plan sized it."""
+        plan = (self.plans or {}).get(suite.name)
+        further = plan.further if plan is not None else ()
+        return {g.metric: g.band for g in further if g.band is not None}
+
 
 def record_warning(config: pytest.Config, text: str) -> None:
     """A ZImageWarning in pytest's warnings summary that never stops the run: it is

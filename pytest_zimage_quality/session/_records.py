@@ -8,7 +8,7 @@ outcome (passed, failed, error, xfailed, xpassed) is read back on the controller
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -133,11 +133,16 @@ def check_outcome(
 
 
 def metric_band_failures(
-    suite: Suite, case: Case, record: CaseRecord, specs: Callable[[], Sequence[ScorerSpec]]
+    suite: Suite,
+    case: Case,
+    record: CaseRecord,
+    specs: Callable[[], Sequence[ScorerSpec]],
+    bands: Mapping[str, CaseBand] | None = None,
 ) -> list[str]:
     """A candidate outside a further gated metric's per-case band ([gate.metrics.<name>]
-    band; metric_gates.band_failures): ``specs`` gives the run's metrics' directions."""
-    if case.is_reference or not any(g.band is not None for g in suite.metric_gates):
+    band; metric_gates.band_failures): ``specs`` gives the run's metrics' directions,
+    ``bands`` each band as the plan sized it (a scaled band is checked only with it)."""
+    if case.is_reference or not any(g.has_band for g in suite.metric_gates):
         return []
     known = specs()
     return band_failures(
@@ -146,6 +151,7 @@ def metric_band_failures(
         suite.metric_gates,
         higher_is_better={s.name: s.higher_is_better for s in known},
         labels={s.name: s.label for s in known},
+        bands=bands,
     )
 
 

@@ -271,7 +271,9 @@ class ZImageSession:
                 raise
         band = None if case.is_reference else self.band_for(suite)
         record = self.record_for(base, outcome)
-        also = metric_band_failures(suite, case, record, self.metric_specs)
+        also = metric_band_failures(
+            suite, case, record, self.metric_specs, self._plan.metric_bands(suite)
+        )
         check_outcome(item, record, outcome, band, also=also)
 
     def _base_record(self, suite: Suite, case: Case) -> CaseRecord:

@@ -119,10 +119,13 @@ def further_metric_gates(
     """Each further gated metric's decision for one candidate config's ``rows``; ``gate``
     carries the suite's parameters with alpha already divided by ``k``."""
     known = {m.name: m for m in metrics}
+    planned = {g.metric: g.band for g in plan.further} if plan is not None else {}
     out: dict[str, MetricGate] = {}
     for spec in specs:
         info = known.get(spec.metric)
         leave_out = {p.key for p in prompts if not spec.selects(p)}
+        sized = planned.get(spec.metric)  # the plan's band (a scaled one needs the run's size)
+        band = sized.width if sized is not None else spec.band
         entry = MetricGate(
             metric=spec.metric,
             label=info.label if info is not None else spec.metric,
@@ -130,7 +133,7 @@ def further_metric_gates(
             margin=spec.margin,
             alpha=gate.alpha,
             k=k,
-            band=spec.band,
+            band=band,
             prompts=spec.prompts,
             decision=stats.INCOMPLETE,
             gate=None,
@@ -159,7 +162,7 @@ def further_metric_gates(
             entry,
             decision=judged.decision,
             gate=judged.result,
-            outside_band=_outside_band(rows, spec, info, leave_out),
+            outside_band=_outside_band(rows, band, info, leave_out),
             missing_prompts=judged.missing,
             planned_prompts=judged.planned,
             notes=tuple(f"{info.label}: {note}" for note in judged.notes),
@@ -168,14 +171,14 @@ def further_metric_gates(
 
 
 def _outside_band(
-    rows: Sequence[CaseRecord], spec: MetricGateSpec, info: MetricInfo, leave_out: set[str]
+    rows: Sequence[CaseRecord], band: float | None, info: MetricInfo, leave_out: set[str]
 ) -> tuple[str, ...]:
-    if spec.band is None:
+    if band is None:
         return ()
     out = []
     for record in rows:
         pair = None if record.prompt in leave_out else pair_of(record, info)
-        if pair is not None and pair[1] - pair[0] < -spec.band:
+        if pair is not None and pair[1] - pair[0] < -band:
             out.append(record.case_id)
     return tuple(out)
 
