@@ -11,6 +11,7 @@ candidate cases in the run, which is known here too. Pure apart from reading the
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -129,6 +130,9 @@ class SuitePlan:
     band: CaseBand
     #: further gated metrics ([gate.metrics.<name>]): each read through the stages at ``alpha``
     further: tuple[GatedMetric, ...] = ()
+    #: a staged suite's planned power: the sequential design's chance to end NON-INFERIOR at no
+    #: true drop under the prior (``stats.sequential_power``); None without stages
+    sequential_power: float | None = None
 
     @property
     def staged(self) -> bool:
@@ -165,10 +169,17 @@ class SuitePlan:
             looks = ", ".join(map(str, self.looks))
             stages = f" in {len(self.stage_prompts)} stages (looks at {looks} prompts)"
         mdd = "—" if p.min_detectable_drop is None else f"{p.min_detectable_drop:.4f}"
+        power = f"{p.power:.2f}"
+        if self.sequential_power is not None:
+            power = (
+                f"{self.sequential_power:.3f} (the sequential design's: its chance to end "
+                f"NON-INFERIOR with no true drop; one look at all {p.n_prompts} prompts: "
+                f"{p.power:.3f})"
+            )
         lines = [
             head
             + f"{p.n_prompts} prompts × {p.n_seeds} seeds per candidate{stages}; planned power "
-            f"at δ = {self.margin:g}: {p.power:.2f}, minimum detectable drop {mdd} "
+            f"at δ = {self.margin:g}: {power}, minimum detectable drop {mdd} "
             f"(prior {prior.source}: sd_between {prior.sd_between:.4g}, sd_within "
             f"{prior.sd_within:.4g}; α = {self.alpha:g})",
             f"zimage plan: per-case {self.band.describe()} over {self.band.n_cases} candidate cases",
@@ -200,9 +211,17 @@ class SuitePlan:
 
     def warnings(self) -> list[str]:
         """Below the target power: what would reach it (never fails the run)."""
-        if self.power is None or self.power.adequately_powered:
+        if self.power is None:
             return []
-        return [f"suite {self.suite}: {'; '.join(self.power.notes)}"]
+        notes = [] if self.power.adequately_powered else list(self.power.notes)
+        target = self.power.target
+        if self.sequential_power is not None and self.sequential_power < target:
+            notes.append(
+                f"the sequential design's planned power {self.sequential_power:.3f} < {target:g}"
+                " (its early looks spend α the last look no longer has): add prompts to the "
+                "later stages"
+            )
+        return [f"suite {self.suite}: {'; '.join(notes)}"] if notes else []
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -210,6 +229,7 @@ class SuitePlan:
             "seeds": self.seeds,
             "prior": self.prior.to_dict(),
             "power": None if self.power is None else self.power.to_dict(),
+            "sequential_power": self.sequential_power,
             "band": self.band.to_dict(),
         }
 
@@ -228,6 +248,22 @@ def _further_band(
     if spec.band is not None:
         return case_band(n, mode="fixed", tolerance=spec.band)
     return None
+
+
+def _sequential_power(
+    stages: Sequence[Sequence[str]],
+    prior: stats.VariancePrior,
+    seeds: int,
+    margin: float,
+    alpha: float,
+) -> float | None:
+    """The staged design's planned power at no true drop (None without stages)."""
+    if len(stages) < 2:
+        return None
+    looks = tuple(itertools.accumulate(len(s) for s in stages))
+    sd = prior.sd_prompt(seeds)
+    effect = margin / sd if sd > 0 else 1e6
+    return stats.sequential_power(looks, alpha, round(effect, 9))
 
 
 def plan_suites(
@@ -305,5 +341,8 @@ def plan_suites(
             power=power,
             band=band,
             further=further,
+            sequential_power=_sequential_power(stage_prompts, prior, seeds, gate.margin, gate.alpha)
+            if power is not None
+            else None,
         )
     return plans

@@ -216,3 +216,24 @@ def test_one_inferior_gated_metric_stops_the_config_inferior(tmp_path: Path) -> 
     assert reason is not None
     assert "decided INFERIOR at stage 1 of 2 (clipscore NON-INFERIOR, sharp INFERIOR)" in reason
     assert release == []
+
+
+def test_a_staged_plan_prints_the_sequential_designs_power(tmp_path: Path) -> None:
+    suite = _suite(tmp_path)  # looks at 9 and 12 prompts
+    cases = suite.cases(configs=("bf16", "fp8"))
+    plan = plan_suites([(suite, c) for c in cases], _settings())[suite.name]
+    assert plan.power is not None
+    assert plan.sequential_power is not None
+    # the early look spends alpha the last one no longer has: a little below one look at all 12
+    assert 0.5 < plan.sequential_power < plan.power.power
+    head = plan.lines()[0]
+    assert (
+        f"planned power at δ = 0.01: {plan.sequential_power:.3f} (the sequential design's" in head
+    )
+    assert f"one look at all 12 prompts: {plan.power.power:.3f})" in head
+    assert plan.to_dict()["sequential_power"] == plan.sequential_power
+    # without stages: the one figure, as before
+    (tmp_path / "flat").mkdir()
+    flat = load_suite(write_small_suite(tmp_path / "flat", extra=more_prompts(6)))
+    flat_plan = plan_suites([(flat, c) for c in flat.cases(configs=("bf16", "fp8"))], _settings())
+    assert flat_plan[flat.name].sequential_power is None

@@ -25,6 +25,7 @@ from pytest_zimage_quality.stats._sequential import (
     obrien_fleming_spending,
     sequential_design,
     sequential_gate,
+    sequential_power,
 )
 
 ALPHA, MARGIN = 0.05, 0.01
@@ -181,3 +182,24 @@ def test_stage_one_of_the_example_design_stops_most_clearly_fine_configs() -> No
     design = calibrated_design((6, 12, 18), ALPHA)
     stopped = float(np.mean(monotone_t(x) > design.critical_values[0]))
     assert 0.35 < stopped < 0.55
+
+
+def test_the_sequential_designs_planned_power_is_the_gates_pass_rate_at_no_drop() -> None:
+    """sequential_power is what sequential_gate does: 1000 configs with no true drop, per-prompt
+    SD 0.01, margin 0.006 (effect 0.6), looks at 6 and 12 prompts."""
+    planned = sequential_power((6, 12), ALPHA, 0.6)
+    rng = np.random.default_rng(20251128)
+    runs = 1000
+    passed = sum(
+        sequential_gate(
+            list(rng.normal(0.0, 0.01, 12)), [6, 12], margin=0.006, alpha=ALPHA
+        ).decision
+        == NON_INFERIOR
+        for _ in range(runs)
+    )
+    se = math.sqrt(planned * (1 - planned) / runs)
+    assert abs(passed / runs - planned) < 4 * se
+    # the early look costs power: below one look at all 12 prompts, above one at 6
+    alone = float(np.mean(monotone_t(np.random.default_rng(3).normal(0.6, 1, (1 << 15, 12)))
+                          > critical_value(12, ALPHA)))  # fmt: skip
+    assert sequential_power((6,), ALPHA, 0.6) < planned < alone

@@ -32,6 +32,7 @@ from ._sequential import (
     pocock_spending,
     sequential_design,
     sequential_gate,
+    sequential_power,
 )
 from ._verdicts import (
     DECISION_LABELS,
@@ -96,6 +97,7 @@ __all__ = [
     "pocock_spending",
     "sequential_design",
     "sequential_gate",
+    "sequential_power",
     "speedup",
     "two_axis_verdict",
 ]

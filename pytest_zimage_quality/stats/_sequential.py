@@ -61,11 +61,14 @@ __all__ = [
     "pocock_spending",
     "sequential_design",
     "sequential_gate",
+    "sequential_power",
 ]
 
 _MVN_ABSEPS: Final = 1e-7
 #: Normal samples behind each calibrated design (fixed seed: reproducible everywhere).
 SEQUENTIAL_DRAWS: Final = 1 << 18
+#: Normal samples behind a design's planned power (Monte Carlo SE <= 0.002; about 0.0004 at 0.99).
+POWER_DRAWS: Final = 1 << 16
 _CHUNK: Final = 1 << 14
 
 Spending = Callable[[float, float], float]
@@ -225,6 +228,41 @@ def calibrated_design(
         nominal.append(float(np.count_nonzero(column > q)) / draws)
     z = tuple(float(sps.norm.isf(p)) if p > 0 else math.inf for p in nominal)
     return SequentialDesign(t, a, spent, z, tuple(nominal), spending, tuple(qs))
+
+
+@lru_cache(maxsize=256)
+def sequential_power(
+    planned_prompts: tuple[int, ...],
+    alpha: float,
+    effect: float,
+    spending: str = DEFAULT_SPENDING,
+) -> float:
+    """The planned power of the sequential design: the chance that ``sequential_gate`` ends
+    NON-INFERIOR (at any look) for a config with no true drop, whose per-prompt mean
+    differences are normal with SD sd; ``effect`` = margin / sd (T* is scale-free, so that is
+    all it depends on). Fixed-seed Monte Carlo of ``POWER_DRAWS`` configs through the same
+    calibrated boundaries and the same stopping rule (NON-INFERIOR first, then INFERIOR, at the
+    first look that decides). Below the fixed-size power of one look at every prompt: the early
+    looks spend alpha that the last one no longer has."""
+    a = check_alpha(alpha)
+    if not (math.isfinite(effect) and effect >= 0):
+        raise ValueError(f"effect must be a finite number >= 0, got {effect!r}")
+    plan = tuple(int(p) for p in planned_prompts)
+    design = calibrated_design(plan, a, spending)
+    rng = np.random.default_rng(np.random.SeedSequence([20_251_128, 11, *plan]))
+    shift = min(effect, 1e6)  # beyond, every draw clears where a look can stop at all
+    ended = 0
+    for _ in range(POWER_DRAWS // _CHUNK):
+        x = rng.standard_normal((_CHUNK, plan[-1])) + shift
+        alive = np.ones(_CHUNK, dtype=bool)
+        for n_k, q in zip(plan, design.critical_values, strict=True):
+            if n_k < 2 or q == math.inf:
+                continue  # a look that cannot stop a config
+            up = monotone_t(x[:, :n_k]) > q
+            down = monotone_t(-x[:, :n_k]) > q
+            ended += int(np.count_nonzero(alive & up))
+            alive &= ~(up | down)
+    return ended / POWER_DRAWS
 
 
 @dataclass(frozen=True)
