@@ -11,7 +11,8 @@ Import it from here; the private modules hold one job each (httpx's layout):
 - ``_guard``: stopping on SIGTERM/SIGHUP, and the report directory's lock;
 - ``_environment``: where the run happened (servers, scorers, VRAM peaks) for summary.json;
 - ``_summary``, ``_ci_blocks``: the summary at session finish, with its CI blocks;
-- ``_outputs``: report.html, the Markdown summary, the report header and the CI lines;
+- ``_outputs``: what a finished run writes (summary.json, report.html, Markdown, JUnit
+  properties), the report header and the terminal's CI lines;
 - ``_exit``: the exit status, the verdict line printed last, the JUnit properties.
 """
 

@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
 from ..artifacts import ReportDir
 from ..baseline import BaselineError, Comparison
 from ..errors import ZImageError, ZImageWarning
@@ -25,6 +27,7 @@ from ..report.comparison import comparison_lines, provenance_lines, speed_memory
 from ..report.markdown import STEP_SUMMARY_ENV, append_step_summary, render_markdown, write_markdown
 from ..report.terminal import report_header
 from ..servers import stats_body
+from ._exit import add_junit_properties
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -36,8 +39,28 @@ __all__ = [
     "store_history",
     "write_ci_lines",
     "write_html",
+    "write_outputs",
     "write_pr_summary",
 ]
+
+
+def write_outputs(
+    config: pytest.Config,
+    settings: Settings,
+    report_dir: ReportDir,
+    summary: RunSummary,
+    records: Sequence[CaseRecord],
+    *,
+    comparison: Comparison | None,
+) -> None:
+    """Everything a finished run writes from its summary: summary.json, report.html (with
+    the history), the Markdown summary and the JUnit XML's gate properties."""
+    report_dir.write_summary(summary.to_dict())
+    write_html(report_dir, summary, records, history_dir=settings.history, run_id=report_dir.run_id)
+    write_pr_summary(
+        settings, summary, records, comparison=comparison, report_path=report_dir.html_path
+    )
+    add_junit_properties(config, summary)
 
 
 def write_html(

@@ -34,14 +34,13 @@ from ._environment import (
     merge_environment,
 )
 from ._exit import (
-    add_junit_properties,
     identical_images_failure,
     settle_exit_status,
     stopped_early,
     write_last_lines,
 )
 from ._guard import RunGuard
-from ._outputs import header_lines, host_lines, write_ci_lines, write_html, write_pr_summary
+from ._outputs import header_lines, host_lines, write_ci_lines, write_outputs
 from ._plan import RunPlan
 from ._records import (
     add_error_record,
@@ -339,22 +338,14 @@ class ZImageSession:
         self.summary, self.verdicts = end.summary, end.verdicts
         self.comparison, self.baseline_refused = end.comparison, end.baseline_refused
         self.gate_metric_error = end.gate_metric_error
-        self.report_dir.write_summary(self.summary.to_dict())
-        write_html(
+        write_outputs(
+            self.config,
+            self.settings,
             self.report_dir,
             self.summary,
             records,
-            history_dir=self.settings.history,
-            run_id=self.run_id,
-        )
-        write_pr_summary(
-            self.settings,
-            self.summary,
-            records,
             comparison=self.comparison,
-            report_path=self.report_dir.html_path,
         )
-        add_junit_properties(self.config, self.summary)
         self.identical_images_error = identical_images_failure(self.records.values())
         self.gate_failed = settle_exit_status(
             session,
