@@ -425,6 +425,88 @@ def test_a_further_gated_metric_fails_its_cases_and_its_configs_in_a_run(
     assert '<property name="zimage_metric_gate_NVFP4_clipscore"' in xml
 
 
+TWO_SCORERS = """
+from pytest_zimage_quality import REFERENCE_FREE, ScoreBatch, ScorerSpec
+
+# per-prompt drops of mean 0 and spread 0.025: undecided at margin 0.01 on 6 or 9 prompts
+OFFSET = {"cat": -0.03, "ink": 0.03, "sign": 0.0, "dog": -0.03, "clock": 0.03, "poster": 0.0,
+          "robot": -0.03, "city": 0.03, "tea": 0.0}
+
+
+def _same(batch: ScoreBatch) -> list[float]:
+    return [1.0 for _ in batch.keys]
+
+
+def _wobble(batch: ScoreBatch) -> list[float]:
+    cases = [key.rsplit("/", 1)[-1] for key in batch.keys]
+    return [1.0 if "-bf16-" in c else 1.0 + OFFSET[c.split("-")[0]] for c in cases]
+
+
+def pytest_zimage_register_scorers(config, settings, suites):
+    return [
+        ScorerSpec(name="same", label="Same", kind=REFERENCE_FREE, higher_is_better=True,
+                   score=_same),
+        ScorerSpec(name="wobble", label="Wobble", kind=REFERENCE_FREE, higher_is_better=True,
+                   score=_wobble),
+    ]
+"""
+
+
+@pytest.mark.slow
+def test_the_stage_hold_runs_a_config_on_until_every_gated_metric_is_decided(
+    pytester: pytest.Pytester,
+) -> None:
+    """The gate metric ("same", no change) decides every candidate at stage 1; the further
+    gated metric ("wobble") is undecided there, so stage 2 is generated and decides it."""
+    pytester.makeconftest(TWO_SCORERS)
+    write_small_suite(
+        pytester.path,
+        suite_extra='gate_metric = "same"',
+        extra=more_prompts(3)
+        + more_prompts(3, start=3, stage=2)
+        + "\n[gate.metrics.wobble]\nmargin = 0.01\n",
+    )
+    report = pytester.path / "report"
+    result = pytester.runpytest_subprocess(
+        "-p", "no:randomly", "--zimage-host=simulated", "--zimage-weights=random",
+        "--zimage-seeds=1", f"--zimage-report-dir={report}",
+        f"--zimage-cache-dir={pytester.path / 'cache'}",
+    )  # fmt: skip
+    result.assert_outcomes(passed=27)  # nothing held back: stage 2 ran for every config
+    summary = json.loads((report / "summary.json").read_text(encoding="utf-8"))
+    for config in summary["suites"][0]["configs"][1:]:
+        gates = config["metric_gates"]
+        assert gates["same"]["decision"] == "non-inferior"
+        assert gates["wobble"]["decision"] == "inconclusive"  # its last look, not INCOMPLETE
+        assert config["stages"]["decided_stage"] == 1  # the gate metric's own look
+
+
+@pytest.mark.slow
+def test_a_scaled_band_is_sized_by_the_plan_and_checked_in_a_run(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(MARK_SCORER)
+    write_small_suite(
+        pytester.path,
+        extra=more_prompts(3)
+        + "\n[gate.metrics.mark]\nmargin = 0.05\nband = 'scaled'\nband_sd = 0.1\n",
+    )
+    report = pytester.path / "report"
+    result = pytester.runpytest_subprocess(
+        "-p", "no:randomly", "--zimage-host=simulated", "--zimage-weights=random",
+        "--zimage-seeds=1", f"--zimage-report-dir={report}",
+        f"--zimage-cache-dir={pytester.path / 'cache'}",
+    )  # fmt: skip
+    # 12 candidate cases, the 5% shared with CLIPScore's band: 0.1 x z(1 - 0.025/12) = 0.2865
+    result.assert_outcomes(passed=6, failed=12)
+    result.stdout.fnmatch_lines(
+        ["*Mark 0.5 vs reference 1: the change -0.5*below -band 0.2865 (scaled band 0.2865*"]
+    )
+    summary = json.loads((report / "summary.json").read_text(encoding="utf-8"))
+    assert summary["suites"][0]["plan"]["band"]["family_alpha"] == 0.025
+    for config in summary["suites"][0]["configs"][1:]:
+        assert config["metric_gates"]["mark"]["band"] == pytest.approx(0.2865, abs=1e-4)
+        assert len(config["metric_gates"]["mark"]["outside_band"]) == 6
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "extra", "message"),
