@@ -9,14 +9,14 @@ from pytest_zimage_quality.hosts import parse_host
 from pytest_zimage_quality.metrics import REFERENCE_FREE, MetricInfo
 from pytest_zimage_quality.planning import plan_suites
 from pytest_zimage_quality.records import CaseRecord
+from pytest_zimage_quality.report.text_tables import power_rows
 from pytest_zimage_quality.settings import GateParameters, Settings
 from pytest_zimage_quality.stages import CLIPSCORE, StageHold, analyse
 from pytest_zimage_quality.suite import Suite, load_suite
 from pytest_zimage_quality.summary import build_summary
 from pytest_zimage_quality.summary.gate import candidate_gate
 from tests.helpers import more_prompts, write_small_suite
-
-from .test_summary import ENVIRONMENT
+from tests.helpers.html_reports import ENVIRONMENT
 
 
 def _suite(tmp_path: Path, gate: str = "") -> Suite:
@@ -237,3 +237,28 @@ def test_a_staged_plan_prints_the_sequential_designs_power(tmp_path: Path) -> No
     flat = load_suite(write_small_suite(tmp_path / "flat", extra=more_prompts(6)))
     flat_plan = plan_suites([(flat, c) for c in flat.cases(configs=("bf16", "fp8"))], _settings())
     assert flat_plan[flat.name].sequential_power is None
+
+
+def test_a_staged_suites_planned_power_is_the_sequential_designs(tmp_path: Path) -> None:
+    suite = _suite(tmp_path)
+    cases = suite.cases(configs=("bf16", "fp8"))
+    plans = plan_suites([(suite, c) for c in cases], _settings())
+    plan = plans[suite.name]
+    assert plan.staged
+    assert plan.sequential_power is not None
+    summary = build_summary(
+        _records(suite, (1,)),
+        suites=[suite],
+        settings=_settings(),
+        environment=ENVIRONMENT,
+        run_id="r",
+        plans=plans,
+    )
+    (built,) = summary.suites
+    fp8 = next(c for c in built.configs if c.key == "fp8")
+    assert fp8.gate is not None
+    assert built.planned_power(fp8) == plan.sequential_power
+    _, rows = power_rows(built)
+    assert rows[0][2] == f"{plan.sequential_power:.2f}"
+    reference = next(c for c in built.configs if c.is_reference)
+    assert built.planned_power(reference) is None

@@ -195,7 +195,8 @@ def legend(suite: SuiteSummary) -> tuple[LegendEntry, ...]:
             (
                 "chance of NON-INFERIOR when the config has no true drop, from the variance prior "
                 "(summary.json gate.plan.prior), not from this run's data; it never grades the "
-                "verdict.",
+                "verdict. For a staged suite it is the sequential design's (every look, "
+                "summary.json plan.sequential_power).",
             ),
         ),
         LegendEntry(

@@ -257,6 +257,15 @@ class SuiteSummary:
     def tolerance(self) -> float:
         return self.parameters["tolerance"].value
 
+    def planned_power(self, config: ConfigSummary) -> float | None:
+        """The power planned for ``config``: a staged suite's is its sequential design's (the
+        chance to end NON-INFERIOR through every look), not one look's at the prompts used."""
+        if config.gate is None:
+            return None
+        if self.plan is not None and self.plan.staged and self.plan.sequential_power is not None:
+            return self.plan.sequential_power
+        return config.gate.power
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
