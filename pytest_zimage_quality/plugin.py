@@ -18,6 +18,7 @@ from .errors import ZImageError
 from .options import register_options, resolve_settings
 from .session import NO_HOST_REASON, SESSION_KEY, ZImageSession
 from .settings import Settings
+from .xdist_group import WORKERINPUT_KEY, groups_cases, make_scheduler
 
 if TYPE_CHECKING:
     from .comfyui import ComfyUIClient
@@ -46,17 +47,26 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "zimage-session")
     if config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(XdistHooks(session), "zimage-xdist")
+        config.pluginmanager.register(XdistHooks(session, groups_cases(config)), "zimage-xdist")
 
 
 class XdistHooks:
-    """Registered only when pytest-xdist is installed: hands the run id to the workers."""
+    """Registered only when pytest-xdist is installed: hands the run id to the workers and,
+    under ``-n``, schedules every zimage case onto one of them (xdist_group.py)."""
 
-    def __init__(self, session: ZImageSession) -> None:
+    def __init__(self, session: ZImageSession, grouped: bool) -> None:
         self.session = session
+        self.grouped = grouped
 
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput["zimage_run_id"] = self.session.run_id
+        node.workerinput[WORKERINPUT_KEY] = self.grouped
+
+    @pytest.hookimpl(tryfirst=True, optionalhook=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        if not self.grouped:
+            return None
+        return make_scheduler(config, log, self.session.case_ids())
 
     def pytest_testnodedown(self, node: Any, error: object) -> None:
         environment = getattr(node, "workeroutput", {}).get("zimage_environment")

@@ -1,6 +1,6 @@
 """pytest-xdist over a pool: ``-n 2`` gives the outcomes, summary decisions and case verdicts
-of a run without it. (Each worker runs its own pool over the same servers today, so the model
-loads are not yet the same: docs/scale-out.md, "Under pytest-xdist".)"""
+of a run without it, with no more generations or model loads: one worker runs every zimage case
+(xdist_group), so one pool schedules them."""
 
 from __future__ import annotations
 
@@ -73,7 +73,12 @@ def test_two_workers_give_the_same_outcomes_summary_and_verdicts(
     (tmp_path / "plain").mkdir()
     (tmp_path / "xdist").mkdir()
     plain_out, plain = _run(tmp_path / "plain", urls)
+    plain_loads = [fake.model_loads for fake in fakes]
+    plain_generations = [fake.generations for fake in fakes]
     xdist_out, xdist = _run(tmp_path / "xdist", urls, "-n", "2")
+    # one worker runs every zimage case (xdist_group): no extra model loads or generations
+    assert sum(f.model_loads for f in fakes) - sum(plain_loads) <= sum(plain_loads)
+    assert sum(f.generations for f in fakes) - sum(plain_generations) == sum(plain_generations)
     assert "54 passed" in plain_out
     assert "54 passed" in xdist_out
     assert _decisions(xdist) == _decisions(plain)

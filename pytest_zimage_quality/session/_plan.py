@@ -30,11 +30,21 @@ __all__ = ["RunPlan", "record_warning"]
 class RunPlan:
     """The selected cases, each suite's plan, and the stage hold (controller only)."""
 
-    def __init__(self, config: pytest.Config, catalog: SuiteCatalog, *, is_worker: bool) -> None:
+    def __init__(
+        self,
+        config: pytest.Config,
+        catalog: SuiteCatalog,
+        *,
+        is_worker: bool,
+        owns_every_case: bool = False,
+    ) -> None:
         self.config = config
         self.catalog = catalog
         self.settings: Settings = catalog.settings
         self.is_worker = is_worker
+        #: an xdist worker that, if it runs any zimage case, runs all of them (xdist_group):
+        #: it plans, queues ahead and holds stages as a run without -n does
+        self.sees_every_case = not is_worker or owns_every_case
         #: None until collection planned the run
         self.plans: dict[str, SuitePlan] | None = None
         self.hold: StageHold | None = None
@@ -78,7 +88,7 @@ class RunPlan:
             selected = self.selected(items)
             self.plans = plan_suites(selected, self.settings, prior_file=self._prior)
             self.all_planned = {case.key for _, case in selected}
-            if not self.is_worker:  # xdist workers cannot hold: they see a share of the cases
+            if self.sees_every_case:  # a worker with a share of the cases cannot hold
                 self.hold = StageHold(
                     self.plans,
                     [case for _, case in selected],
@@ -115,8 +125,9 @@ class RunPlan:
         planned = self.selected(items)
         if planned and plan_now:
             self.plan(items, announce=True)
-        # Under xdist a worker runs a share of the items it cannot know in advance: plan on demand.
-        self.planned = [] if self.is_worker else planned
+        # An xdist worker with a share of the items it cannot know in advance plans on demand;
+        # with the cases grouped, only the worker that runs them starts an engine (on first use).
+        self.planned = planned if self.sees_every_case else []
 
     def first_cases(self) -> list[Case]:
         """What the engine generates from the start: a staged suite's stage 1 (later stages

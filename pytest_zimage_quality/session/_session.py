@@ -27,6 +27,7 @@ from ..records import CaseRecord
 from ..report.terminal import write_terminal_summary
 from ..suite import Case, Suite
 from ..summary.model import Environment
+from ..xdist_group import owns_every_case
 from ._dirs import RunDirs
 from ._engine import RunEngine
 from ._environment import (
@@ -106,7 +107,9 @@ class ZImageSession:
         self.error_kinds: dict[tuple[str, str], str] = {}
         self.verdicts: RunVerdicts | None = None
         # The gate's plan, made at collection (docs/gate.md): power, stages, per-case band.
-        self._plan = RunPlan(config, self._catalog, is_worker=self.is_worker)
+        self._plan = RunPlan(
+            config, self._catalog, is_worker=self.is_worker, owns_every_case=owns_every_case(config)
+        )
         self._run = RunEngine(config, self._plan, self.environment)
         self._plan.metrics = lambda: [spec.describe() for spec in self._run.metric_specs()]
 
@@ -137,6 +140,17 @@ class ZImageSession:
     def loaded_suites(self) -> list[Suite]:
         """Suites collected in this process, plus those records name (the xdist controller)."""
         return self._catalog.loaded(self.records.values())
+
+    def case_ids(self) -> frozenset[str]:
+        """The case ids a Python test's ``zimage_case`` is parametrized over (--zimage-suite),
+        for the xdist scheduler; a suite that does not load yields none here (its error comes
+        at collection)."""
+        if self.settings.suite_path is None:
+            return frozenset()
+        try:
+            return frozenset(case.id for case in self.suite_cases(self.settings.suite_path)[1])
+        except ZImageError:
+            return frozenset()
 
     def suite_cases(self, path: Path) -> tuple[Suite, list[Case]]:
         """The suite at ``path`` and its cases after --zimage-configs/prompts/seeds."""
@@ -291,6 +305,7 @@ class ZImageSession:
     # -- reports (controller side) ----------------------------------------------------------
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.is_worker:
+            self._keep_for_the_hold(report)
             return
         if "zimage" in report.keywords:  # the xdist controller collects nothing itself
             self.any_zimage_items = True
@@ -302,6 +317,13 @@ class ZImageSession:
             self.error_kinds[record.key] = kind
         self.records[record.key] = record
         self._dirs.append(record, nodeid=report.nodeid)
+
+    def _keep_for_the_hold(self, report: pytest.TestReport) -> None:
+        """The xdist worker that runs every case holds stages on its own records (the
+        controller writes the artifacts)."""
+        found = record_from_report(report) if self._plan.sees_every_case else None
+        if found is not None:
+            self.records[found[0].key] = found[0]
 
     def merge_environment(self, other: dict[str, Any]) -> None:
         """Fold a worker's environment into the controller's (first server list wins)."""
