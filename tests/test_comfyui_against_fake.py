@@ -335,6 +335,7 @@ def test_5xx_retries_and_errors(fake: FakeComfyUI, client: ComfyUIClient) -> Non
     assert len(posts(fake)) == 3
 
 
+@pytest.mark.slow  # waits out a deadline or a downtime (seconds)
 def test_slow_submit_is_not_sent_twice(
     fake: FakeComfyUI, make_client: Callable[..., ComfyUIClient]
 ) -> None:

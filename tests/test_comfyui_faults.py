@@ -104,6 +104,7 @@ def queue_is_clean(fake: FakeComfyUI, client: ComfyUIClient) -> bool:
 # -- connection level --------------------------------------------------------------------
 
 
+@pytest.mark.slow  # waits out a deadline or a downtime (seconds)
 def test_refused_then_back_within_the_outage_budget(
     fake: FakeComfyUI, make_client: Callable[..., ComfyUIClient]
 ) -> None:
@@ -115,6 +116,7 @@ def test_refused_then_back_within_the_outage_budget(
     assert image.png.startswith(b"\x89PNG")
 
 
+@pytest.mark.slow  # waits out a deadline or a downtime (seconds)
 def test_a_server_that_stays_down_fails_once_then_fast(
     fake: FakeComfyUI, make_client: Callable[..., ComfyUIClient]
 ) -> None:
@@ -131,6 +133,7 @@ def test_a_server_that_stays_down_fails_once_then_fast(
         client.generate(graph(7), output_node=OUTPUT)
 
 
+@pytest.mark.slow  # waits out a deadline or a downtime (seconds)
 def test_a_silent_server_fails_within_the_read_bound(
     make_client: Callable[..., ComfyUIClient],
 ) -> None:
@@ -181,6 +184,7 @@ def test_one_500_on_view_is_retried(fake: FakeComfyUI, client: ComfyUIClient) ->
     assert client.generate(graph(), output_node=OUTPUT).png.startswith(b"\x89PNG")
 
 
+@pytest.mark.slow  # waits out a deadline or a downtime (seconds)
 def test_a_dropped_prompt_reply_is_found_in_the_queue_within_seconds(
     fake: FakeComfyUI, client: ComfyUIClient
 ) -> None:
@@ -195,6 +199,7 @@ def test_a_dropped_prompt_reply_is_found_in_the_queue_within_seconds(
     assert len([r for r in fake.requests if r.path == "/prompt"]) <= 2
 
 
+@pytest.mark.slow  # waits out a deadline or a downtime (seconds)
 def test_a_trickling_view_fails_at_the_download_deadline(
     fake: FakeComfyUI, make_client: Callable[..., ComfyUIClient]
 ) -> None:
@@ -226,6 +231,7 @@ def test_a_file_without_the_case_prefix_is_not_this_case_image(
         client.generate(graph(), output_node=OUTPUT)
 
 
+@pytest.mark.slow  # waits out a deadline or a downtime (seconds)
 def test_status_frames_never_extend_a_queued_deadline(
     fake: FakeComfyUI, make_client: Callable[..., ComfyUIClient]
 ) -> None:

@@ -87,6 +87,7 @@ def _ws_types(ws: Any, seconds: float) -> list[str]:
 # -- connection level -------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # waits out a deadline or a downtime (seconds)
 def test_refused_connections_come_back_after_the_downtime(
     fake: FakeComfyUI, http: httpx.Client
 ) -> None:
