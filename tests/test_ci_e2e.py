@@ -19,9 +19,8 @@ from markdown_it import MarkdownIt
 from pytest_zimage_quality.outcomes import INFRA_EXIT_STATUS
 from pytest_zimage_quality.testing import FakeComfyUI
 from tests.helpers import REPO, more_prompts, write_small_suite
+from tests.helpers.browser import chromium, dump_dom  # noqa: F401 - the fixture
 from tests.helpers.doubles import CONFTEST
-
-from .test_report_browser import chromium, dump_dom  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.slow
 

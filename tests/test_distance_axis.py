@@ -21,9 +21,8 @@ from pytest_zimage_quality.settings import HostSpec, Settings
 from pytest_zimage_quality.suite import load_suite
 from pytest_zimage_quality.summary import RunSummary, build_summary
 from tests.helpers import more_prompts, write_small_suite
-
-from .test_metric_gates import CLIP, SCHEMA, _records
-from .test_summary import ENVIRONMENT
+from tests.helpers.metric_records import CLIP, gated_records
+from tests.helpers.summary_records import ENVIRONMENT, SCHEMA
 
 SIMILAR = MetricInfo("dino", "DINO sim.", REFERENCE_BASED, True, close_above=0.9)
 LPIPS = MetricInfo("lpips", "LPIPS", REFERENCE_BASED, False, close_below=0.2)
@@ -62,7 +61,7 @@ def _summary(tmp_path: Path, suite_extra: str, similarity: float) -> RunSummary:
     suite = load_suite(write_small_suite(tmp_path, suite_extra=suite_extra, extra=more_prompts(3)))
     records = [
         r if r.is_reference else r.with_(metrics={**r.metrics, "dino": similarity, "lpips": 0.5})
-        for r in _records(suite.name, text_drop=0.0)
+        for r in gated_records(suite.name, text_drop=0.0)
     ]
     summary = build_summary(
         records,

@@ -11,9 +11,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -25,31 +23,7 @@ from pytest_zimage_quality.metrics import ScorerSpec
 from pytest_zimage_quality.suite import Case, Suite, load_suite
 from pytest_zimage_quality.thumbnails import thumbnail_path
 from tests.helpers import write_small_suite
-from tests.helpers.doubles import EdgeCLIP, MeanAbsLPIPS, double_specs
-
-
-@dataclass(frozen=True)
-class DryRunSettings:
-    """What the engine reads of a run's settings (``engine.EngineSettings``), for a dry run."""
-
-    hosts: tuple[Any, ...] = ()
-    headers: tuple[tuple[str, str], ...] = ()
-    simulated: bool = True
-    refresh: bool = False
-    timeout: float = 60.0
-    queue_depth: int = 2
-    pin_pairs: str = "auto"
-    hosts_file: Path | None = None
-    comfyui: str | None = None
-    gpus: tuple[str, ...] | None = None
-    cpu_servers: int = 0
-    comfyui_args: tuple[str, ...] = ()
-    launch_timeout: float = 60.0
-    ray: str | None = None
-    ray_servers: int | None = None
-
-    def cache_revision(self, suite: Suite) -> str:
-        return suite.revision
+from tests.helpers.doubles import DryRunSettings, EdgeCLIP, MeanAbsLPIPS, double_specs
 
 
 @pytest.fixture(scope="module")

@@ -23,10 +23,9 @@ from pytest_zimage_quality.report.markdown import (
 from pytest_zimage_quality.summary import RANDOM_BANNER, SIMULATED_BANNER, RunSummary
 from pytest_zimage_quality.testing import FakeComfyUI
 from tests.helpers import REPO, more_prompts, write_small_suite
+from tests.helpers.browser import chromium, dump_dom  # noqa: F401 - the fixture
 from tests.helpers.doubles import CONFTEST
 from tests.helpers.html_reports import HOSTILE, DomCounter, make_records, make_summary, parse
-
-from .test_report_browser import chromium, dump_dom  # noqa: F401 - the fixture
 
 ADVISORY = "ADVISORY — the gate is shown, not enforced"
 

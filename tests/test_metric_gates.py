@@ -19,23 +19,19 @@ from pytest_zimage_quality.metric_gates import (
 )
 from pytest_zimage_quality.metrics import REFERENCE_BASED, REFERENCE_FREE, MetricInfo
 from pytest_zimage_quality.planning import plan_suites
-from pytest_zimage_quality.records import CaseRecord
 from pytest_zimage_quality.report.html import write_html_report
 from pytest_zimage_quality.report.markdown import render_markdown
 from pytest_zimage_quality.report.terminal import write_terminal_summary
 from pytest_zimage_quality.settings import HostSpec, Settings
 from pytest_zimage_quality.suite import Suite, load_suite
 from pytest_zimage_quality.summary import RunSummary, build_summary
-from tests.helpers import REPO, more_prompts, write_small_suite
+from tests.helpers import more_prompts, write_small_suite
+from tests.helpers.metric_records import CLIP, GATED_PROMPTS, TEXT, gated_records
+from tests.helpers.summary_records import ENVIRONMENT, SCHEMA
+from tests.helpers.terminal import Terminal
 
-from .test_report_terminal import Terminal
-from .test_summary import ENVIRONMENT
-
-SCHEMA = json.loads((REPO / "docs" / "summary.schema.json").read_text(encoding="utf-8"))
-CLIP = MetricInfo("clipscore", "CLIPScore", REFERENCE_FREE, True)
-TEXT = MetricInfo("text_accuracy", "Text acc.", REFERENCE_FREE, True)
 PSNR = MetricInfo("psnr", "PSNR dB", REFERENCE_BASED, True)
-PROMPTS = ["cat", "ink", "sign", "dog", "clock", "poster"]  # 3 + more_prompts(3)
+PROMPTS = GATED_PROMPTS
 
 
 def _suite(tmp_path: Path, gate: str, *, suite_extra: str = "") -> Suite:
@@ -151,40 +147,12 @@ def test_the_plan_tests_each_gated_metric_at_alpha_over_k(tmp_path: Path) -> Non
 # -- the summary ------------------------------------------------------------------------------
 
 
-def _records(suite: str, *, text_drop: float, clip_noise: float = 0.001) -> list[CaseRecord]:
-    """Six prompts × 3 seeds × (BF16, FP8): CLIPScore unchanged up to noise, text accuracy
-    dropping by ``text_drop`` on every prompt (FP8), with a little spread."""
-    out = []
-    for i, prompt in enumerate(PROMPTS):
-        for seed in (1, 2, 3):
-            wobble = ((i * 3 + seed) % 5 - 2) / 2 * clip_noise
-            ref_clip, ref_text = 0.30 + 0.01 * i, 0.9 - 0.01 * seed
-            for config in ("bf16", "fp8"):
-                is_ref = config == "bf16"
-                clip = ref_clip if is_ref else ref_clip + wobble
-                text = ref_text if is_ref else ref_text - text_drop + wobble
-                out.append(
-                    CaseRecord(
-                        suite=suite, case_id=f"{prompt}-{config}-s{seed}", prompt=prompt,
-                        prompt_text=prompt, config=config, config_label=config.upper(),
-                        seed=seed, reference="bf16", role="reference" if is_ref else "candidate",
-                        clipscore=clip, reference_clipscore=None if is_ref else ref_clip,
-                        delta=None if is_ref else clip - ref_clip,
-                        metrics={"clipscore": clip, "text_accuracy": text},
-                        reference_metrics={} if is_ref else {
-                            "clipscore": ref_clip, "text_accuracy": ref_text},
-                        outcome="passed",
-                    )
-                )  # fmt: skip
-    return out
-
-
 def _summary(
     tmp_path: Path, gate: str, *, text_drop: float, metrics: tuple[MetricInfo, ...] = (CLIP, TEXT)
 ) -> RunSummary:
     suite = _suite(tmp_path, gate, suite_extra="text_from_quotes = true")
     summary = build_summary(
-        _records(suite.name, text_drop=text_drop),
+        gated_records(suite.name, text_drop=text_drop),
         suites=[suite],
         settings=Settings(hosts=(HostSpec("http://gpu:8188"),), configs=("bf16", "fp8")),
         environment=ENVIRONMENT,
@@ -280,7 +248,7 @@ def test_without_further_gated_metrics_nothing_changes(tmp_path: Path) -> None:
 
 def test_every_output_shows_each_gated_metrics_decision(tmp_path: Path) -> None:
     summary = _summary(tmp_path / "suite", GATED, text_drop=0.3)
-    records = _records(summary.suites[0].name, text_drop=0.3)
+    records = gated_records(summary.suites[0].name, text_drop=0.3)
     terminal = Terminal()
     write_terminal_summary(
         terminal,
@@ -358,7 +326,7 @@ def test_a_case_outside_a_gated_metrics_band_fails_with_both_values(tmp_path: Pa
 
     suite = _suite(tmp_path, GATED, suite_extra="text_from_quotes = true")
     spec = suite.metric_gates[0]
-    rows = {r.case_id: r for r in _records(suite.name, text_drop=0.3)}
+    rows = {r.case_id: r for r in gated_records(suite.name, text_drop=0.3)}
     directions = {"text_accuracy": True}
     dropped = rows["sign-fp8-s1"]
     (message,) = band_failures(
@@ -368,7 +336,7 @@ def test_a_case_outside_a_gated_metrics_band_fails_with_both_values(tmp_path: Pa
     assert message.startswith("sign-fp8-s1: Text acc. 0.59 vs reference 0.89: the change -0.3 ")
     assert "below -band 0.2 ([gate.metrics.text_accuracy] band)" in message
     # within the band, a reference, or a lower-is-better metric that fell: no failure
-    kept = _records(suite.name, text_drop=0.1)
+    kept = gated_records(suite.name, text_drop=0.1)
     assert band_failures(kept[1], suite.prompt("cat"), [spec], higher_is_better=directions) == []
     assert band_failures(rows["sign-bf16-s1"], suite.prompt("sign"), [spec],
                          higher_is_better=directions) == []  # fmt: skip
@@ -555,7 +523,7 @@ def test_a_staged_suite_reads_each_gated_metric_through_its_stages(tmp_path: Pat
     )
     assert suite.stages == (1, 2)
     summary = build_summary(
-        _records(suite.name, text_drop=0.3),
+        gated_records(suite.name, text_drop=0.3),
         suites=[suite],
         settings=Settings(hosts=(HostSpec("http://gpu:8188"),), configs=("bf16", "fp8")),
         environment=ENVIRONMENT,
@@ -616,8 +584,8 @@ def test_a_scaled_band_fails_only_the_cases_beyond_it(tmp_path: Path) -> None:
     assert band is not None
     bands = {"text_accuracy": band}  # width 0.1496
     directions = {"text_accuracy": True}
-    small = {r.case_id: r for r in _records(suite.name, text_drop=0.1)}["sign-fp8-s1"]
-    big = {r.case_id: r for r in _records(suite.name, text_drop=0.3)}["sign-fp8-s1"]
+    small = {r.case_id: r for r in gated_records(suite.name, text_drop=0.1)}["sign-fp8-s1"]
+    big = {r.case_id: r for r in gated_records(suite.name, text_drop=0.3)}["sign-fp8-s1"]
     prompt = suite.prompt("sign")
     assert band_failures(small, prompt, [spec], higher_is_better=directions, bands=bands) == []
     (message,) = band_failures(big, prompt, [spec], higher_is_better=directions, bands=bands)
@@ -626,7 +594,7 @@ def test_a_scaled_band_fails_only_the_cases_beyond_it(tmp_path: Path) -> None:
     assert band_failures(big, prompt, [spec], higher_is_better=directions) == []
     # the summary counts the cases beyond the planned width
     summary = build_summary(
-        _records(suite.name, text_drop=0.1),
+        gated_records(suite.name, text_drop=0.1),
         suites=[suite],
         settings=settings,
         environment=ENVIRONMENT,

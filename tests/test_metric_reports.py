@@ -24,8 +24,7 @@ from pytest_zimage_quality.suite import load_suite
 from pytest_zimage_quality.summary import RunSummary, build_summary
 from pytest_zimage_quality.summary.build import gate_metric_problem
 from tests.helpers import write_small_suite
-
-from .test_summary import ENVIRONMENT, PROMPTS, SCHEMA, records
+from tests.helpers.summary_records import ENVIRONMENT, PROMPTS, SCHEMA, records
 
 TEXT = MetricInfo("text_accuracy", "Text acc.", REFERENCE_FREE, True)
 PSNR = MetricInfo("psnr", "PSNR dB", REFERENCE_BASED, True)

@@ -31,8 +31,7 @@ from pytest_zimage_quality.scoring_worker import ScoringWorker
 from pytest_zimage_quality.suite import Suite, load_suite
 from tests.helpers import write_small_suite
 from tests.helpers.doubles import double_specs
-
-from .test_scoring_worker import Recorder, _case, _image, _submit
+from tests.helpers.scoring import Recorder, make_case, make_image, submit
 
 
 def _mean(batch: ScoreBatch) -> list[float]:
@@ -231,13 +230,13 @@ def test_registered_metrics_of_both_kinds_run_beside_the_built_ins(
     worker = _worker(recorder)
     try:
         worker.provide(specs)
-        ref, cand = _case(suite, "bf16", "sign"), _case(suite, "fp8", "sign")
-        other = _case(suite, "fp8", "cat")
-        ref_img, cand_img, other_img = _image(0), _image(30), _image(60)
-        _submit(worker, tmp_path, ref, suite, encode_png(ref_img))
-        _submit(worker, tmp_path, cand, suite, encode_png(cand_img))
-        _submit(worker, tmp_path, _case(suite, "bf16", "cat"), suite, encode_png(_image(5)))
-        _submit(worker, tmp_path, other, suite, encode_png(other_img))
+        ref, cand = make_case(suite, "bf16", "sign"), make_case(suite, "fp8", "sign")
+        other = make_case(suite, "fp8", "cat")
+        ref_img, cand_img, other_img = make_image(0), make_image(30), make_image(60)
+        submit(worker, tmp_path, ref, suite, encode_png(ref_img))
+        submit(worker, tmp_path, cand, suite, encode_png(cand_img))
+        submit(worker, tmp_path, make_case(suite, "bf16", "cat"), suite, encode_png(make_image(5)))
+        submit(worker, tmp_path, other, suite, encode_png(other_img))
         recorder.wait_for(ref.id, cand.id, other.id)
     finally:
         worker.stop()
@@ -266,12 +265,12 @@ def test_a_failing_registered_scorer_fails_its_cases_with_its_name(
     worker = _worker(recorder)
     try:
         worker.provide([*double_specs(), _spec("broken", score=broken, background=True)])
-        ref = _case(suite, "bf16", "cat", seed=2)
-        _submit(worker, tmp_path, ref, suite, encode_png(_image(9)))
+        ref = make_case(suite, "bf16", "cat", seed=2)
+        submit(worker, tmp_path, ref, suite, encode_png(make_image(9)))
         recorder.wait_for(ref.id)
         worker.provide([*double_specs(), _spec("nan", score=lambda b: [float("nan")] * len(b))])
-        other = _case(suite, "bf16", "cat", seed=3)
-        _submit(worker, tmp_path, other, suite, encode_png(_image(19)))
+        other = make_case(suite, "bf16", "cat", seed=3)
+        submit(worker, tmp_path, other, suite, encode_png(make_image(19)))
         recorder.wait_for(other.id)
     finally:
         worker.stop()

@@ -28,9 +28,8 @@ from pytest_zimage_quality.suite import Suite, load_suite
 from pytest_zimage_quality.summary.build import build_summary
 from pytest_zimage_quality.summary.pool import PoolSummary
 from tests.helpers import write_small_suite
-from tests.helpers.doubles import double_specs
-from tests.test_engine import DryRunSettings
-from tests.test_summary import ENVIRONMENT, records
+from tests.helpers.doubles import DryRunSettings, double_specs
+from tests.helpers.summary_records import ENVIRONMENT, records
 
 SCHEMA = json.loads(
     (Path(__file__).parents[1] / "docs" / "summary.schema.json").read_text(encoding="utf-8")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,16 +18,7 @@ from pytest_zimage_quality.provenance import (
     run_lanes_compatible,
     server_commit,
 )
-
-TRANSCRIPTS = Path(__file__).parent / "transcripts"
-
-
-def recorded_stats(version: str = "v0.18.1") -> dict[str, Any]:
-    """The /system_stats body a real ComfyUI sent (CPU server), from the recorded transcript."""
-    steps = json.loads((TRANSCRIPTS / version / "01_system_and_idle_state.json").read_text())
-    body = steps["steps"][0]["response"]["json"]
-    assert isinstance(body, dict)
-    return body
+from tests.helpers.comfy_mock import recorded_stats
 
 
 def gpu_stats(

@@ -20,6 +20,7 @@ from pytest_zimage_quality.report.terminal import (
 )
 from pytest_zimage_quality.settings import HostSpec, Settings
 from pytest_zimage_quality.summary import Environment, build_summary
+from tests.helpers.terminal import Terminal
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -78,20 +79,6 @@ def study_records() -> list[CaseRecord]:
 ENVIRONMENT = Environment(
     plugin_version="0.1.0", python="3.12", platform="Linux", pytest="8", torch=None, device="cpu"
 )
-
-
-class Terminal:
-    """Just enough of pytest's TerminalReporter: the lines, and the markup asked for."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def write_sep(self, sep: str, title: str, **markup: bool) -> None:
-        self.lines.append(f"{sep * 3} {title} {sep * 3}")
-
-    def write_line(self, line: str, **markup: bool) -> None:
-        colour = next((name for name in ("red", "green", "yellow") if markup.get(name)), "")
-        self.lines.append(f"{line}{'  <' + colour + '>' if colour else ''}")
 
 
 def render(

@@ -6,7 +6,6 @@ doubles of tests/helpers/doubles.py, so every expected number is computed here i
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -16,52 +15,13 @@ from typing import Any
 import pytest
 import torch
 
-from pytest_zimage_quality.comfyui import GeneratedImage
 from pytest_zimage_quality.errors import ImageDecodeError, ScorerError, ZImageError
 from pytest_zimage_quality.images import decode_png, encode_png, is_blank
-from pytest_zimage_quality.scheduler import ImageRequest
-from pytest_zimage_quality.scoring_worker import Scores, ScoringWorker
-from pytest_zimage_quality.suite import Case, Suite, load_suite
+from pytest_zimage_quality.scoring_worker import ScoringWorker
+from pytest_zimage_quality.suite import Suite, load_suite
 from tests.helpers import write_small_suite
 from tests.helpers.doubles import EdgeCLIP, MeanAbsLPIPS, double_specs
-
-WAIT = 30.0
-
-
-def _image(level: int, *, size: int = 16, flat: bool = False) -> torch.Tensor:
-    """A small RGB image: a gradient offset by ``level`` (or one flat colour)."""
-    if flat:
-        return torch.full((3, size, size), level, dtype=torch.uint8)
-    ramp = torch.arange(size * size, dtype=torch.int64).reshape(size, size) * 3 + level
-    return (ramp % 256).to(torch.uint8).expand(3, size, size).contiguous()
-
-
-class Recorder:
-    """Collects the worker's callbacks and lets a test wait for a given case."""
-
-    def __init__(self) -> None:
-        self.cond = threading.Condition()
-        self.scored: dict[str, Scores] = {}
-        self.failed: dict[str, ZImageError] = {}
-
-    def on_scored(
-        self, request: ImageRequest, generated: GeneratedImage, path: Path, scores: Scores
-    ) -> None:
-        with self.cond:
-            self.scored[request.case.id] = scores
-            self.cond.notify_all()
-
-    def on_failed(self, request: ImageRequest, error: ZImageError) -> None:
-        with self.cond:
-            self.failed[request.case.id] = error
-            self.cond.notify_all()
-
-    def wait_for(self, *case_ids: str) -> None:
-        with self.cond:
-            done = self.cond.wait_for(
-                lambda: all(c in self.scored or c in self.failed for c in case_ids), timeout=WAIT
-            )
-        assert done, f"not finished: {[c for c in case_ids if c not in self.scored]}"
+from tests.helpers.scoring import WAIT, Recorder, make_case, make_image, submit
 
 
 @pytest.fixture(scope="module")
@@ -89,26 +49,6 @@ def worker(recorder: Recorder) -> Iterator[ScoringWorker]:
     w.stop()
 
 
-def _case(suite: Suite, config: str, prompt: str = "cat", seed: int = 1) -> Case:
-    return suite.make_case(prompt, config, seed)
-
-
-def _submit(worker: ScoringWorker, tmp_path: Path, case: Case, suite: Suite, png: bytes) -> Path:
-    path = tmp_path / f"{case.id.replace('/', '_')}.png"
-    path.write_bytes(png)
-    generated = GeneratedImage(
-        png=png,
-        sha256=hashlib.sha256(png).hexdigest(),
-        prompt_id=case.id,
-        host="test",
-        wall_seconds=0.1,
-        server_seconds=0.1,
-        cached="",
-    )
-    worker.submit(ImageRequest(case=case, suite=suite, graph={}), generated, path)
-    return path
-
-
 def _wait_until_scored(worker: ScoringWorker, count: int) -> None:
     """Wait until the worker has scored ``count`` images (a parked one makes no callback)."""
     deadline = time.monotonic() + WAIT
@@ -129,12 +69,12 @@ def test_a_candidate_is_paired_with_its_own_reference(
     worker: ScoringWorker, recorder: Recorder, suite: Suite, tmp_path: Path
 ) -> None:
     worker.provide(double_specs(EdgeCLIP()))
-    ref, cand = _case(suite, "bf16"), _case(suite, "fp8")
-    other_ref = _case(suite, "bf16", seed=2)
-    ref_img, cand_img, other_img = _image(0), _image(40), _image(200)
-    _submit(worker, tmp_path, ref, suite, encode_png(ref_img))
-    _submit(worker, tmp_path, other_ref, suite, encode_png(other_img))
-    _submit(worker, tmp_path, cand, suite, encode_png(cand_img))
+    ref, cand = make_case(suite, "bf16"), make_case(suite, "fp8")
+    other_ref = make_case(suite, "bf16", seed=2)
+    ref_img, cand_img, other_img = make_image(0), make_image(40), make_image(200)
+    submit(worker, tmp_path, ref, suite, encode_png(ref_img))
+    submit(worker, tmp_path, other_ref, suite, encode_png(other_img))
+    submit(worker, tmp_path, cand, suite, encode_png(cand_img))
     recorder.wait_for(ref.id, other_ref.id, cand.id)
 
     assert not recorder.failed
@@ -150,14 +90,14 @@ def test_a_candidate_is_parked_until_its_reference_is_scored(
     worker: ScoringWorker, recorder: Recorder, suite: Suite, tmp_path: Path
 ) -> None:
     worker.provide(double_specs(EdgeCLIP()))
-    ref, cand = _case(suite, "bf16"), _case(suite, "nvfp4")
-    ref_img, cand_img = _image(10), _image(90)
-    _submit(worker, tmp_path, cand, suite, encode_png(cand_img))
+    ref, cand = make_case(suite, "bf16"), make_case(suite, "nvfp4")
+    ref_img, cand_img = make_image(10), make_image(90)
+    submit(worker, tmp_path, cand, suite, encode_png(cand_img))
     _wait_until_scored(worker, 1)  # the candidate's CLIPScore is done; it needs its reference
     assert cand.id not in recorder.scored
     assert cand.id not in recorder.failed
 
-    _submit(worker, tmp_path, ref, suite, encode_png(ref_img))
+    submit(worker, tmp_path, ref, suite, encode_png(ref_img))
     recorder.wait_for(ref.id, cand.id)
     assert recorder.scored[cand.id].lpips == pytest.approx(_lpips(cand_img, ref_img))
 
@@ -166,14 +106,14 @@ def test_when_the_reference_fails_its_candidates_fail_parked_or_later(
     worker: ScoringWorker, recorder: Recorder, suite: Suite, tmp_path: Path
 ) -> None:
     worker.provide(double_specs(EdgeCLIP()))
-    ref = _case(suite, "bf16", prompt="ink")
-    early, late = _case(suite, "fp8", prompt="ink"), _case(suite, "nvfp4", prompt="ink")
-    _submit(worker, tmp_path, early, suite, encode_png(_image(5)))
+    ref = make_case(suite, "bf16", prompt="ink")
+    early, late = make_case(suite, "fp8", prompt="ink"), make_case(suite, "nvfp4", prompt="ink")
+    submit(worker, tmp_path, early, suite, encode_png(make_image(5)))
     _wait_until_scored(worker, 1)
     error = ZImageError("the server ran out of memory", hint="use a smaller batch")
     worker.reference_failed(ref.key, error)
     recorder.wait_for(early.id)
-    _submit(worker, tmp_path, late, suite, encode_png(_image(6)))
+    submit(worker, tmp_path, late, suite, encode_png(make_image(6)))
     recorder.wait_for(late.id)
 
     assert not recorder.scored.keys() & {early.id, late.id}
@@ -188,9 +128,9 @@ def test_an_undecodable_reference_fails_itself_and_its_candidates(
     worker: ScoringWorker, recorder: Recorder, suite: Suite, tmp_path: Path
 ) -> None:
     worker.provide(double_specs(EdgeCLIP()))
-    ref, cand = _case(suite, "bf16", prompt="sign"), _case(suite, "fp8", prompt="sign")
-    _submit(worker, tmp_path, ref, suite, b"<html>502 Bad Gateway</html>")
-    _submit(worker, tmp_path, cand, suite, encode_png(_image(7)))
+    ref, cand = make_case(suite, "bf16", prompt="sign"), make_case(suite, "fp8", prompt="sign")
+    submit(worker, tmp_path, ref, suite, b"<html>502 Bad Gateway</html>")
+    submit(worker, tmp_path, cand, suite, encode_png(make_image(7)))
     recorder.wait_for(ref.id, cand.id)
 
     assert isinstance(recorder.failed[ref.id], ImageDecodeError)
@@ -201,10 +141,12 @@ def test_an_undecodable_reference_fails_itself_and_its_candidates(
 def test_what_is_ready_is_scored_in_batches(
     worker: ScoringWorker, recorder: Recorder, suite: Suite, tmp_path: Path
 ) -> None:
-    refs = [_case(suite, "bf16", prompt=p, seed=s) for p in ("cat", "ink", "sign") for s in (1, 2)]
-    cands = [_case(suite, "fp8", prompt=c.prompt.key, seed=c.seed) for c in refs[:4]]
+    refs = [
+        make_case(suite, "bf16", prompt=p, seed=s) for p in ("cat", "ink", "sign") for s in (1, 2)
+    ]
+    cands = [make_case(suite, "fp8", prompt=c.prompt.key, seed=c.seed) for c in refs[:4]]
     for i, case in enumerate([*refs, *cands]):  # all queued before the scorers arrive
-        _submit(worker, tmp_path, case, suite, encode_png(_image(i * 11)))
+        submit(worker, tmp_path, case, suite, encode_png(make_image(i * 11)))
     clip = EdgeCLIP()
     worker.provide(double_specs(clip))
     recorder.wait_for(*[c.id for c in [*refs, *cands]])
@@ -219,8 +161,8 @@ def test_a_flat_image_is_reported_blank(
     worker: ScoringWorker, recorder: Recorder, suite: Suite, tmp_path: Path
 ) -> None:
     worker.provide(double_specs(EdgeCLIP()))
-    ref = _case(suite, "bf16", seed=3)
-    _submit(worker, tmp_path, ref, suite, encode_png(_image(0, flat=True)))
+    ref = make_case(suite, "bf16", seed=3)
+    submit(worker, tmp_path, ref, suite, encode_png(make_image(0, flat=True)))
     recorder.wait_for(ref.id)
     assert recorder.scored[ref.id].blank is True
 
@@ -230,9 +172,9 @@ def test_scorers_that_failed_to_build_fail_every_case_with_that_error(
 ) -> None:
     error = ScorerError("open_clip could not load the weights", hint="check the file")
     worker.provide_error(error)
-    ref, cand = _case(suite, "bf16"), _case(suite, "fp8")
-    _submit(worker, tmp_path, ref, suite, encode_png(_image(1)))
-    _submit(worker, tmp_path, cand, suite, encode_png(_image(2)))
+    ref, cand = make_case(suite, "bf16"), make_case(suite, "fp8")
+    submit(worker, tmp_path, ref, suite, encode_png(make_image(1)))
+    submit(worker, tmp_path, cand, suite, encode_png(make_image(2)))
     recorder.wait_for(ref.id, cand.id)
     assert recorder.failed[ref.id] is error
     assert "open_clip could not load the weights" in recorder.failed[cand.id].message
@@ -248,8 +190,8 @@ def test_stopping_before_the_scorers_arrive_fails_what_waits(
         on_failed=recorder.on_failed,
     )
     worker.start()
-    ref = _case(suite, "bf16")
-    _submit(worker, tmp_path, ref, suite, encode_png(_image(1)))
+    ref = make_case(suite, "bf16")
+    submit(worker, tmp_path, ref, suite, encode_png(make_image(1)))
     worker.stop()
     assert "stopped before the scorers were ready" in recorder.failed[ref.id].message
 
@@ -268,10 +210,10 @@ def test_a_crash_in_a_batch_fails_that_batch_and_the_worker_goes_on(
     worker: ScoringWorker, recorder: Recorder, suite: Suite, tmp_path: Path
 ) -> None:
     worker.provide(double_specs(_FailsOnce()))
-    first, second = _case(suite, "bf16", seed=1), _case(suite, "bf16", seed=2)
-    _submit(worker, tmp_path, first, suite, encode_png(_image(3)))
+    first, second = make_case(suite, "bf16", seed=1), make_case(suite, "bf16", seed=2)
+    submit(worker, tmp_path, first, suite, encode_png(make_image(3)))
     recorder.wait_for(first.id)
-    _submit(worker, tmp_path, second, suite, encode_png(_image(4)))
+    submit(worker, tmp_path, second, suite, encode_png(make_image(4)))
     recorder.wait_for(second.id)
 
     failure = recorder.failed[first.id]
@@ -297,11 +239,11 @@ class _FailsOnTinyImages(EdgeCLIP):
 def test_one_bad_image_fails_only_its_own_case_not_its_batch(
     worker: ScoringWorker, recorder: Recorder, suite: Suite, tmp_path: Path
 ) -> None:
-    good = [_case(suite, "bf16", prompt=p, seed=1) for p in ("cat", "ink", "sign")]
-    tiny = _case(suite, "bf16", prompt="cat", seed=2)
+    good = [make_case(suite, "bf16", prompt=p, seed=1) for p in ("cat", "ink", "sign")]
+    tiny = make_case(suite, "bf16", prompt="cat", seed=2)
     for i, case in enumerate(good):  # all queued before the scorers arrive: one batch
-        _submit(worker, tmp_path, case, suite, encode_png(_image(i * 11)))
-    _submit(worker, tmp_path, tiny, suite, encode_png(_image(5, size=1)))
+        submit(worker, tmp_path, case, suite, encode_png(make_image(i * 11)))
+    submit(worker, tmp_path, tiny, suite, encode_png(make_image(5, size=1)))
     worker.provide(double_specs(_FailsOnTinyImages()))
     recorder.wait_for(*[c.id for c in [*good, tiny]])
 
@@ -351,15 +293,15 @@ def test_each_scorer_call_stays_within_the_memory_budget(
     # 16x16 pairs at 256 bytes per pixel: 64 KiB each; a budget of two pairs splits the
     # batch of four candidates into calls of two (CLIPScore, 64 B/px, still takes four).
     worker = _budget_worker(recorder, memory_budget=2 * 16 * 16 * 256)
-    refs = [_case(suite, "bf16", prompt=p) for p in ("cat", "ink", "sign")]
-    cands = [_case(suite, c, prompt=p) for p in ("cat", "ink") for c in ("fp8", "nvfp4")]
+    refs = [make_case(suite, "bf16", prompt=p) for p in ("cat", "ink", "sign")]
+    cands = [make_case(suite, c, prompt=p) for p in ("cat", "ink") for c in ("fp8", "nvfp4")]
     for i, case in enumerate(refs):
-        _submit(worker, tmp_path, case, suite, encode_png(_image(i)))
+        submit(worker, tmp_path, case, suite, encode_png(make_image(i)))
     lpips, clip = _AlexLPIPS(), EdgeCLIP()
     worker.provide(double_specs(clip, lpips))
     recorder.wait_for(*[c.id for c in refs])
     for i, case in enumerate(cands):
-        _submit(worker, tmp_path, case, suite, encode_png(_image(50 + i)))
+        submit(worker, tmp_path, case, suite, encode_png(make_image(50 + i)))
     recorder.wait_for(*[c.id for c in cands])
     worker.stop()
 
@@ -377,16 +319,16 @@ def test_waiting_and_parked_images_hold_no_pixels_and_kept_references_stay_in_bu
     worker = _budget_worker(recorder, memory_budget=5 * one_image)
     worker.provide(double_specs(EdgeCLIP()))
     seeds = range(1, 13)
-    cands = [_case(suite, "fp8", seed=s) for s in seeds]
+    cands = [make_case(suite, "fp8", seed=s) for s in seeds]
     for i, case in enumerate(cands):  # no reference yet: every candidate is parked
-        _submit(worker, tmp_path, case, suite, encode_png(_image(i)))
+        submit(worker, tmp_path, case, suite, encode_png(make_image(i)))
     _wait_until_scored(worker, len(cands))
     assert worker.held["parked"] == len(cands)
     assert worker.held["parked_decoded"] == 0
 
-    refs = [_case(suite, "bf16", seed=s) for s in seeds]
+    refs = [make_case(suite, "bf16", seed=s) for s in seeds]
     for i, case in enumerate(refs):
-        _submit(worker, tmp_path, case, suite, encode_png(_image(100 + i)))
+        submit(worker, tmp_path, case, suite, encode_png(make_image(100 + i)))
     recorder.wait_for(*[c.id for c in [*refs, *cands]])
     assert not recorder.failed
     held = worker.held
@@ -394,11 +336,11 @@ def test_waiting_and_parked_images_hold_no_pixels_and_kept_references_stay_in_bu
     assert held["reference_bytes"] <= 5 * one_image
     assert held["reference_images"] == 5  # the most recent ones; older ones are reread
     # a candidate of an evicted reference still pairs with the right image
-    late = _case(suite, "nvfp4", seed=1)
-    _submit(worker, tmp_path, late, suite, encode_png(_image(7)))
+    late = make_case(suite, "nvfp4", seed=1)
+    submit(worker, tmp_path, late, suite, encode_png(make_image(7)))
     recorder.wait_for(late.id)
     worker.stop()
-    assert recorder.scored[late.id].lpips == pytest.approx(_lpips(_image(7), _image(100)))
+    assert recorder.scored[late.id].lpips == pytest.approx(_lpips(make_image(7), make_image(100)))
 
 
 def test_a_candidate_whose_reference_never_comes_fails_at_the_deadline(
@@ -406,9 +348,9 @@ def test_a_candidate_whose_reference_never_comes_fails_at_the_deadline(
 ) -> None:
     worker = _budget_worker(recorder, reference_wait=0.5)
     worker.provide(double_specs(EdgeCLIP()))
-    cand = _case(suite, "fp8", prompt="ink", seed=9)
+    cand = make_case(suite, "fp8", prompt="ink", seed=9)
     started = time.monotonic()
-    _submit(worker, tmp_path, cand, suite, encode_png(_image(3)))
+    submit(worker, tmp_path, cand, suite, encode_png(make_image(3)))
     recorder.wait_for(cand.id)
     waited = time.monotonic() - started
     worker.stop()
@@ -440,9 +382,9 @@ def test_a_stop_that_drops_the_backlog_starts_no_further_scorer_call(
     # CLIPScore's calls take two 16x16 images (64 B/px): the batch of four needs two calls
     worker = _budget_worker(recorder, memory_budget=2 * 16 * 16 * 64)
     clip = _SlowCLIP()
-    cases = [_case(suite, "bf16", prompt=p, seed=s) for p in ("cat", "ink") for s in (1, 2, 3)]
+    cases = [make_case(suite, "bf16", prompt=p, seed=s) for p in ("cat", "ink") for s in (1, 2, 3)]
     for i, case in enumerate(cases):
-        _submit(worker, tmp_path, case, suite, encode_png(_image(i * 7)))
+        submit(worker, tmp_path, case, suite, encode_png(make_image(i * 7)))
     worker.provide(double_specs(clip))
     assert clip.started.wait(WAIT)
     started = time.monotonic()

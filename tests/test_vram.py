@@ -21,8 +21,8 @@ from pytest_zimage_quality.vram import (
     read_vram,
     vram_summary,
 )
+from tests.helpers.comfy_mock import recorded_stats
 from tests.helpers.fake_graphs import run, zimage_graph
-from tests.test_provenance import recorded_stats
 
 GIB = 1024**3
 

@@ -29,6 +29,7 @@ __all__ = [
     "json_response",
     "png_bytes",
     "recorded",
+    "recorded_stats",
     "rename",
     "run_graph",
     "transcript",
@@ -221,3 +222,11 @@ class MockComfy:
             data = self.image(name) if self.image else png_bytes(graph)
             return httpx.Response(200, content=data, headers={"content-type": "image/png"})
         return empty(404)
+
+
+def recorded_stats(version: str = "v0.18.1") -> dict[str, Any]:
+    """The /system_stats body a real ComfyUI sent (CPU server), from the recorded transcript."""
+    steps = json.loads((TRANSCRIPTS / version / "01_system_and_idle_state.json").read_text())
+    body = steps["steps"][0]["response"]["json"]
+    assert isinstance(body, dict)
+    return body

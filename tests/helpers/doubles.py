@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,6 +20,7 @@ import torch
 from pytest_zimage_quality.images import to_uint8_chw
 from pytest_zimage_quality.metrics import ScorerSpec
 from pytest_zimage_quality.scorers import clip_specs, lpips_spec
+from pytest_zimage_quality.suite import Suite
 
 CONFTEST = """
 from tests.helpers.doubles import EdgeCLIP, MeanAbsLPIPS
@@ -80,3 +83,27 @@ class MeanAbsLPIPS:
 def double_specs(clip: Any = None, lpips: Any = None) -> list[ScorerSpec]:
     """The doubles as the run's metrics, through the built-in adapters (clipscore, lpips)."""
     return [*clip_specs(clip or EdgeCLIP()), lpips_spec(lpips or MeanAbsLPIPS())]
+
+
+@dataclass(frozen=True)
+class DryRunSettings:
+    """What the engine reads of a run's settings (``engine.EngineSettings``), for a dry run."""
+
+    hosts: tuple[Any, ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
+    simulated: bool = True
+    refresh: bool = False
+    timeout: float = 60.0
+    queue_depth: int = 2
+    pin_pairs: str = "auto"
+    hosts_file: Path | None = None
+    comfyui: str | None = None
+    gpus: tuple[str, ...] | None = None
+    cpu_servers: int = 0
+    comfyui_args: tuple[str, ...] = ()
+    launch_timeout: float = 60.0
+    ray: str | None = None
+    ray_servers: int | None = None
+
+    def cache_revision(self, suite: Suite) -> str:
+        return suite.revision
