@@ -13,7 +13,8 @@ Import it from here; the private modules hold one job each (httpx's layout):
 - ``_summary``, ``_ci_blocks``: the summary at session finish, with its CI blocks;
 - ``_outputs``: what a finished run writes (summary.json, report.html, Markdown, JUnit
   properties), the report header and the terminal's CI lines;
-- ``_exit``: the exit status, the verdict line printed last, the JUnit properties.
+- ``_exit``: the exit status, the verdict line printed last, the JUnit properties;
+- ``_xdist``: what an xdist worker keeps (records for the stage hold) and sends (environment).
 """
 
 from __future__ import annotations

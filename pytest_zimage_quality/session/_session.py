@@ -55,6 +55,7 @@ from ._records import (
 from ._scorers import check_gate_metric_names
 from ._suites import SuiteCatalog
 from ._summary import summarize_run
+from ._xdist import keep_record, ship_environment
 
 if TYPE_CHECKING:
     from ..checks import CaseBand
@@ -142,15 +143,7 @@ class ZImageSession:
         return self._catalog.loaded(self.records.values())
 
     def case_ids(self) -> frozenset[str]:
-        """The case ids a Python test's ``zimage_case`` is parametrized over (--zimage-suite),
-        for the xdist scheduler; a suite that does not load yields none here (its error comes
-        at collection)."""
-        if self.settings.suite_path is None:
-            return frozenset()
-        try:
-            return frozenset(case.id for case in self.suite_cases(self.settings.suite_path)[1])
-        except ZImageError:
-            return frozenset()
+        return self._catalog.case_ids()
 
     def suite_cases(self, path: Path) -> tuple[Suite, list[Case]]:
         """The suite at ``path`` and its cases after --zimage-configs/prompts/seeds."""
@@ -305,7 +298,8 @@ class ZImageSession:
     # -- reports (controller side) ----------------------------------------------------------
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.is_worker:
-            self._keep_for_the_hold(report)
+            if self._plan.sees_every_case:  # it holds stages on its own records
+                keep_record(self.records, report)
             return
         if "zimage" in report.keywords:  # the xdist controller collects nothing itself
             self.any_zimage_items = True
@@ -318,13 +312,6 @@ class ZImageSession:
         self.records[record.key] = record
         self._dirs.append(record, nodeid=report.nodeid)
 
-    def _keep_for_the_hold(self, report: pytest.TestReport) -> None:
-        """The xdist worker that runs every case holds stages on its own records (the
-        controller writes the artifacts)."""
-        found = record_from_report(report) if self._plan.sees_every_case else None
-        if found is not None:
-            self.records[found[0].key] = found[0]
-
     def merge_environment(self, other: dict[str, Any]) -> None:
         """Fold a worker's environment into the controller's (first server list wins)."""
         merge_environment(self.environment, other)
@@ -334,9 +321,7 @@ class ZImageSession:
         self._run.finish()
         self._dirs.close()
         if self.is_worker:
-            workeroutput = getattr(self.config, "workeroutput", None)
-            if workeroutput is not None:
-                workeroutput["zimage_environment"] = self.environment
+            ship_environment(self.config, self.environment)
             return
         if not self.records:
             return

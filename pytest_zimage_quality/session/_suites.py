@@ -75,6 +75,17 @@ class SuiteCatalog:
             ) from None
         return suite, cases
 
+    def case_ids(self) -> frozenset[str]:
+        """The case ids a Python test's ``zimage_case`` is parametrized over (--zimage-suite),
+        for the xdist scheduler; a suite that does not load yields none here (its error comes
+        at collection)."""
+        if self.settings.suite_path is None:
+            return frozenset()
+        try:
+            return frozenset(case.id for case in self.suite_cases(self.settings.suite_path)[1])
+        except ZImageError:
+            return frozenset()
+
     def parametrize(self, metafunc: pytest.Metafunc) -> None:
         """Parametrize a Python test's ``zimage_case`` over the cases of --zimage-suite."""
         if self.settings.suite_path is None:
