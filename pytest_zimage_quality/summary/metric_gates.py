@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .. import stats
 from ..metric_gates import ALL_PROMPTS, MetricGateSpec, combine_decisions
 from ..stages import pair_of
 from .gate import CandidateGate, candidate_gate
+from .metric_gate import FURTHER, GATE_METRIC, MetricGate
 
 if TYPE_CHECKING:
     from ..metrics import MetricInfo
@@ -36,51 +36,6 @@ __all__ = [
     "further_metric_gates",
     "primary_gate",
 ]
-
-GATE_METRIC = "gate metric"
-FURTHER = "further"
-
-
-@dataclass(frozen=True)
-class MetricGate:
-    """One gated metric of one candidate config (summary.json ``metric_gates[<name>]``)."""
-
-    metric: str
-    label: str
-    role: str  # GATE_METRIC or FURTHER
-    margin: float
-    alpha: float  # this metric's level: the suite's alpha / k
-    k: int  # gated metrics of the suite (the Bonferroni divisor)
-    band: float | None
-    prompts: str | tuple[str, ...]
-    decision: str
-    gate: stats.GateResult | None
-    outside_band: tuple[str, ...] = ()  # case ids whose paired drop exceeds the band
-    missing_prompts: tuple[str, ...] = ()
-    planned_prompts: int = 0
-    notes: tuple[str, ...] = ()
-
-    @property
-    def label_decision(self) -> str:
-        return stats.DECISION_LABELS.get(self.decision, self.decision.upper())
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "metric": self.metric,
-            "label": self.label,
-            "role": self.role,
-            "margin": self.margin,
-            "alpha": self.alpha,
-            "k": self.k,
-            "band": self.band,
-            "prompts": self.prompts if isinstance(self.prompts, str) else list(self.prompts),
-            "decision": self.decision,
-            "gate": None if self.gate is None else self.gate.to_dict(),
-            "outside_band": list(self.outside_band),
-            "missing_prompts": list(self.missing_prompts),
-            "planned_prompts": self.planned_prompts,
-            "notes": list(self.notes),
-        }
 
 
 def primary_gate(

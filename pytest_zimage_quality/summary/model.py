@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from ..planning import SuitePlan
     from ..stages import StageResult
     from ..stats import Description, GateResult
-    from .metric_gates import MetricGate
+    from .metric_gate import MetricGate
     from .metrics import DistanceAxis, MetricColumn
 
 __all__ = [
