@@ -16,14 +16,15 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from .cache import ImageCache
 from .case_outcomes import CaseOutcome, CaseSlots
 from .comfyui import GeneratedImage
 from .dispatch import plan_order
+from .engine_settings import EngineSettings
 from .errors import ScorerError, ZImageError
-from .generation import Generation, GenerationSettings
+from .generation import Generation
 from .images import decode_png, is_blank
 from .metrics import PromptInfo, ScorerSpec
 from .pool import ServerStats
@@ -33,7 +34,6 @@ from .scheduler import HostRunner, ImageRequest
 from .scoring_worker import DEFAULT_MEMORY_BUDGET, Scores, ScoringWorker
 from .servers import (
     LaunchedServers,
-    LaunchSettings,
     PoolServer,
     config_graphs,
     connect_servers,
@@ -50,26 +50,6 @@ if TYPE_CHECKING:
 __all__ = ["CaseOutcome", "Engine", "EngineSettings"]
 
 log = logging.getLogger(__name__)
-
-
-class _Host(Protocol):
-    @property
-    def url(self) -> str: ...
-
-
-class EngineSettings(LaunchSettings, GenerationSettings, Protocol):
-    """The part of the run's settings the engine reads (the pytest layer's ``Settings`` has it).
-
-    The engine is pipeline, not pytest layer: it takes this view rather than importing the
-    option registration that builds it.
-    """
-
-    @property
-    def hosts(self) -> Sequence[_Host]: ...
-    @property
-    def headers(self) -> Sequence[tuple[str, str]]: ...
-    @property
-    def simulated(self) -> bool: ...
 
 
 class Engine:
