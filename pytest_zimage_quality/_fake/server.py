@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import gc
 import ipaddress
 import json
 import sys
@@ -954,7 +955,22 @@ def _drain_and_close(loop: asyncio.AbstractEventLoop) -> None:
             task.cancel()
         if tasks:
             loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        for transport in _open_transports(loop):  # e.g. one whose handler paused reading
+            transport.abort()
         for _ in range(3):
             loop.run_until_complete(asyncio.sleep(0))
         loop.run_until_complete(loop.shutdown_asyncgens())
     loop.close()
+
+
+def _open_transports(loop: asyncio.AbstractEventLoop) -> list[asyncio.Transport]:
+    """Every transport of ``loop`` not yet closing. asyncio keeps no list of them, and one
+    whose reading a handler paused is not even in the selector: the garbage collector's view
+    is the only complete one (a fake's stop is rare enough for that scan)."""
+    return [
+        obj
+        for obj in gc.get_objects()
+        if isinstance(obj, asyncio.Transport)
+        and getattr(obj, "_loop", None) is loop
+        and not obj.is_closing()
+    ]
