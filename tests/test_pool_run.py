@@ -3,47 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
 from pytest_zimage_quality.testing import FakeComfyUI
-from tests.helpers import REPO, more_prompts, write_small_suite
-from tests.helpers.doubles import CONFTEST
+from tests.helpers.plugin_runs import run_plugin
 
 #: Each test runs the plugin in a subprocess against started fake servers.
 pytestmark = pytest.mark.slow
-
-
-def run_plugin(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    write_small_suite(tmp_path, extra=more_prompts(3))  # six prompts: a verdict needs five
-    (tmp_path / "conftest.py").write_text(CONFTEST, encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    env.pop("ZIMAGE_HOST", None)
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "no:randomly",
-            "-p",
-            "no:cacheprovider",
-            f"--zimage-report-dir={tmp_path / 'report'}",
-            f"--zimage-cache-dir={tmp_path / 'cache'}",
-            *args,
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def test_started_servers_form_the_pool_keep_their_logs_and_are_stopped(tmp_path: Path) -> None:

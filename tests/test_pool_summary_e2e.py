@@ -6,9 +6,6 @@ speeds are kept in pytest's cache for the next run."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +14,8 @@ import pytest
 
 from pytest_zimage_quality.generation import ESTIMATES_KEY
 from pytest_zimage_quality.testing import FakeComfyUI
-from tests.helpers import REPO, more_prompts, write_small_suite
-from tests.helpers.doubles import CONFTEST
+from tests.helpers import REPO
+from tests.helpers.plugin_runs import run_plugin
 
 #: a whole plugin run in its own process
 pytestmark = pytest.mark.slow
@@ -35,28 +32,7 @@ def test_a_pool_run_reports_classes_determinism_and_servers(
         zimage_fake_comfyui_factory(device=device) for device in (H100, H100, GB10)
     ]
     urls = [str(fake.url) for fake in fakes]
-    write_small_suite(tmp_path, extra=more_prompts(3))
-    (tmp_path / "conftest.py").write_text(CONFTEST, encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    env.pop("ZIMAGE_HOST", None)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "no:randomly",
-            f"--zimage-report-dir={tmp_path / 'report'}",
-            f"--zimage-cache-dir={tmp_path / 'cache'}",
-            *[f"--zimage-host={url}" for url in urls],
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    result = run_plugin(tmp_path, *[f"--zimage-host={url}" for url in urls], cache_provider=True)
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
     assert "54 passed" in out

@@ -5,16 +5,12 @@ on them as its pool, and the actors' servers are gone when the run ends."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.helpers import REPO, more_prompts, write_small_suite
-from tests.helpers.doubles import CONFTEST
+from tests.helpers.plugin_runs import run_plugin
 
 #: Ray takes seconds to start, and the suite runs through a whole pytest process.
 pytestmark = pytest.mark.slow
@@ -22,32 +18,13 @@ pytestmark = pytest.mark.slow
 
 def test_a_suite_runs_on_ray_actors_and_they_are_torn_down(tmp_path: Path) -> None:
     pytest.importorskip("ray")
-    write_small_suite(tmp_path, extra=more_prompts(3))
-    (tmp_path / "conftest.py").write_text(CONFTEST, encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": str(REPO), "RAY_DEDUP_LOGS": "0"}
-    env.pop("ZIMAGE_HOST", None)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "no:randomly",
-            "-p",
-            "no:cacheprovider",
-            f"--zimage-report-dir={tmp_path / 'report'}",
-            f"--zimage-cache-dir={tmp_path / 'cache'}",
-            "--zimage-ray=local",
-            "--zimage-comfyui=fake",
-            "--zimage-gpus=none",  # this machine has no GPU: one CPU per actor
-            "--zimage-ray-servers=2",
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    result = run_plugin(
+        tmp_path,
+        "--zimage-ray=local",
+        "--zimage-comfyui=fake",
+        "--zimage-gpus=none",  # this machine has no GPU: one CPU per actor
+        "--zimage-ray-servers=2",
+        env={"RAY_DEDUP_LOGS": "0"},
     )
     output = result.stdout + result.stderr
     assert "54 passed" in result.stdout, output

@@ -5,48 +5,20 @@ of a run without it, with no more generations or model loads: one worker runs ev
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pytest_zimage_quality.testing import FakeComfyUI
-from tests.helpers import REPO, more_prompts, write_small_suite
-from tests.helpers.doubles import CONFTEST
+from tests.helpers.plugin_runs import run_plugin
 
 #: two whole plugin runs in their own processes
 pytestmark = pytest.mark.slow
 
 
 def _run(directory: Path, urls: list[str], *extra: str) -> tuple[str, dict[str, Any]]:
-    write_small_suite(directory, extra=more_prompts(3))
-    (directory / "conftest.py").write_text(CONFTEST, encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    env.pop("ZIMAGE_HOST", None)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "no:randomly",
-            "-p",
-            "no:cacheprovider",
-            f"--zimage-report-dir={directory / 'report'}",
-            f"--zimage-cache-dir={directory / 'cache'}",
-            *[f"--zimage-host={url}" for url in urls],
-            *extra,
-        ],
-        cwd=directory,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    result = run_plugin(directory, *[f"--zimage-host={url}" for url in urls], *extra)
     assert result.returncode == 0, result.stdout + result.stderr
     summary = json.loads((directory / "report" / "summary.json").read_text(encoding="utf-8"))
     return result.stdout, summary
