@@ -2,19 +2,45 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 from pathlib import Path
 
 import pytest
 
-# The network stack, imported here, in the outer process: pytester's in-process runs drop
-# every module first imported during a run, and httpx/httpcore do not survive being
-# re-imported under live references (their exception mapping breaks).
-import aiohttp  # noqa: F401  (isort: skip)
-import httpx  # noqa: F401
-import websockets.sync.client  # noqa: F401
+# The network stack and the fake server, imported here, in the outer process: pytester's
+# in-process runs drop every module first imported during a run, and httpx/httpcore do not
+# survive being re-imported under live references (their exception mapping breaks).
+import aiohttp.web  # noqa: F401  (isort: skip; the fake server's, imported at its first start)
+import httpcore  # noqa: F401  (httpx imports it lazily, at its first client)
+import httpx
+import websockets.sync.client
 
+import pytest_zimage_quality._fake.server
 import pytest_zimage_quality.comfyui._client  # noqa: F401
 from tests.helpers import write_small_suite
+
+
+def _warm_network_stack() -> None:
+    """Fail one connection through httpx and one through websockets, here, in the outer process.
+
+    httpx builds its httpcore-to-httpx exception map at the first error it maps, and both
+    libraries import their backends at the first connection. Done inside an in-process
+    pytester run instead, those modules would be dropped after it and imported afresh later,
+    and the map, keyed by the old classes, would let httpcore's new ``ConnectError`` escape
+    unmapped: an order-dependent failure that only a random test order shows.
+    """
+    with socket.socket() as probe:  # a port with nothing listening: refused at once
+        probe.bind(("127.0.0.1", 0))
+        url = f"127.0.0.1:{probe.getsockname()[1]}"
+    with contextlib.suppress(httpx.ConnectError):
+        httpx.get(f"http://{url}/", timeout=5)
+    with contextlib.suppress(OSError):
+        websockets.sync.client.connect(f"ws://{url}/", open_timeout=5)
+    httpx.Client(verify=True).close()  # the TLS context, certifi's bundle
+
+
+_warm_network_stack()
 
 
 @pytest.fixture(autouse=True)
@@ -27,26 +53,3 @@ def _no_github_step_summary(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def small_suite(pytester: pytest.Pytester) -> Path:
     return write_small_suite(pytester.path)
-
-
-@pytest.fixture(scope="session")
-def warm_imports() -> None:
-    """Import (and exercise) the heavy stack once in the outer process.
-
-    pytester's in-process runs drop every module first imported during a run; scipy's and
-    torch's lazily imported internals do not survive that and fail on the next run. Importing
-    them here keeps them in pytester's snapshot.
-    """
-    import torch
-
-    from pytest_zimage_quality import stats
-    from pytest_zimage_quality.images import decode_png, encode_png
-
-    stats.noninferiority_gate(
-        {"a": [0.3, 0.31], "b": [0.2, 0.22], "c": [0.1, 0.1]},
-        {"a": [0.31, 0.3], "b": [0.21, 0.2], "c": [0.1, 0.12]},
-        margin=0.01,
-    )
-    stats.per_prompt_comparisons({"a": [0.3, 0.31]}, {"a": [0.31, 0.3]})
-    decode_png(encode_png(torch.zeros(3, 4, 4, dtype=torch.uint8)))
-    import jinja2  # noqa: F401
