@@ -133,6 +133,9 @@ class SuitePlan:
     #: a staged suite's planned power: the sequential design's chance to end NON-INFERIOR at no
     #: true drop under the prior (``stats.sequential_power``); None without stages
     sequential_power: float | None = None
+    #: its minimum detectable drop: the margin it clears with the target probability at no true
+    #: drop (``stats.sequential_mdd_effect`` times the prior's per-prompt SD)
+    sequential_mdd: float | None = None
 
     @property
     def staged(self) -> bool:
@@ -168,7 +171,7 @@ class SuitePlan:
         if self.staged:
             looks = ", ".join(map(str, self.looks))
             stages = f" in {len(self.stage_prompts)} stages (looks at {looks} prompts)"
-        mdd = "—" if p.min_detectable_drop is None else f"{p.min_detectable_drop:.4f}"
+        mdd = _drop_text(p.min_detectable_drop)
         power = f"{p.power:.2f}"
         if self.sequential_power is not None:
             power = (
@@ -176,6 +179,7 @@ class SuitePlan:
                 f"NON-INFERIOR with no true drop; one look at all {p.n_prompts} prompts: "
                 f"{p.power:.3f})"
             )
+            mdd = f"{_drop_text(self.sequential_mdd)} (the design's; one look: {mdd})"
         lines = [
             head
             + f"{p.n_prompts} prompts × {p.n_seeds} seeds per candidate{stages}; planned power "
@@ -230,6 +234,7 @@ class SuitePlan:
             "prior": self.prior.to_dict(),
             "power": None if self.power is None else self.power.to_dict(),
             "sequential_power": self.sequential_power,
+            "sequential_mdd": self.sequential_mdd,
             "band": self.band.to_dict(),
         }
 
@@ -250,20 +255,27 @@ def _further_band(
     return None
 
 
-def _sequential_power(
+def _drop_text(drop: float | None) -> str:
+    return "—" if drop is None else f"{drop:.4f}"
+
+
+def _sequential_plan(
     stages: Sequence[Sequence[str]],
     prior: stats.VariancePrior,
     seeds: int,
     margin: float,
     alpha: float,
-) -> float | None:
-    """The staged design's planned power at no true drop (None without stages)."""
+) -> tuple[float | None, float | None]:
+    """The staged design's planned power at no true drop and its minimum detectable drop
+    (None, None without stages)."""
     if len(stages) < 2:
-        return None
+        return None, None
     looks = tuple(itertools.accumulate(len(s) for s in stages))
     sd = prior.sd_prompt(seeds)
     effect = margin / sd if sd > 0 else 1e6
-    return stats.sequential_power(looks, alpha, round(effect, 9))
+    mdd_effect = stats.sequential_mdd_effect(looks, alpha)
+    mdd = None if mdd_effect is None else mdd_effect * sd
+    return stats.sequential_power(looks, alpha, round(effect, 9)), mdd
 
 
 def plan_suites(
@@ -327,6 +339,11 @@ def plan_suites(
             if candidates and n
             else None
         )
+        sequential_power, sequential_mdd = (
+            _sequential_plan(stage_prompts, prior, seeds, gate.margin, gate.alpha)
+            if power is not None
+            else (None, None)
+        )
         plans[name] = SuitePlan(
             suite=name,
             margin=gate.margin,
@@ -341,8 +358,7 @@ def plan_suites(
             power=power,
             band=band,
             further=further,
-            sequential_power=_sequential_power(stage_prompts, prior, seeds, gate.margin, gate.alpha)
-            if power is not None
-            else None,
+            sequential_power=sequential_power,
+            sequential_mdd=sequential_mdd,
         )
     return plans

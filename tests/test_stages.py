@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from pytest_zimage_quality import stats
 from pytest_zimage_quality.hosts import parse_host
 from pytest_zimage_quality.metrics import REFERENCE_FREE, MetricInfo
 from pytest_zimage_quality.planning import plan_suites
@@ -232,11 +233,21 @@ def test_a_staged_plan_prints_the_sequential_designs_power(tmp_path: Path) -> No
     )
     assert f"one look at all 12 prompts: {plan.power.power:.3f})" in head
     assert plan.to_dict()["sequential_power"] == plan.sequential_power
+    # its minimum detectable drop is the design's too: above one look's, and the design clears
+    # that margin with about 80% probability (its own power figure, on independent draws)
+    assert plan.sequential_mdd is not None
+    assert plan.power.min_detectable_drop is not None
+    assert plan.sequential_mdd > plan.power.min_detectable_drop
+    assert f"minimum detectable drop {plan.sequential_mdd:.4f} (the design's; one look: " in head
+    assert plan.to_dict()["sequential_mdd"] == plan.sequential_mdd
+    effect = plan.sequential_mdd / plan.prior.sd_prompt(plan.seeds)
+    assert abs(stats.sequential_power(plan.looks, 0.05, round(effect, 9)) - 0.8) < 0.01
     # without stages: the one figure, as before
     (tmp_path / "flat").mkdir()
     flat = load_suite(write_small_suite(tmp_path / "flat", extra=more_prompts(6)))
     flat_plan = plan_suites([(flat, c) for c in flat.cases(configs=("bf16", "fp8"))], _settings())
     assert flat_plan[flat.name].sequential_power is None
+    assert flat_plan[flat.name].sequential_mdd is None
 
 
 def test_a_staged_suites_planned_power_is_the_sequential_designs(tmp_path: Path) -> None:
@@ -260,5 +271,7 @@ def test_a_staged_suites_planned_power_is_the_sequential_designs(tmp_path: Path)
     assert built.planned_power(fp8) == plan.sequential_power
     _, rows = power_rows(built)
     assert rows[0][2] == f"{plan.sequential_power:.2f}"
+    assert built.planned_mdd(fp8) == plan.sequential_mdd
+    assert rows[0][3] == f"{plan.sequential_mdd:.4f}"
     reference = next(c for c in built.configs if c.is_reference)
     assert built.planned_power(reference) is None

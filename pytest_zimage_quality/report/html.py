@@ -138,7 +138,9 @@ def _scorer_text(identity: Mapping[str, Any]) -> str:
     return redact(", ".join(parts))
 
 
-def _config_row(config: ConfigSummary, alpha: float, power: float | None) -> ConfigRow:
+def _config_row(
+    config: ConfigSummary, alpha: float, power: float | None, mdd: float | None
+) -> ConfigRow:
     gate = config.gate
     speed = config.speed
     speed_text, speed_detail = DASH, ""
@@ -169,7 +171,7 @@ def _config_row(config: ConfigSummary, alpha: float, power: float | None) -> Con
         lower_bound=fmt(gate.lower_bound, signed=True) if gate else DASH,
         p_value=fmt_p(gate.p_value) if gate else DASH,
         power=fmt(power, 2) if gate else DASH,
-        min_detectable_drop=fmt(gate.min_detectable_drop) if gate else DASH,
+        min_detectable_drop=fmt(mdd) if gate else DASH,
         verdict=verdict_text(config).split(": ")[0],
         verdict_css=config.decision.replace(" ", "-"),
         two_axis=""
@@ -231,7 +233,9 @@ def _suite_view(
     reference = suite.reference.key
     configs = sorted(suite.configs, key=lambda c: c.key != reference)  # the reference first
     columns = tuple(Column(c.key, c.label, c.key == reference) for c in configs)
-    config_rows = tuple(_config_row(c, suite.alpha, suite.planned_power(c)) for c in configs)
+    config_rows = tuple(
+        _config_row(c, suite.alpha, suite.planned_power(c), suite.planned_mdd(c)) for c in configs
+    )
     prompt_rows = _prompt_rows(suite, columns)
     means = {
         (prompt.key, key): cell.clipscore_mean

@@ -92,7 +92,7 @@ def headline_rows(suite: SuiteSummary) -> tuple[list[str], list[list[str]], list
                 number_text(gate.lower_bound if gate else None, sign=True),
                 number_text(gate.p_value if gate else None, 4),
                 number_text(suite.planned_power(config), 2),
-                number_text(gate.min_detectable_drop if gate else None, 4),
+                number_text(suite.planned_mdd(config), 4),
                 word,
                 speed_text(config.speed),
             ]
@@ -155,7 +155,7 @@ def power_rows(suite: SuiteSummary) -> tuple[list[str], list[list[str]]]:
                 config.label,
                 f"{gate.n_prompts} × {seeds}",
                 number_text(suite.planned_power(config), 2),
-                number_text(gate.min_detectable_drop, 4),
+                number_text(suite.planned_mdd(config), 4),
                 " or ".join(needed) or "reached",
                 number_text(gate.observed_mdd, 4),
             ]

@@ -202,9 +202,10 @@ def legend(suite: SuiteSummary) -> tuple[LegendEntry, ...]:
         LegendEntry(
             "min drop (planned)",
             (
-                "the margin cleared with 80% probability at no true drop, from the same prior; "
-                "observed MDD (gate.observed_mdd): the same from this run's observed spread — "
-                "information only.",
+                "the margin cleared with 80% probability at no true drop, from the same prior "
+                "(for a staged suite, through the sequential design's looks: summary.json "
+                "plan.sequential_mdd); observed MDD (gate.observed_mdd): the same from this run's "
+                "observed spread — information only.",
             ),
         ),
         LegendEntry(

@@ -32,6 +32,7 @@ from ._sequential import (
     pocock_spending,
     sequential_design,
     sequential_gate,
+    sequential_mdd_effect,
     sequential_power,
 )
 from ._verdicts import (
@@ -97,6 +98,7 @@ __all__ = [
     "pocock_spending",
     "sequential_design",
     "sequential_gate",
+    "sequential_mdd_effect",
     "sequential_power",
     "speedup",
     "two_axis_verdict",

@@ -61,6 +61,7 @@ __all__ = [
     "pocock_spending",
     "sequential_design",
     "sequential_gate",
+    "sequential_mdd_effect",
     "sequential_power",
 ]
 
@@ -254,15 +255,57 @@ def sequential_power(
     ended = 0
     for _ in range(POWER_DRAWS // _CHUNK):
         x = rng.standard_normal((_CHUNK, plan[-1])) + shift
-        alive = np.ones(_CHUNK, dtype=bool)
-        for n_k, q in zip(plan, design.critical_values, strict=True):
-            if n_k < 2 or q == math.inf:
-                continue  # a look that cannot stop a config
-            up = monotone_t(x[:, :n_k]) > q
-            down = monotone_t(-x[:, :n_k]) > q
-            ended += int(np.count_nonzero(alive & up))
-            alive &= ~(up | down)
+        ended += int(np.count_nonzero(_ends_non_inferior(x, plan, design.critical_values)))
     return ended / POWER_DRAWS
+
+
+@lru_cache(maxsize=256)
+def sequential_mdd_effect(
+    planned_prompts: tuple[int, ...],
+    alpha: float,
+    target: float = 0.8,
+    spending: str = DEFAULT_SPENDING,
+) -> float | None:
+    """The sequential design's minimum detectable drop in units of the per-prompt SD: the
+    smallest margin / sd at which a config with no true drop ends NON-INFERIOR with probability
+    ``target``. One fixed-seed chunk of ``_CHUNK`` draws, shifted (common random numbers, so the
+    pass rate rises in steps with the shift and the root is found exactly); None when no look
+    can stop a config."""
+    a = check_alpha(alpha)
+    if not (a < float(target) < 1.0):
+        raise ValueError(f"target power must be in (alpha, 1), got {target!r}")
+    plan = tuple(int(p) for p in planned_prompts)
+    design = calibrated_design(plan, a, spending)
+    if all(n < 2 or q == math.inf for n, q in zip(plan, design.critical_values, strict=True)):
+        return None
+    rng = np.random.default_rng(np.random.SeedSequence([20_251_128, 13, *plan]))
+    z = rng.standard_normal((_CHUNK, plan[-1]))
+
+    def gap(shift: float) -> float:
+        ended = _ends_non_inferior(z + shift, plan, design.critical_values)
+        return float(np.mean(ended)) - float(target)
+
+    hi = 1.0
+    while gap(hi) < 0:
+        hi *= 2.0
+    return float(optimize.brentq(gap, 0.0, hi, xtol=1e-4))
+
+
+def _ends_non_inferior(
+    x: FloatArray, plan: tuple[int, ...], critical_values: Sequence[float]
+) -> np.ndarray:
+    """Per row of standardized prompt differences (margin already added): does the design end
+    NON-INFERIOR, stopping at the first look that decides either way (NON-INFERIOR first)?"""
+    ended = np.zeros(x.shape[0], dtype=bool)
+    alive = np.ones(x.shape[0], dtype=bool)
+    for n_k, q in zip(plan, critical_values, strict=True):
+        if n_k < 2 or q == math.inf:
+            continue  # a look that cannot stop a config
+        up = monotone_t(x[:, :n_k]) > q
+        down = monotone_t(-x[:, :n_k]) > q
+        ended |= alive & up
+        alive &= ~(up | down)
+    return ended
 
 
 @dataclass(frozen=True)

@@ -266,6 +266,15 @@ class SuiteSummary:
             return self.plan.sequential_power
         return config.gate.power
 
+    def planned_mdd(self, config: ConfigSummary) -> float | None:
+        """The minimum detectable drop planned for ``config``: likewise the sequential design's
+        for a staged suite."""
+        if config.gate is None:
+            return None
+        if self.plan is not None and self.plan.staged and self.plan.sequential_power is not None:
+            return self.plan.sequential_mdd
+        return config.gate.min_detectable_drop
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
