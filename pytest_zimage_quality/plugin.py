@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
-from .collect import SuiteFile, is_suite_file, order_by_stage
+from .collect import SuiteFile, gate_mode, is_suite_file, order_by_stage
 from .errors import ZImageError
 from .options import register_options, resolve_settings
 from .session import NO_HOST_REASON, SESSION_KEY, ZImageSession
@@ -170,6 +170,10 @@ def zimage_case(request: pytest.FixtureRequest) -> Case:
         pytest.fail(
             "zimage_case is only available to tests parametrized by the plugin", pytrace=False
         )
+    # its JUnit entry names the gate's mode, as the suite's own per-case tests do
+    mode = ("zimage_gate_mode", gate_mode(_session(request).settings))
+    if mode not in request.node.user_properties:
+        request.node.user_properties.append(mode)
     return case  # type: ignore[no-any-return]
 
 

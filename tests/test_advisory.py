@@ -59,3 +59,25 @@ def test_cases_of_an_applied_gate_say_applied(pytester: pytest.Pytester) -> None
     for case in cases:
         props = {p.get("name"): p.get("value") for p in case.iter("property")}
         assert props.get("zimage_gate_mode") == "applied"
+
+
+def test_python_tests_over_the_suites_cases_name_the_gates_mode_too(
+    pytester: pytest.Pytester,
+) -> None:
+    suite = write_small_suite(pytester.path)
+    pytester.makepyfile(test_custom="def test_case(zimage_case):\n    assert zimage_case.seed\n")
+    junit = pytester.path / "junit.xml"
+    result = pytester.runpytest(
+        "-p",
+        "no:randomly",
+        f"--zimage-suite={suite}",
+        "--zimage-advisory",
+        f"--junitxml={junit}",
+        "test_custom.py",
+    )
+    result.assert_outcomes(passed=27)
+    cases = list(ET.parse(junit).getroot().iter("testcase"))
+    assert len(cases) == 27
+    for case in cases:
+        props = [(p.get("name"), p.get("value")) for p in case.iter("property")]
+        assert props == [("zimage_gate_mode", "ADVISORY")], case.get("name")
