@@ -7,7 +7,7 @@ imported only when a zimage test, fixture or summary actually needs them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -46,6 +46,7 @@ def pytest_configure(config: pytest.Config) -> None:
     session = ZImageSession(config, resolve_settings(config))
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "zimage-session")
+    config.pluginmanager.register(StageOrder(), "zimage-stage-order")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(session, groups_cases(config)), "zimage-xdist")
 
@@ -81,11 +82,22 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     return None
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Last, after any plugin shuffled or sorted them: the zimage items stage-major again
-    (the sequential stage hold needs every stage-k case run before stage k+1)."""
-    order_by_stage(items)
+class StageOrder:
+    """Puts the zimage items stage-major again after every other plugin ordered them (the
+    sequential stage hold needs every stage-k case run before stage k+1).
+
+    Last means outermost: pytest's --ff/--nf and pytest-randomly reorder in ``tryfirst``
+    wrappers (--ff and --nf after their ``yield``), and wrappers of one rank nest in the reverse
+    of their registration. Registered here, after the cache provider's own ``tryfirst``
+    configure registered them, this wrapper encloses theirs, and its code after the ``yield``
+    runs after all of theirs. Within a stage the order they chose stays.
+    """
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> Generator[None]:
+        result = yield
+        order_by_stage(items)
+        return result
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -10,7 +10,14 @@ import pytest
 
 from pytest_zimage_quality.suite import load_suite
 from pytest_zimage_quality.testing import FakeComfyUI
-from tests.helpers import EXAMPLE_SUITE, REPO, copy_example_suite, more_prompts, write_small_suite
+from tests.helpers import (
+    EXAMPLE_SUITE,
+    MORE_PROMPTS,
+    REPO,
+    copy_example_suite,
+    more_prompts,
+    write_small_suite,
+)
 from tests.helpers.doubles import CONFTEST
 
 
@@ -252,6 +259,37 @@ def test_the_stage_hold_saves_generations_under_pytest_randomly(
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     result.assert_outcomes(passed=18, skipped=6)
     assert zimage_fake_comfyui.generations == 18
+
+
+@pytest.mark.parametrize("option", ["--ff", "--nf"])
+def test_failed_first_and_new_first_keep_the_stages_in_order(
+    pytester: pytest.Pytester, option: str
+) -> None:
+    # --ff and --nf reorder after every plain hook; a stage-2 case that failed last time, or
+    # that the suite just gained, must still wait for every stage-1 case (the stage hold).
+    suite = write_small_suite(pytester.path, extra=more_prompts(3, stage=2))
+    stage2 = {key for key, _ in MORE_PROMPTS[:3]}
+
+    def collected(*args: str) -> list[str]:
+        result = pytester.runpytest("-p", "no:randomly", "--collect-only", "-q", *args)
+        return [line for line in result.stdout.lines if line.startswith(f"{suite.name}::")]
+
+    ids = collected()
+    stage_of = {i: 2 if i.split("::")[1].split("-")[0] in stage2 else 1 for i in ids}
+    assert sorted(stage_of.values()) == [1] * 27 + [2] * 27
+    cache = pytester.path / ".pytest_cache" / "v" / "cache"
+    cache.mkdir(parents=True)
+    last = next(i for i in reversed(ids) if stage_of[i] == 2)
+    (cache / "lastfailed").write_text(json.dumps({last: True}), encoding="utf-8")
+    (cache / "nodeids").write_text(
+        json.dumps([i for i in ids if stage_of[i] == 1]), encoding="utf-8"
+    )
+    ordered = collected(option)
+    assert sorted(ordered) == sorted(ids)
+    stages = [stage_of[i] for i in ordered]
+    assert stages == sorted(stages), ordered
+    if option == "--ff":  # within its stage, the failed case still comes first
+        assert ordered[27] == last
 
 
 @pytest.mark.slow
