@@ -27,7 +27,8 @@ For H servers x K configs x N cases (N/K per config, config 0 the reference, 3 s
   server must pay when K > H (``load_aware_bound``); then the mean and max idle fraction over
   servers (the fake's own busy timeline) and the model loads the fakes counted (total / most on
   one server). The next line gives each server's idle:loads:images.
-- ``sim``: the same pool in the event simulation below (no client, no servers).
+- ``sim``: the same pool in the event simulation below (no client, no servers; each server
+  holds two handed-out cases, as the runners' queue-ahead does).
 - ``today``: each config pinned to one host (the old ``Engine._assign_hosts`` rule), simulated.
 
 Speeds are 1.0 everywhere (``equal``) or spread evenly over [1.0, 1.5] (``mixed``). Target:
@@ -44,6 +45,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,7 +101,10 @@ def simulate_pool(
     *,
     pin: bool = False,
     known: bool = False,
+    depth: int = 2,
 ) -> Result:
+    """The pool driven as the runners drive it: each server holds up to ``depth`` handed-out
+    cases (queue-ahead), runs them one at a time, and asks for more as each one finishes."""
     names = [f"s{i}" for i in range(len(speeds))]
     told = speeds if known else [1.0] * len(speeds)
     nominal = [Server(n, latency * f, load) for n, f in zip(names, told, strict=True)]
@@ -108,17 +113,13 @@ def simulate_pool(
     loaded: dict[str, object] = dict.fromkeys(names)
     busy = dict.fromkeys(names, 0.0)
     loads = dict.fromkeys(names, 0)
+    held: dict[str, deque[Task]] = {n: deque() for n in names}
     events: list[tuple[float, int, str, Task, float, bool]] = []
-    idle: set[str] = set()
     counter = 0
 
-    def start(name: str, now: float) -> None:
+    def run_next(name: str, now: float) -> None:
         nonlocal counter
-        task = pool.next_for(name)
-        if task is None:
-            idle.add(name)
-            return
-        idle.discard(name)
+        task = held[name][0]
         did_load = loaded[name] != task.group
         seconds = latency * speed[name] + (load if did_load else 0.0)
         loaded[name] = task.group
@@ -127,16 +128,24 @@ def simulate_pool(
         counter += 1
         heapq.heappush(events, (now + seconds, counter, name, task, seconds, did_load))
 
+    def refill(name: str, now: float) -> None:
+        while len(held[name]) < depth and (task := pool.next_for(name)) is not None:
+            held[name].append(task)
+            if len(held[name]) == 1:
+                run_next(name, now)
+
     for name in names:
-        start(name, 0.0)
+        refill(name, 0.0)
     wall = 0.0
     while events:
         now, _, name, task, seconds, did_load = heapq.heappop(events)
         wall = now
+        held[name].popleft()
         assert pool.completed(name, task.key, seconds, did_load)
-        start(name, now)
-        for other in sorted(idle):
-            start(other, now)
+        if held[name]:
+            run_next(name, now)
+        for other in [name, *sorted(n for n in names if n != name)]:
+            refill(other, now)
     assert pool.unfinished == 0, "the simulation lost cases"
     true_servers = [Server(n, latency * speed[n], load) for n in names]
     return Result(

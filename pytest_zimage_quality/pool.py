@@ -3,9 +3,12 @@
 The static plan (:mod:`.planner`) is only as good as its estimates. The pool starts from it
 and corrects it as results come in:
 
-- every completion updates the server's image and load times (exponentially weighted);
+- every completion updates the server's image and load times (exponentially weighted); a
+  server of the same hardware class not timed yet takes its timed peers' mean, not the
+  default guess;
 - a server that runs out of work steals the unstarted tail of the server expected to finish
-  last, as many cases as make both end together (a whole pair where pairs are pinned);
+  last, as many cases as make both end together (a whole pair where pairs are pinned), and
+  pays a model load for it only when that gains more than one of the victim's images;
 - a dead server's queued and in-flight cases move to the live servers of its class, each to
   the one that would finish it first. Only if no server of the class is left do its pairs move
   to another class, and then their finished cases are re-run so a pair never mixes hardware
@@ -114,6 +117,7 @@ class Pool:
             if loaded:
                 stats.loads += 1
             state.learn(task, seconds, loaded=loaded, alpha=self.alpha)
+            self._share_times(state.server.hardware_class)
             if not loaded and seconds > 0:
                 drift = abs(stats.image_seconds / state.planned_image_seconds - 1)
                 if drift > self.replan_drift:
@@ -209,6 +213,22 @@ class Pool:
             raise ValueError(f"task {task.key!r} is already in the pool")
         self._tasks[task.key] = task
         self._rank[task.key] = len(self._rank)
+
+    def _share_times(self, hw: str) -> None:
+        """A server of the class not timed yet takes the mean of its timed peers: the same
+        hardware is a far better guess than the default the plan started from, which would
+        otherwise make it look several times slower (or faster) than it is, and a re-plan
+        would strip (or flood) its queue until its own first image is timed."""
+        members = [
+            s for s in self._states.values() if s.stats.alive and s.server.hardware_class == hw
+        ]
+        timed = [s.stats.image_seconds for s in members if s.images_seen]
+        loads = [s.stats.load_seconds for s in members if s.load_samples]
+        for state in members:
+            if timed and not state.images_seen:
+                state.stats.image_seconds = sum(timed) / len(timed)
+            if loads and not state.load_samples:
+                state.stats.load_seconds = sum(loads) / len(loads)
 
     def _replan(self, hw: str) -> None:
         """Plan the class's unstarted cases afresh with the learnt times; keep the new queues
@@ -309,7 +329,9 @@ class Pool:
         load = 0.0 if thief.group_at_end() == group else thief_est.load_seconds
         t_thief, t_victim = thief_est.image_time(group), victim_est.image_time(group)
         r_thief, r_victim = thief.remaining(), victim.remaining()
-        best, best_end = 0, r_victim
+        # a steal that pays a load must gain at least one of the victim's images: the learnt
+        # times are noisy, and a load paid on noise costs more than it saves
+        best, best_end = 0, r_victim - (t_victim if load else 0.0)
         ideal = (r_victim - r_thief - load) / (t_victim + t_thief)
         for count in {math.floor(ideal), math.ceil(ideal)}:
             count = max(0, min(len(tail), count))

@@ -237,6 +237,50 @@ def test_an_idle_server_steals_from_the_one_behind() -> None:
     assert slow.done == by_server["s1"]
 
 
+def test_a_steal_pays_a_load_only_for_more_than_one_image_of_gain() -> None:
+    # s0 ends its one A case with s1's three B cases untouched: taking one B would end the run
+    # at 2.5 s instead of 3 s (1.5 s load + 1 s image), half an image saved on learnt times
+    # that are noisy early on; a load is paid for no less than one whole image
+    tasks = [Task(key="A0", group="A", pair=0), *(Task(f"B{i}", "B", pair=i) for i in range(3))]
+    pool = Pool([Server("s0", 1.0, 1.5, loaded="A"), Server("s1", 1.0, 1.5, loaded="B")], tasks)
+    assert [t.key for t in pool.plan.queues["s0"]] == ["A0"]
+    first = pool.next_for("s0")
+    assert first is not None
+    assert pool.completed("s0", first.key, 1.0, loaded=False)
+    assert pool.next_for("s0") is None
+    assert pool.remaining("s1") == pytest.approx(3.0)
+    # with a fourth B, moving one saves a whole image (3.5 s instead of 4 s): the plan does it
+    tasks.append(Task("B3", "B", pair=3))
+    pool = Pool([Server("s0", 1.0, 1.5, loaded="A"), Server("s1", 1.0, 1.5, loaded="B")], tasks)
+    handed = [pool.next_for("s0") for _ in range(2)]
+    assert [t.group for t in handed if t is not None] == ["A", "B"]
+
+
+def test_a_server_not_timed_yet_takes_its_class_peers_times() -> None:
+    # default guesses (1 s per image, 3 s per load) against servers 5 times faster: once s0 is
+    # timed, s1 is taken to be as fast as its peer, not 5 times slower, and the re-plan that
+    # the learnt time sets off leaves it its share instead of stripping its queue
+    pool = Pool(servers(2, image=1.0, load=3.0), tasks_for({"x": 20}))
+    first = pool.next_for("s0")
+    assert first is not None
+    assert pool.completed("s0", first.key, 1.0, loaded=True)
+    second = pool.next_for("s0")
+    assert second is not None
+    assert pool.completed("s0", second.key, 0.2, loaded=False)
+    s0, s1 = pool.stats()
+    assert (s1.image_seconds, s1.load_seconds) == pytest.approx((0.2, 0.8))
+    assert (s0.image_seconds, s0.load_seconds) == pytest.approx((0.2, 0.8))
+    assert pool.remaining("s1") == pytest.approx(pool.remaining("s0"), abs=0.2)
+    # its own first image replaces the borrowed time
+    own = pool.next_for("s1")
+    assert own is not None
+    assert pool.completed("s1", own.key, 1.1, loaded=True)
+    again = pool.next_for("s1")
+    assert again is not None
+    assert pool.completed("s1", again.key, 0.3, loaded=False)
+    assert pool.stats()[1].image_seconds == pytest.approx(0.3)
+
+
 def test_a_dead_servers_cases_run_elsewhere_once() -> None:
     pool = Pool(servers(3, load=2.0), tasks_for({"bf16": 12, "fp8": 12}))
     done = drain(pool, {"s0": 1.0, "s1": 1.0, "s2": 1.0}, load=2.0, die={"s1": 2})
