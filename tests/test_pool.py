@@ -34,6 +34,13 @@ def assigned(queues: dict[str, tuple[Task, ...]] | object) -> Counter[Hashable]:
     return Counter(t.key for q in queues.values() for t in q)
 
 
+def finish_next(pool: Pool, server: str, seconds: float, *, loaded: bool) -> None:
+    """Hand ``server`` its next case and report it finished in ``seconds``."""
+    task = pool.next_for(server)
+    assert task is not None
+    assert pool.completed(server, task.key, seconds, loaded=loaded)
+
+
 # -- the static plan ---------------------------------------------------------------------------
 def test_lower_bound_is_image_time_over_servers_plus_one_load() -> None:
     assert lower_bound(servers(4, image=2.0, load=5.0), tasks_for({"bf16": 36, "fp8": 36})) == 41.0
@@ -244,9 +251,7 @@ def test_a_steal_pays_a_load_only_for_more_than_one_image_of_gain() -> None:
     tasks = [Task(key="A0", group="A", pair=0), *(Task(f"B{i}", "B", pair=i) for i in range(3))]
     pool = Pool([Server("s0", 1.0, 1.5, loaded="A"), Server("s1", 1.0, 1.5, loaded="B")], tasks)
     assert [t.key for t in pool.plan.queues["s0"]] == ["A0"]
-    first = pool.next_for("s0")
-    assert first is not None
-    assert pool.completed("s0", first.key, 1.0, loaded=False)
+    finish_next(pool, "s0", 1.0, loaded=False)
     assert pool.next_for("s0") is None
     assert pool.remaining("s1") == pytest.approx(3.0)
     # with a fourth B, moving one saves a whole image (3.5 s instead of 4 s): the plan does it
@@ -261,23 +266,15 @@ def test_a_server_not_timed_yet_takes_its_class_peers_times() -> None:
     # timed, s1 is taken to be as fast as its peer, not 5 times slower, and the re-plan that
     # the learnt time sets off leaves it its share instead of stripping its queue
     pool = Pool(servers(2, image=1.0, load=3.0), tasks_for({"x": 20}))
-    first = pool.next_for("s0")
-    assert first is not None
-    assert pool.completed("s0", first.key, 1.0, loaded=True)
-    second = pool.next_for("s0")
-    assert second is not None
-    assert pool.completed("s0", second.key, 0.2, loaded=False)
+    finish_next(pool, "s0", 1.0, loaded=True)
+    finish_next(pool, "s0", 0.2, loaded=False)
     s0, s1 = pool.stats()
     assert (s1.image_seconds, s1.load_seconds) == pytest.approx((0.2, 0.8))
     assert (s0.image_seconds, s0.load_seconds) == pytest.approx((0.2, 0.8))
     assert pool.remaining("s1") == pytest.approx(pool.remaining("s0"), abs=0.2)
     # its own first image replaces the borrowed time
-    own = pool.next_for("s1")
-    assert own is not None
-    assert pool.completed("s1", own.key, 1.1, loaded=True)
-    again = pool.next_for("s1")
-    assert again is not None
-    assert pool.completed("s1", again.key, 0.3, loaded=False)
+    finish_next(pool, "s1", 1.1, loaded=True)
+    finish_next(pool, "s1", 0.3, loaded=False)
     assert pool.stats()[1].image_seconds == pytest.approx(0.3)
 
 
