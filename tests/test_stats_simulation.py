@@ -25,8 +25,8 @@ from pytest_zimage_quality.stats._sequential import (
     obrien_fleming_spending,
     sequential_design,
     sequential_gate,
-    sequential_power,
 )
+from pytest_zimage_quality.stats._sequential_power import sequential_power
 
 ALPHA, MARGIN = 0.05, 0.01
 

@@ -32,9 +32,8 @@ from ._sequential import (
     pocock_spending,
     sequential_design,
     sequential_gate,
-    sequential_mdd_effect,
-    sequential_power,
 )
+from ._sequential_power import sequential_mdd_effect, sequential_power
 from ._verdicts import (
     DECISION_LABELS,
     DECISIONS,

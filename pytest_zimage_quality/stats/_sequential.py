@@ -61,16 +61,13 @@ __all__ = [
     "pocock_spending",
     "sequential_design",
     "sequential_gate",
-    "sequential_mdd_effect",
-    "sequential_power",
 ]
 
 _MVN_ABSEPS: Final = 1e-7
 #: Normal samples behind each calibrated design (fixed seed: reproducible everywhere).
 SEQUENTIAL_DRAWS: Final = 1 << 18
-#: Normal samples behind a design's planned power (Monte Carlo SE <= 0.002; about 0.0004 at 0.99).
-POWER_DRAWS: Final = 1 << 16
-_CHUNK: Final = 1 << 14
+#: Rows of normal samples drawn at once (here and in ``_sequential_power``).
+DRAW_CHUNK: Final = 1 << 14
 
 Spending = Callable[[float, float], float]
 
@@ -185,11 +182,11 @@ def _look_statistics(plan: tuple[int, ...]) -> FloatArray:
     mean 0, shape (draws, looks); fixed seed, so every machine calibrates alike."""
     rng = np.random.default_rng(np.random.SeedSequence([20_251_128, 7, *plan]))
     chunks = []
-    for _ in range(SEQUENTIAL_DRAWS // _CHUNK):
-        z = rng.standard_normal((_CHUNK, plan[-1]))
+    for _ in range(SEQUENTIAL_DRAWS // DRAW_CHUNK):
+        z = rng.standard_normal((DRAW_CHUNK, plan[-1]))
         chunks.append(
             np.column_stack(
-                [monotone_t(z[:, :n]) if n >= 2 else np.full(_CHUNK, -np.inf) for n in plan]
+                [monotone_t(z[:, :n]) if n >= 2 else np.full(DRAW_CHUNK, -np.inf) for n in plan]
             )
         )
     return np.concatenate(chunks)
@@ -229,83 +226,6 @@ def calibrated_design(
         nominal.append(float(np.count_nonzero(column > q)) / draws)
     z = tuple(float(sps.norm.isf(p)) if p > 0 else math.inf for p in nominal)
     return SequentialDesign(t, a, spent, z, tuple(nominal), spending, tuple(qs))
-
-
-@lru_cache(maxsize=256)
-def sequential_power(
-    planned_prompts: tuple[int, ...],
-    alpha: float,
-    effect: float,
-    spending: str = DEFAULT_SPENDING,
-) -> float:
-    """The planned power of the sequential design: the chance that ``sequential_gate`` ends
-    NON-INFERIOR (at any look) for a config with no true drop, whose per-prompt mean
-    differences are normal with SD sd; ``effect`` = margin / sd (T* is scale-free, so that is
-    all it depends on). Fixed-seed Monte Carlo of ``POWER_DRAWS`` configs through the same
-    calibrated boundaries and the same stopping rule (NON-INFERIOR first, then INFERIOR, at the
-    first look that decides). Below the fixed-size power of one look at every prompt: the early
-    looks spend alpha that the last one no longer has."""
-    a = check_alpha(alpha)
-    if not (math.isfinite(effect) and effect >= 0):
-        raise ValueError(f"effect must be a finite number >= 0, got {effect!r}")
-    plan = tuple(int(p) for p in planned_prompts)
-    design = calibrated_design(plan, a, spending)
-    rng = np.random.default_rng(np.random.SeedSequence([20_251_128, 11, *plan]))
-    shift = min(effect, 1e6)  # beyond, every draw clears where a look can stop at all
-    ended = 0
-    for _ in range(POWER_DRAWS // _CHUNK):
-        x = rng.standard_normal((_CHUNK, plan[-1])) + shift
-        ended += int(np.count_nonzero(_ends_non_inferior(x, plan, design.critical_values)))
-    return ended / POWER_DRAWS
-
-
-@lru_cache(maxsize=256)
-def sequential_mdd_effect(
-    planned_prompts: tuple[int, ...],
-    alpha: float,
-    target: float = 0.8,
-    spending: str = DEFAULT_SPENDING,
-) -> float | None:
-    """The sequential design's minimum detectable drop in units of the per-prompt SD: the
-    smallest margin / sd at which a config with no true drop ends NON-INFERIOR with probability
-    ``target``. One fixed-seed chunk of ``_CHUNK`` draws, shifted (common random numbers, so the
-    pass rate rises in steps with the shift and the root is found exactly); None when no look
-    can stop a config."""
-    a = check_alpha(alpha)
-    if not (a < float(target) < 1.0):
-        raise ValueError(f"target power must be in (alpha, 1), got {target!r}")
-    plan = tuple(int(p) for p in planned_prompts)
-    design = calibrated_design(plan, a, spending)
-    if all(n < 2 or q == math.inf for n, q in zip(plan, design.critical_values, strict=True)):
-        return None
-    rng = np.random.default_rng(np.random.SeedSequence([20_251_128, 13, *plan]))
-    z = rng.standard_normal((_CHUNK, plan[-1]))
-
-    def gap(shift: float) -> float:
-        ended = _ends_non_inferior(z + shift, plan, design.critical_values)
-        return float(np.mean(ended)) - float(target)
-
-    hi = 1.0
-    while gap(hi) < 0:
-        hi *= 2.0
-    return float(optimize.brentq(gap, 0.0, hi, xtol=1e-4))
-
-
-def _ends_non_inferior(
-    x: FloatArray, plan: tuple[int, ...], critical_values: Sequence[float]
-) -> np.ndarray:
-    """Per row of standardized prompt differences (margin already added): does the design end
-    NON-INFERIOR, stopping at the first look that decides either way (NON-INFERIOR first)?"""
-    ended = np.zeros(x.shape[0], dtype=bool)
-    alive = np.ones(x.shape[0], dtype=bool)
-    for n_k, q in zip(plan, critical_values, strict=True):
-        if n_k < 2 or q == math.inf:
-            continue  # a look that cannot stop a config
-        up = monotone_t(x[:, :n_k]) > q
-        down = monotone_t(-x[:, :n_k]) > q
-        ended |= alive & up
-        alive &= ~(up | down)
-    return ended
 
 
 @dataclass(frozen=True)
