@@ -39,7 +39,7 @@ from pytest_zimage_quality.stats import (
     two_axis_verdict,
 )
 from pytest_zimage_quality.stats._monotone import monotone_t, t_bounds
-from pytest_zimage_quality.stats._power import _ncp_for_power, _power
+from pytest_zimage_quality.stats._power import _power, ncp_for_power
 
 # --------------------------------------------------------------------------------------------
 # The study (seed article): per-prompt CLIPScore means over 3 seeds, the seed-42 images, and
@@ -348,7 +348,7 @@ def test_power_matches_independent_integration():
 
     expected, _ = integrate.quad(integrand, 0, np.inf)
     assert _power(sd, n, margin, alpha) == pytest.approx(expected, abs=1e-8)
-    lam = _ncp_for_power(n, alpha, 0.8)
+    lam = ncp_for_power(n, alpha, 0.8)
     assert _power(sd, n, lam * sd / math.sqrt(n), alpha) == pytest.approx(0.8, abs=1e-9)
 
 

@@ -94,7 +94,7 @@ DEFAULT_PRIOR: Final = VariancePrior(sd_between=0.005, sd_within=0.013, source="
 
 
 @lru_cache(maxsize=4096)
-def _ncp_for_power(n: int, alpha: float, target: float) -> float:
+def ncp_for_power(n: int, alpha: float, target: float) -> float:
     """Non-centrality at which the one-sided t test at level alpha has power ``target``."""
     df, tc = n - 1, t_crit(n, alpha)
 
@@ -180,7 +180,7 @@ def plan_power(
     power = _power(sd, n_prompts, mg, a)
     fewest = max(2, min_prompts(a))
     mdd = (
-        _ncp_for_power(n_prompts, a, target) * sd / math.sqrt(n_prompts)
+        ncp_for_power(n_prompts, a, target) * sd / math.sqrt(n_prompts)
         if n_prompts >= fewest
         else None
     )
@@ -238,4 +238,4 @@ def observed_mdd(sd_diff: float | None, n: int, alpha: float, target: float = 0.
     """
     if sd_diff is None or sd_diff <= 0 or n < 2:
         return None
-    return _ncp_for_power(n, alpha, target) * sd_diff / math.sqrt(n)
+    return ncp_for_power(n, alpha, target) * sd_diff / math.sqrt(n)
