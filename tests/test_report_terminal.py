@@ -20,6 +20,7 @@ from pytest_zimage_quality.report.terminal import (
 )
 from pytest_zimage_quality.settings import HostSpec, Settings
 from pytest_zimage_quality.summary import Environment, build_summary
+from tests.helpers.summary_records import paired_record
 from tests.helpers.terminal import Terminal
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -50,26 +51,20 @@ def study_records() -> list[CaseRecord]:
         for seed, offset in SEED_OFFSETS.items():
             ref = means[0] + offset
             for (key, label), mean in zip(CONFIGS, means, strict=True):
-                score = mean + offset
                 is_ref = key == "bf16"
                 records.append(
-                    CaseRecord(
+                    paired_record(
                         suite="zimage-turbo-quant",
-                        case_id=f"{prompt}-{key}-s{seed}",
                         prompt=prompt,
-                        prompt_text=prompt,
                         config=key,
-                        config_label=label,
                         seed=seed,
-                        reference="bf16",
-                        role="reference" if is_ref else "candidate",
-                        clipscore=score,
-                        reference_clipscore=None if is_ref else ref,
-                        delta=None if is_ref else score - ref,
+                        score=mean + offset,
+                        ref=ref,
+                        label=label,
+                        prompt_text=prompt,
                         lpips=None if is_ref else LPIPS[key] + offset,
                         tolerance=None if is_ref else 0.04,
                         server_seconds=SECONDS[key] + abs(offset),
-                        outcome="passed",
                     )
                 )
     return records

@@ -18,6 +18,7 @@ from pytest_zimage_quality.summary import build_summary
 from pytest_zimage_quality.summary.gate import candidate_gate
 from tests.helpers import more_prompts, write_small_suite
 from tests.helpers.html_reports import ENVIRONMENT
+from tests.helpers.summary_records import paired_record
 
 
 def _suite(tmp_path: Path, gate: str = "") -> Suite:
@@ -46,21 +47,15 @@ def _records(
                 is_ref = config == "bf16"
                 score = ref + (0 if is_ref else 0.0004 * (seed - 2))
                 rows.append(
-                    CaseRecord(
+                    paired_record(
                         suite=suite.name,
-                        case_id=f"{prompt.key}-{config}-s{seed}",
                         prompt=prompt.key,
-                        prompt_text="t",
                         config=config,
-                        config_label=config.upper(),
                         seed=seed,
-                        reference="bf16",
-                        role="reference" if is_ref else "candidate",
-                        clipscore=score,
-                        reference_clipscore=None if is_ref else ref,
+                        score=score,
+                        ref=ref,
                         metrics={"sharp": score - (0 if is_ref else drop)},
                         reference_metrics={} if is_ref else {"sharp": ref},
-                        outcome="passed",
                     )
                 )
     return rows

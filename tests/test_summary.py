@@ -17,7 +17,7 @@ from pytest_zimage_quality.summary import (
     ServerSummary,
     build_summary,
 )
-from tests.helpers.summary_records import ENVIRONMENT, SCHEMA, records
+from tests.helpers.summary_records import ENVIRONMENT, SCHEMA, paired_record, records
 
 
 def summarise(
@@ -159,23 +159,15 @@ def test_a_staged_suite_reports_the_deciding_stage_and_the_generations_saved(
         for seed in suite.seeds:
             ref = 0.30 + i / 100 + seed / 1000
             for config in ("bf16", "fp8"):
-                is_ref = config == "bf16"
-                score = ref + (0 if is_ref else 0.0004 * (seed - 2))
+                score = ref + (0 if config == "bf16" else 0.0004 * (seed - 2))
                 rows.append(
-                    CaseRecord(
+                    paired_record(
                         suite=suite.name,
-                        case_id=f"{prompt}-{config}-s{seed}",
                         prompt=prompt,
-                        prompt_text="t",
                         config=config,
-                        config_label=config.upper(),
                         seed=seed,
-                        reference="bf16",
-                        role="reference" if is_ref else "candidate",
-                        clipscore=score,
-                        reference_clipscore=None if is_ref else ref,
-                        delta=None if is_ref else score - ref,
-                        outcome="passed",
+                        score=score,
+                        ref=ref,
                     )
                 )
     summary = build_summary(

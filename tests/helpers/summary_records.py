@@ -9,7 +9,7 @@ from pytest_zimage_quality.summary import Environment, ServerSummary
 
 from .suites import REPO
 
-__all__ = ["ENVIRONMENT", "PROMPTS", "SCHEMA", "SEEDS", "records"]
+__all__ = ["ENVIRONMENT", "PROMPTS", "SCHEMA", "SEEDS", "paired_record", "records"]
 
 SCHEMA = json.loads((REPO / "docs" / "summary.schema.json").read_text(encoding="utf-8"))
 ENVIRONMENT = Environment(
@@ -34,6 +34,40 @@ PROMPTS = {
 SEEDS = {1: -0.002, 2: 0.0, 3: 0.002}
 
 
+def paired_record(
+    *,
+    suite: str,
+    prompt: str,
+    config: str,
+    seed: int,
+    score: float,
+    ref: float,
+    reference: str = "bf16",
+    label: str | None = None,
+    prompt_text: str = "t",
+    **fields: object,
+) -> CaseRecord:
+    """A passed case scoring ``score`` whose reference scored ``ref``: the role, the reference
+    score and the delta follow from whether ``config`` is ``reference``."""
+    is_ref = config == reference
+    return CaseRecord(
+        suite=suite,
+        case_id=f"{prompt}-{config}-s{seed}",
+        prompt=prompt,
+        prompt_text=prompt_text,
+        config=config,
+        config_label=label or config.upper(),
+        seed=seed,
+        reference=reference,
+        role="reference" if is_ref else "candidate",
+        clipscore=score,
+        reference_clipscore=None if is_ref else ref,
+        delta=None if is_ref else score - ref,
+        outcome="passed",
+        **fields,  # type: ignore[arg-type]
+    )
+
+
 def records(drop: float = 0.0) -> list[CaseRecord]:
     out = []
     for prompt, (ref, cand) in PROMPTS.items():
@@ -43,24 +77,18 @@ def records(drop: float = 0.0) -> list[CaseRecord]:
                 ("base", ref_score, 4.0),
                 ("quant", cand + offset - drop, 2.0),
             ):
-                is_ref = config == "base"
                 out.append(
-                    CaseRecord(
+                    paired_record(
                         suite="s",
-                        case_id=f"{prompt}-{config}-s{seed}",
                         prompt=prompt,
-                        prompt_text=f"text {prompt}",
                         config=config,
-                        config_label=config.upper(),
                         seed=seed,
+                        score=score,
+                        ref=ref_score,
                         reference="base",
-                        role="reference" if is_ref else "candidate",
-                        clipscore=score,
-                        reference_clipscore=None if is_ref else ref_score,
-                        delta=None if is_ref else score - ref_score,
-                        lpips=None if is_ref else 0.25,
+                        prompt_text=f"text {prompt}",
+                        lpips=None if config == "base" else 0.25,
                         server_seconds=seconds + seed * 0.01,
-                        outcome="passed",
                     )
                 )
     return out
